@@ -1,0 +1,174 @@
+//! Finding a complete head in a buffer, before any field is looked at.
+//!
+//! httparse accepts a bare LF as a line end and would, if asked, unfold
+//! obs-fold lines; both are smuggling vectors between parsers that disagree
+//! (RFC 9112 §2.2, §5.2). This scan refuses them for requests and responses
+//! alike, and bounds the work on a buffer that never completes a head.
+
+use std::mem::MaybeUninit;
+
+use crate::error::ProtocolError;
+
+/// The largest header array handed to httparse; `HeadLimits::max_headers`
+/// above this is capped.
+pub(crate) const MAX_HEADERS: usize = 256;
+
+/// Uninitialised storage for httparse's header array: nothing is written
+/// before httparse fills it, so the per-request cost is zero.
+pub(crate) type HeaderStorage<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+
+pub(crate) fn header_storage<'b>() -> HeaderStorage<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
+/// Where a complete head sits in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Extent {
+    /// Bytes of leading empty lines before the start line.
+    pub(crate) skip: usize,
+    /// Length of the head from the start line through the final CRLFCRLF.
+    pub(crate) len: usize,
+}
+
+/// What to do with empty lines before the start line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LeadingEmptyLines {
+    /// RFC 9112 §2.2: a server SHOULD ignore at least one CRLF before a request-line.
+    Skip,
+    /// Nothing allows them before a status-line; they mean a framing mismatch.
+    Reject,
+}
+
+/// Locate a complete head at the start of `buf`.
+///
+/// `Ok(None)` while the head is incomplete and `buf` is shorter than
+/// `max_head_size`; `HeadTooLarge` once `buf` holds that much without a
+/// complete head, or when the head (with its leading empty lines) is longer.
+/// Every LF must follow a CR (RFC 9112 §2.2), and no field line may start
+/// with whitespace (obs-fold, RFC 9112 §5.2; or whitespace before the first
+/// field, RFC 9112 §2.2), checked line by line as bytes arrive.
+pub(crate) fn find_head(
+    buf: &[u8],
+    max_head_size: usize,
+    leading: LeadingEmptyLines,
+) -> Result<Option<Extent>, ProtocolError> {
+    let window = &buf[..buf.len().min(max_head_size)];
+    let mut line_start = 0;
+    let mut head_start = None;
+    while let Some(offset) = window[line_start..].iter().position(|&b| b == b'\n') {
+        let lf = line_start + offset;
+        if lf == line_start || window[lf - 1] != b'\r' {
+            return Err(ProtocolError::BareLf);
+        }
+        let line = &window[line_start..lf - 1];
+        match head_start {
+            None if line.is_empty() => {
+                if leading == LeadingEmptyLines::Reject {
+                    return Err(ProtocolError::BadStatus);
+                }
+            }
+            None => head_start = Some(line_start),
+            Some(start) if line.is_empty() => {
+                return Ok(Some(Extent {
+                    skip: start,
+                    len: lf + 1 - start,
+                }));
+            }
+            Some(_) => {
+                if matches!(line[0], b' ' | b'\t') {
+                    return Err(ProtocolError::ObsFold);
+                }
+            }
+        }
+        line_start = lf + 1;
+    }
+    if buf.len() >= max_head_size {
+        Err(ProtocolError::HeadTooLarge)
+    } else {
+        Ok(None)
+    }
+}
+
+/// httparse reports every bad version as `Error::Version`. RFC 9112 §2.3
+/// distinguishes a well-formed version we do not speak (505) from garbage
+/// (400): HTTP-version = "HTTP/" DIGIT "." DIGIT.
+pub(crate) fn classify_version(version: &[u8]) -> ProtocolError {
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            ProtocolError::UnsupportedVersion
+        }
+        _ => ProtocolError::Malformed,
+    }
+}
+
+/// The first line of a head, without its CRLF.
+pub(crate) fn start_line(head: &[u8]) -> &[u8] {
+    let end = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
+    &head[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Extent, LeadingEmptyLines::*, classify_version, find_head};
+    use crate::error::ProtocolError;
+
+    #[test]
+    fn finds_head_after_leading_crlf_rfc9112_2_2() {
+        let buf = b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\nbody";
+        assert_eq!(
+            find_head(buf, 1024, Skip),
+            Ok(Some(Extent { skip: 4, len: 29 }))
+        );
+        assert_eq!(find_head(buf, 1024, Reject), Err(ProtocolError::BadStatus));
+    }
+
+    #[test]
+    fn incomplete_until_limit_then_too_large() {
+        assert_eq!(
+            find_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r", 64, Skip),
+            Ok(None)
+        );
+        assert_eq!(
+            find_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r", 26, Skip),
+            Err(ProtocolError::HeadTooLarge)
+        );
+        // A head exactly at the limit is accepted.
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(
+            find_head(head, head.len(), Skip),
+            Ok(Some(Extent {
+                skip: 0,
+                len: head.len()
+            }))
+        );
+        assert_eq!(
+            find_head(head, head.len() - 1, Skip),
+            Err(ProtocolError::HeadTooLarge)
+        );
+    }
+
+    #[test]
+    fn bare_lf_is_refused_as_soon_as_seen_rfc9112_2_2() {
+        assert_eq!(
+            find_head(b"GET / HTTP/1.1\nHo", 64, Skip),
+            Err(ProtocolError::BareLf)
+        );
+        assert_eq!(find_head(b"\nGET /", 64, Skip), Err(ProtocolError::BareLf));
+    }
+
+    #[test]
+    fn version_classes_rfc9112_2_3() {
+        assert_eq!(
+            classify_version(b"HTTP/2.0"),
+            ProtocolError::UnsupportedVersion
+        );
+        assert_eq!(
+            classify_version(b"HTTP/1.2"),
+            ProtocolError::UnsupportedVersion
+        );
+        assert_eq!(classify_version(b"HTTP/1.10"), ProtocolError::Malformed);
+        assert_eq!(classify_version(b"HTTX/1.1"), ProtocolError::Malformed);
+    }
+}

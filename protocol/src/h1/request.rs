@@ -1,0 +1,249 @@
+//! Request heads (RFC 9112 §3): parse once, validate everything that decides
+//! routing and framing, then answer questions from spans into the raw head.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::fields::{Fields, HeaderField, Span, collect_fields};
+use super::framing::framing_for_request;
+use super::head::{
+    LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage, start_line,
+};
+use super::target::{is_valid_host, parse_target};
+use super::{BodyFraming, HeadLimits, Method, Version};
+use crate::error::ProtocolError;
+
+/// A parsed, validated request head. Owns the raw head; every accessor
+/// returns a slice of it.
+#[derive(Debug)]
+pub struct RequestHead {
+    bytes: Bytes,
+    method: Method,
+    method_span: Span,
+    target: Span,
+    path: Option<Span>,
+    query: Option<Span>,
+    version: Version,
+    host: Option<Span>,
+    upgrade: Option<Span>,
+    fields: Vec<HeaderField>,
+    framing: BodyFraming,
+    keep_alive: bool,
+    expect_continue: bool,
+    wants_upgrade: bool,
+}
+
+impl RequestHead {
+    /// The raw head, from the request line through the final CRLFCRLF.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    pub fn method_bytes(&self) -> &[u8] {
+        self.method_span.get(&self.bytes)
+    }
+
+    /// The request-target as sent.
+    pub fn target(&self) -> &[u8] {
+        self.target.get(&self.bytes)
+    }
+
+    /// The path of the target without the query; for absolute-form the part
+    /// after the authority ("/" when empty); "*" for asterisk-form.
+    pub fn path(&self) -> &[u8] {
+        match self.path {
+            Some(span) => span.get(&self.bytes),
+            None => b"/",
+        }
+    }
+
+    /// The query after '?', without it.
+    pub fn query(&self) -> Option<&[u8]> {
+        self.query.map(|s| s.get(&self.bytes))
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The Host header as sent, or the authority of an absolute-form target,
+    /// which wins (RFC 9112 §3.2.2).
+    pub fn host(&self) -> Option<&[u8]> {
+        self.host.map(|s| s.get(&self.bytes))
+    }
+
+    /// (name as sent, value trimmed), in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields().iter()
+    }
+
+    /// The first field named `lower_case_name`, compared case-insensitively.
+    pub fn header(&self, lower_case_name: &[u8]) -> Option<&[u8]> {
+        self.fields().first(lower_case_name)
+    }
+
+    /// Empty, Length(n) or Chunked; never UntilClose (RFC 9112 §6.3 p7).
+    pub fn framing(&self) -> BodyFraming {
+        self.framing
+    }
+
+    /// HTTP/1.1: unless "Connection: close"; HTTP/1.0: only with
+    /// "Connection: keep-alive" (RFC 9112 §9.3).
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// "Expect: 100-continue" in an HTTP/1.1 request; HTTP/1.0 expectations
+    /// are ignored (RFC 9110 §10.1.1).
+    pub fn expect_continue(&self) -> bool {
+        self.expect_continue
+    }
+
+    /// Connection has the "upgrade" option and Upgrade is present, in HTTP/1.1
+    /// (an HTTP/1.0 Upgrade is ignored, RFC 9110 §7.8).
+    pub fn wants_upgrade(&self) -> bool {
+        self.wants_upgrade
+    }
+
+    /// The Upgrade header value.
+    pub fn upgrade(&self) -> Option<&[u8]> {
+        self.upgrade.map(|s| s.get(&self.bytes))
+    }
+
+    /// Give back the headers Vec, cleared, for the next parse.
+    pub fn into_scratch(self) -> Vec<HeaderField> {
+        let mut fields = self.fields;
+        fields.clear();
+        fields
+    }
+
+    pub(crate) fn fields(&self) -> Fields<'_> {
+        Fields {
+            bytes: &self.bytes,
+            list: &self.fields,
+        }
+    }
+}
+
+/// Parse a request head at the start of `buf`.
+///
+/// `Ok(None)`: incomplete, read more; once `buf` holds `max_head_size` bytes
+/// without a complete head this is `Err(HeadTooLarge)` instead.
+/// `Ok(Some(head))`: `buf` now starts after the head, at the body or the next
+/// pipelined request. `buf` is untouched on `Ok(None)` and on errors.
+/// Leading empty lines are skipped (RFC 9112 §2.2). `scratch` is reused for
+/// the field spans.
+pub fn parse_request(
+    buf: &mut BytesMut,
+    limits: &HeadLimits,
+    scratch: Vec<HeaderField>,
+) -> Result<Option<RequestHead>, ProtocolError> {
+    let max_head_size = limits.max_head_size.min(u32::MAX as usize);
+    let Some(extent) = find_head(buf, max_head_size, LeadingEmptyLines::Skip)? else {
+        return Ok(None);
+    };
+    let head = &buf[extent.skip..extent.skip + extent.len];
+    let parsed = parse_validated(head, limits.max_headers, scratch)?;
+    buf.advance(extent.skip);
+    let bytes = buf.split_to(extent.len).freeze();
+    Ok(Some(RequestHead { bytes, ..parsed }))
+}
+
+/// Everything but taking the bytes out of the buffer, so that an error leaves
+/// `buf` as it was.
+fn parse_validated(
+    head: &[u8],
+    max_headers: usize,
+    mut fields: Vec<HeaderField>,
+) -> Result<RequestHead, ProtocolError> {
+    let mut storage = header_storage();
+    let mut req = httparse::Request::new(&mut []);
+    let n = max_headers.min(MAX_HEADERS);
+    match req.parse_with_uninit_headers(head, &mut storage[..n]) {
+        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+        Ok(_) => return Err(ProtocolError::Malformed),
+        Err(e) => return Err(map_error(e, head)),
+    }
+    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(ProtocolError::Malformed);
+    };
+    collect_fields(head, req.headers, &mut fields)?;
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let method_span = Span::of(head, method.as_bytes());
+    let method = Method::from_bytes(method.as_bytes());
+    let target_span = Span::of(head, path.as_bytes());
+    let target = parse_target(head, target_span, method)?;
+    let view = Fields {
+        bytes: head,
+        list: &fields,
+    };
+
+    let host = host_field(version, view)?;
+    let host = target.authority.or(host.map(|h| Span::of(head, h)));
+    let framing = framing_for_request(version, view)?;
+    let close = view.has_token(b"connection", b"close");
+    let keep_alive = match version {
+        Version::Http11 => !close,
+        Version::Http10 => !close && view.has_token(b"connection", b"keep-alive"),
+    };
+    let expect_continue = version == Version::Http11
+        && view
+            .first(b"expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    let upgrade = view.first(b"upgrade").map(|v| Span::of(head, v));
+    let wants_upgrade = version == Version::Http11
+        && upgrade.is_some()
+        && view.has_token(b"connection", b"upgrade");
+
+    Ok(RequestHead {
+        bytes: Bytes::new(),
+        method,
+        method_span,
+        target: target_span,
+        path: target.path,
+        query: target.query,
+        version,
+        host,
+        upgrade,
+        fields,
+        framing,
+        keep_alive,
+        expect_continue,
+        wants_upgrade,
+    })
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; no request may
+/// have several, and its value must be a valid uri-host [":" port].
+/// The Host line is required even with an absolute-form target.
+fn host_field(version: Version, fields: Fields<'_>) -> Result<Option<&[u8]>, ProtocolError> {
+    let mut hosts = fields.all(b"host");
+    let host = hosts.next();
+    if hosts.next().is_some() || (host.is_none() && version == Version::Http11) {
+        return Err(ProtocolError::MissingHost);
+    }
+    match host {
+        Some(h) if !is_valid_host(h) => Err(ProtocolError::Malformed),
+        _ => Ok(host),
+    }
+}
+
+fn map_error(e: httparse::Error, head: &[u8]) -> ProtocolError {
+    match e {
+        httparse::Error::HeaderValue => ProtocolError::InvalidHeaderValue,
+        httparse::Error::TooManyHeaders => ProtocolError::TooManyHeaders,
+        httparse::Error::Version => {
+            let line = start_line(head);
+            let version = line.rsplit(|&b| b == b' ').next().unwrap_or(line);
+            classify_version(version)
+        }
+        _ => ProtocolError::Malformed,
+    }
+}

@@ -1,0 +1,191 @@
+//! Response heads (RFC 9112 §4), parsed as strictly as requests: an upstream
+//! that sends a bare LF, obs-fold or a CTL gets a 502, not a guess.
+
+use bytes::{Bytes, BytesMut};
+
+use super::fields::{Fields, HeaderField, Span, collect_fields, is_field_vchar};
+use super::framing::framing_for_response;
+use super::head::{
+    LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage, start_line,
+};
+use super::{BodyFraming, HeadLimits, Method, Version};
+use crate::error::ProtocolError;
+
+/// A parsed, validated response head. Owns the raw head; every accessor
+/// returns a slice of it.
+#[derive(Debug)]
+pub struct ResponseHead {
+    bytes: Bytes,
+    version: Version,
+    status: u16,
+    reason: Span,
+    fields: Vec<HeaderField>,
+    framing: BodyFraming,
+    keep_alive: bool,
+}
+
+impl ResponseHead {
+    /// The raw head, from the status line through the final CRLFCRLF.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The reason phrase as sent (possibly empty).
+    pub fn reason(&self) -> &[u8] {
+        self.reason.get(&self.bytes)
+    }
+
+    /// (name as sent, value trimmed), in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields().iter()
+    }
+
+    /// The first field named `lower_case_name`, compared case-insensitively.
+    pub fn header(&self, lower_case_name: &[u8]) -> Option<&[u8]> {
+        self.fields().first(lower_case_name)
+    }
+
+    /// How the body ends (RFC 9112 §6.3); see `framing_for_response`.
+    pub fn framing(&self) -> BodyFraming {
+        self.framing
+    }
+
+    /// The upstream connection may be reused after this response: it is
+    /// persistent (RFC 9112 §9.3), the body is self-delimited, and the
+    /// connection does not become a tunnel (101, or 2xx to CONNECT).
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Give back the headers Vec, cleared, for the next parse.
+    pub fn into_scratch(self) -> Vec<HeaderField> {
+        let mut fields = self.fields;
+        fields.clear();
+        fields
+    }
+
+    pub(crate) fn fields(&self) -> Fields<'_> {
+        Fields {
+            bytes: &self.bytes,
+            list: &self.fields,
+        }
+    }
+}
+
+/// Parse a response head at the start of `buf`; same contract as
+/// `parse_request`. `request_method` decides the framing of a response to
+/// HEAD (and CONNECT). Leading empty lines are an error for responses.
+pub fn parse_response(
+    buf: &mut BytesMut,
+    limits: &HeadLimits,
+    request_method: Method,
+    scratch: Vec<HeaderField>,
+) -> Result<Option<ResponseHead>, ProtocolError> {
+    let max_head_size = limits.max_head_size.min(u32::MAX as usize);
+    let Some(extent) = find_head(buf, max_head_size, LeadingEmptyLines::Reject)? else {
+        return Ok(None);
+    };
+    debug_assert_eq!(extent.skip, 0);
+    let parsed = parse_validated(
+        &buf[..extent.len],
+        limits.max_headers,
+        request_method,
+        scratch,
+    )?;
+    let bytes = buf.split_to(extent.len).freeze();
+    Ok(Some(ResponseHead { bytes, ..parsed }))
+}
+
+fn parse_validated(
+    head: &[u8],
+    max_headers: usize,
+    request_method: Method,
+    mut fields: Vec<HeaderField>,
+) -> Result<ResponseHead, ProtocolError> {
+    let mut storage = header_storage();
+    let mut resp = httparse::Response::new(&mut []);
+    let n = max_headers.min(MAX_HEADERS);
+    let config = httparse::ParserConfig::default();
+    match config.parse_response_with_uninit_headers(&mut resp, head, &mut storage[..n]) {
+        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+        Ok(_) => return Err(ProtocolError::Malformed),
+        Err(e) => return Err(map_error(e, head)),
+    }
+    let (Some(minor), Some(status)) = (resp.version, resp.code) else {
+        return Err(ProtocolError::BadStatus);
+    };
+    // RFC 9110 §15: status codes are 100..=599.
+    if !(100..600).contains(&status) {
+        return Err(ProtocolError::BadStatus);
+    }
+    let reason = reason_span(head)?;
+    collect_fields(head, resp.headers, &mut fields)?;
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let view = Fields {
+        bytes: head,
+        list: &fields,
+    };
+    let framing = framing_for_response(version, status, request_method, view)?;
+    let close = view.has_token(b"connection", b"close");
+    let persistent = match version {
+        Version::Http11 => !close,
+        Version::Http10 => !close && view.has_token(b"connection", b"keep-alive"),
+    };
+    let tunnel =
+        status == 101 || (request_method == Method::Connect && (200..300).contains(&status));
+    let keep_alive = persistent && framing != BodyFraming::UntilClose && !tunnel;
+    Ok(ResponseHead {
+        bytes: Bytes::new(),
+        version,
+        status,
+        reason,
+        fields,
+        framing,
+        keep_alive,
+    })
+}
+
+/// reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ) after "HTTP/1.x NNN "
+/// (RFC 9112 §4). httparse turns a non-UTF-8 reason into "", so the span is
+/// taken from the raw line.
+fn reason_span(head: &[u8]) -> Result<Span, ProtocolError> {
+    let line = start_line(head);
+    let reason = line.get(13..).unwrap_or_default();
+    if !reason
+        .iter()
+        .all(|&b| is_field_vchar(b) || b == b' ' || b == b'\t')
+    {
+        return Err(ProtocolError::BadStatus);
+    }
+    let start = line.len().min(13);
+    Ok(Span::new(start, start + reason.len()))
+}
+
+fn map_error(e: httparse::Error, head: &[u8]) -> ProtocolError {
+    match e {
+        httparse::Error::HeaderValue => ProtocolError::InvalidHeaderValue,
+        httparse::Error::TooManyHeaders => ProtocolError::TooManyHeaders,
+        httparse::Error::HeaderName | httparse::Error::NewLine => ProtocolError::Malformed,
+        httparse::Error::Version => {
+            let line = start_line(head);
+            let version = line.split(|&b| b == b' ').next().unwrap_or(line);
+            match classify_version(version) {
+                ProtocolError::UnsupportedVersion => ProtocolError::UnsupportedVersion,
+                _ => ProtocolError::BadStatus,
+            }
+        }
+        _ => ProtocolError::BadStatus,
+    }
+}

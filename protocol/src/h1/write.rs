@@ -1,0 +1,318 @@
+//! Head serialisation. Writers append to a caller-owned, reused `Vec<u8>` and
+//! allocate nothing else. Field bytes come straight from the parsed head; the
+//! only fields ringway composes are framing, forwarding, Connection and edits.
+
+use super::fields::{Fields, is_tchar, list_elements};
+use super::{BodyFraming, RequestHead, ResponseHead, Version};
+use crate::forward::{Forwarded, is_forwarding_header, is_hop_by_hop, write_forwarding_headers};
+
+/// One edit from `request_headers` / `response_headers`: set `name`
+/// (lower-case) to `value`, or remove it when `value` is `None`.
+///
+/// An edit replaces every field of that name, including one ringway would
+/// write itself (Host, X-Forwarded-*, Connection), except the framing fields
+/// Content-Length and Transfer-Encoding, which edits never touch: the body is
+/// forwarded as framed, and a changed length would be request smuggling.
+/// CTL bytes in a value (e.g. from a decoded `$uri`) are written %-encoded, so
+/// an edit can never split a head.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderEdit<'a> {
+    pub name: &'a [u8],
+    pub value: Option<&'a [u8]>,
+}
+
+/// What the engine decided about a request it forwards upstream.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamRequest<'a> {
+    /// Origin-form target to send (URI replacement already done).
+    pub target: &'a [u8],
+    pub forwarded: &'a Forwarded<'a>,
+    /// Used as Host only when the client sent none (HTTP/1.0).
+    pub default_host: &'a [u8],
+    /// Keep Upgrade and send "Connection: upgrade"; false strips both.
+    pub pass_upgrade: bool,
+    pub edits: &'a [HeaderEdit<'a>],
+}
+
+/// What the engine decided about a response it returns to the client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientResponse<'a> {
+    pub client_version: Version,
+    /// Close the client connection after this response: "Connection: close".
+    /// An HTTP/1.0 client that is kept gets "Connection: keep-alive".
+    pub close: bool,
+    /// The body is chunked upstream but the client is HTTP/1.0: drop
+    /// Transfer-Encoding (the engine de-chunks).
+    pub dechunk: bool,
+    pub edits: &'a [HeaderEdit<'a>],
+}
+
+/// Write the head sent upstream: `METHOD target HTTP/1.1`, Host first
+/// (RFC 9112 §3.2: the Host as sent, the authority of an absolute-form
+/// target, or `default_host`), then the client's fields in order minus
+/// hop-by-hop ones and those the Connection field names (RFC 9110 §7.6.1),
+/// Expect (ringway answers 100-continue itself), X-Forwarded-*/X-Real-IP,
+/// Content-Length and edited names; then the forwarding fields, the framing
+/// (`Content-Length: n` or `Transfer-Encoding: chunked`, the body is passed
+/// through as framed), Upgrade/Connection when `pass_upgrade`, the edits, CRLF.
+/// Keep-alive is HTTP/1.1's default, so no Connection field otherwise.
+pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, req: &UpstreamRequest<'_>) {
+    let fields = head.fields();
+    out.extend_from_slice(head.method_bytes());
+    out.push(b' ');
+    out.extend_from_slice(req.target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !is_edited(req.edits, b"host") {
+        write_field(out, b"Host", head.host().unwrap_or(req.default_host));
+    }
+    for (name, value) in fields.iter() {
+        let dropped = name.eq_ignore_ascii_case(b"host")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"content-length")
+            || is_hop_by_hop(name)
+            || is_forwarding_header(name)
+            || named_in_connection(fields, name)
+            || is_edited(req.edits, name);
+        if !dropped {
+            write_field(out, name, value);
+        }
+    }
+    write_forwarding_headers(out, head, req.forwarded, req.edits);
+    write_framing(out, head.framing());
+    if req.pass_upgrade
+        && let Some(upgrade) = head.upgrade()
+    {
+        if !is_edited(req.edits, b"upgrade") {
+            write_field(out, b"Upgrade", upgrade);
+        }
+        if !is_edited(req.edits, b"connection") {
+            write_field(out, b"Connection", b"upgrade");
+        }
+    }
+    write_edits(out, req.edits);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Write the head sent to the client: `HTTP/1.1 <status> <reason>` (always
+/// 1.1, as nginx), the upstream's fields minus hop-by-hop ones, those the
+/// Connection field names and edited names; Transfer-Encoding is kept as sent
+/// for a chunked body (unless `dechunk`) and for a close-delimited one, and a
+/// 101's Upgrade is kept. Then Content-Length for a length-framed body, the
+/// edits, and Connection: "upgrade" for 101, else "close" if `close`, else
+/// "keep-alive" for an HTTP/1.0 client; CRLF.
+pub fn write_response_head(out: &mut Vec<u8>, head: &ResponseHead, resp: &ClientResponse<'_>) {
+    let fields = head.fields();
+    let framing = head.framing();
+    let switching = head.status() == 101;
+    let keep_te = match framing {
+        BodyFraming::Chunked => !resp.dechunk,
+        BodyFraming::UntilClose => true,
+        BodyFraming::Empty | BodyFraming::Length(_) => false,
+    };
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_decimal(out, u64::from(head.status()));
+    out.push(b' ');
+    out.extend_from_slice(head.reason());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in fields.iter() {
+        let kept_hop = (keep_te && name.eq_ignore_ascii_case(b"transfer-encoding"))
+            || (switching && name.eq_ignore_ascii_case(b"upgrade"));
+        let dropped = (is_hop_by_hop(name) && !kept_hop)
+            || (matches!(framing, BodyFraming::Length(_))
+                && name.eq_ignore_ascii_case(b"content-length"))
+            || named_in_connection(fields, name)
+            || is_edited(resp.edits, name);
+        if !dropped {
+            write_field(out, name, value);
+        }
+    }
+    if let BodyFraming::Length(_) = framing {
+        write_framing(out, framing);
+    }
+    write_edits(out, resp.edits);
+    if !is_edited(resp.edits, b"connection") {
+        if switching {
+            write_field(out, b"Connection", b"upgrade");
+        } else if resp.close {
+            write_field(out, b"Connection", b"close");
+        } else if resp.client_version == Version::Http10 {
+            write_field(out, b"Connection", b"keep-alive");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// ringway's own answers (error pages, `respond` routes, "100 Continue").
+/// Content-Length is the body's length, also for HEAD (`head_only`), and is
+/// left out for 1xx, 204 (RFC 9110 §8.6) and 304; the body is not written for
+/// those statuses nor when `head_only`.
+pub fn write_simple_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: Option<&[u8]>,
+    extra: &[HeaderEdit<'_>],
+    body: &[u8],
+    close: bool,
+    head_only: bool,
+) {
+    let bodiless = (100..200).contains(&status) || status == 204 || status == 304;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !bodiless {
+        out.extend_from_slice(b"Content-Length: ");
+        write_decimal(out, body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(content_type) = content_type {
+        write_field(out, b"Content-Type", content_type);
+    }
+    if close {
+        write_field(out, b"Connection", b"close");
+    }
+    write_edits(out, extra);
+    out.extend_from_slice(b"\r\n");
+    if !bodiless && !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// The standard reason phrase (RFC 9110 §15, plus 103 and 429/431 from
+/// RFC 8297 and RFC 6585); "" for codes without one (an empty reason is valid,
+/// RFC 9112 §4).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// An edit names this field (edit names are lower-case).
+pub(crate) fn is_edited(edits: &[HeaderEdit<'_>], name: &[u8]) -> bool {
+    edits.iter().any(|e| name.eq_ignore_ascii_case(e.name))
+}
+
+/// RFC 9110 §7.6.1: the Connection field lists further hop-by-hop fields.
+/// Host and Content-Length can never be removed this way: a client naming
+/// them would make the upstream read a different request than ringway did.
+fn named_in_connection(fields: Fields<'_>, name: &[u8]) -> bool {
+    !name.eq_ignore_ascii_case(b"host")
+        && !name.eq_ignore_ascii_case(b"content-length")
+        && fields
+            .all(b"connection")
+            .flat_map(list_elements)
+            .any(|option| option.eq_ignore_ascii_case(name))
+}
+
+fn write_framing(out: &mut Vec<u8>, framing: BodyFraming) {
+    match framing {
+        BodyFraming::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            write_decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        BodyFraming::Empty | BodyFraming::UntilClose => {}
+    }
+}
+
+fn write_edits(out: &mut Vec<u8>, edits: &[HeaderEdit<'_>]) {
+    for edit in edits {
+        let framing = edit.name.eq_ignore_ascii_case(b"content-length")
+            || edit.name.eq_ignore_ascii_case(b"transfer-encoding");
+        let valid_name = !edit.name.is_empty() && edit.name.iter().all(|&b| is_tchar(b));
+        if let Some(value) = edit.value
+            && valid_name
+            && !framing
+        {
+            out.extend_from_slice(edit.name);
+            out.extend_from_slice(b": ");
+            write_escaped(out, value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// A field line from bytes already known to be valid (parsed or ours).
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A value with every CTL except HTAB %-encoded (RFC 9110 §5.5 allows none).
+fn write_escaped(out: &mut Vec<u8>, value: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in value {
+        if (b < 0x20 && b != b'\t') || b == 0x7f {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
