@@ -1,0 +1,105 @@
+//! Head parsing (against bare httparse as the floor), upstream head writing and
+//! chunked decoding.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use bytes::BytesMut;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ringway_bench::{BROWSER_HEAD, SMALL_HEAD};
+use ringway_protocol::h1::{BodyDecoder, BodyFraming, HeadLimits};
+use ringway_protocol::{Forwarded, UpstreamRequest, parse_request, write_request_head};
+
+const LIMITS: HeadLimits = HeadLimits {
+    max_head_size: 16 * 1024,
+    max_headers: 100,
+};
+
+fn parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse_request");
+    for (name, head) in [("small", SMALL_HEAD), ("browser", BROWSER_HEAD)] {
+        group.throughput(Throughput::Bytes(head.len() as u64));
+        group.bench_function(format!("httparse/{name}"), |b| {
+            b.iter(|| {
+                let mut headers = [httparse::EMPTY_HEADER; 64];
+                let mut req = httparse::Request::new(&mut headers);
+                black_box(req.parse(black_box(head)).unwrap());
+            })
+        });
+        let mut scratch = Vec::new();
+        let mut buf = BytesMut::with_capacity(head.len());
+        group.bench_function(format!("ringway/{name}"), |b| {
+            b.iter(|| {
+                buf.clear();
+                buf.extend_from_slice(head);
+                let parsed = parse_request(&mut buf, &LIMITS, std::mem::take(&mut scratch))
+                    .unwrap()
+                    .unwrap();
+                scratch = black_box(parsed).into_scratch();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn write_head(c: &mut Criterion) {
+    let mut buf = BytesMut::from(BROWSER_HEAD);
+    let head = parse_request(&mut buf, &LIMITS, Vec::new()).unwrap().unwrap();
+    let forwarded = Forwarded {
+        client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+        proto: b"http",
+        trusted_peer: false,
+    };
+    let request = UpstreamRequest {
+        target: head.target(),
+        forwarded: &forwarded,
+        default_host: b"app",
+        pass_upgrade: false,
+        edits: &[],
+    };
+    let mut out = Vec::with_capacity(2048);
+    c.bench_function("write_request_head/browser", |b| {
+        b.iter(|| {
+            out.clear();
+            write_request_head(&mut out, black_box(&head), &request);
+            black_box(&out);
+        })
+    });
+}
+
+fn chunked(c: &mut Criterion) {
+    // 64 chunks of 1 KiB with an extension on every 8th, then a trailer.
+    let mut body = Vec::new();
+    for i in 0..64 {
+        if i % 8 == 0 {
+            body.extend_from_slice(b"400;name=value\r\n");
+        } else {
+            body.extend_from_slice(b"400\r\n");
+        }
+        body.extend(std::iter::repeat_n(b'x', 1024));
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\nX-Checksum: 1\r\n\r\n");
+    let mut group = c.benchmark_group("chunked");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("pass_through_64KiB", |b| {
+        b.iter(|| {
+            let mut decoder = BodyDecoder::new(BodyFraming::Chunked, None);
+            let n = decoder.advance(black_box(&body), |_| {}).unwrap();
+            assert!(decoder.is_done());
+            black_box(n);
+        })
+    });
+    group.bench_function("decode_64KiB", |b| {
+        b.iter(|| {
+            let mut decoder = BodyDecoder::new(BodyFraming::Chunked, None);
+            let mut payload = 0usize;
+            decoder.advance(black_box(&body), |p| payload += p.len()).unwrap();
+            black_box(payload);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse, write_head, chunked);
+criterion_main!(benches);

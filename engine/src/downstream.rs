@@ -1,0 +1,308 @@
+//! A client connection: read request heads (with `header_timeout` and
+//! `keepalive_timeout`), route them, answer or hand them to `proxy`, and keep
+//! the connection for the next request while both sides allow it. Requests on a
+//! connection are served strictly one after another, so pipelined requests are
+//! answered in order.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use monoio::net::TcpStream;
+use ringway_protocol::h1::{BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, Version};
+use ringway_protocol::{ProtocolError, normalize_path, parse_request, write_simple_response};
+
+use crate::access_log::{Entry, RequestLine};
+use crate::buffer::{read_more, write_vec};
+use crate::proxy;
+use crate::snapshot::{Action, HeaderEdits, Route, Server, Snapshot};
+use crate::vars::{RequestVars, with_edits};
+use crate::worker::Worker;
+
+/// Per-connection state, reused by every request on the connection.
+pub struct Connection<'w> {
+    pub worker: &'w Worker,
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub listener: usize,
+    pub local_port: u16,
+    /// Bytes read from the client and not yet consumed: the next head, or body.
+    pub buf: BytesMut,
+    /// Where heads are written before they go out.
+    pub out: Vec<u8>,
+    /// Scratch for expanded header values.
+    pub arena: Vec<u8>,
+    /// Scratch for the upstream request target after URI replacement.
+    pub target: Vec<u8>,
+    pub scratch: Vec<HeaderField>,
+}
+
+/// What came of reading a request head.
+enum HeadRead {
+    Head(RequestHead, Instant),
+    /// The client closed, or stayed idle past the keep-alive timeout.
+    Closed,
+    Rejected(ProtocolError, Instant),
+    TimedOut(Instant),
+}
+
+/// How a request ended, for the access log and the keep-alive decision.
+pub struct Outcome {
+    pub status: u16,
+    pub body_bytes: u64,
+    pub keep_alive: bool,
+    pub upstream: Option<SocketAddr>,
+}
+
+pub async fn serve(
+    worker: &Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: usize,
+    local_port: u16,
+) {
+    let mut conn = Connection {
+        worker,
+        stream,
+        peer,
+        listener,
+        local_port,
+        buf: BytesMut::with_capacity(worker.buffer_size),
+        out: Vec::with_capacity(1024),
+        arena: Vec::new(),
+        target: Vec::new(),
+        scratch: Vec::new(),
+    };
+    let mut first = true;
+    loop {
+        // The snapshot is loaded once per request: a reload takes effect on
+        // the next request of an existing keep-alive connection.
+        let snapshot = worker.snapshots.load_full();
+        let keep_alive = match conn.read_head(&snapshot, first).await {
+            HeadRead::Head(head, started) => conn.handle(&snapshot, head, started).await,
+            HeadRead::Closed => false,
+            HeadRead::Rejected(error, started) => {
+                tracing::debug!(peer = %peer, "rejected request: {}", error.reason());
+                conn.answer_unrouted(&snapshot, error.status(), started).await;
+                false
+            }
+            HeadRead::TimedOut(started) => {
+                tracing::debug!(peer = %peer, "request head timed out");
+                conn.answer_unrouted(&snapshot, 408, started).await;
+                false
+            }
+        };
+        if !keep_alive || worker.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        first = false;
+    }
+}
+
+impl Connection<'_> {
+    async fn read_head(&mut self, snapshot: &Snapshot, first: bool) -> HeadRead {
+        let limits = HeadLimits {
+            max_head_size: snapshot.limits.max_header_size,
+            max_headers: snapshot.limits.max_headers,
+        };
+        // An idle keep-alive connection waits `keepalive_timeout` for the next
+        // request; once a head has begun, all of it must arrive within
+        // `header_timeout` (nginx: client_header_timeout, also for the first request).
+        let mut started = (!self.buf.is_empty() || first).then(Instant::now);
+        loop {
+            if !self.buf.is_empty() {
+                let at = *started.get_or_insert_with(Instant::now);
+                match parse_request(&mut self.buf, &limits, std::mem::take(&mut self.scratch)) {
+                    Ok(Some(head)) => return HeadRead::Head(head, at),
+                    Ok(None) => {}
+                    Err(error) => return HeadRead::Rejected(error, at),
+                }
+            }
+            let wait = match started {
+                Some(at) => (at + snapshot.limits.header_timeout).saturating_duration_since(Instant::now()),
+                None => snapshot.limits.keepalive_timeout,
+            };
+            let read = read_more(&mut self.stream, &mut self.buf, self.worker.buffer_size);
+            match monoio::time::timeout(wait, read).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
+                Ok(Ok(_)) => {}
+                // A connection that never sent a byte is closed silently, as nginx does.
+                Err(_) if self.buf.is_empty() && !first => return HeadRead::Closed,
+                Err(_) => return HeadRead::TimedOut(started.unwrap_or_else(Instant::now)),
+            }
+            if started.is_none() && !self.buf.is_empty() {
+                started = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Route one request and answer it. Returns whether the connection may
+    /// carry another request.
+    async fn handle(&mut self, snapshot: &Snapshot, head: RequestHead, started: Instant) -> bool {
+        let outcome = self.dispatch(snapshot, &head).await;
+        let request = RequestLine {
+            method: head.method_bytes(),
+            target: head.target(),
+            version: match head.version() {
+                Version::Http10 => "HTTP/1.0",
+                Version::Http11 => "HTTP/1.1",
+            },
+        };
+        self.worker.access_log.log(&Entry {
+            peer: self.peer,
+            request: Some(request),
+            status: outcome.status,
+            body_bytes: outcome.body_bytes,
+            referer: head.header(b"referer"),
+            user_agent: head.header(b"user-agent"),
+            duration: started.elapsed(),
+            upstream: outcome.upstream,
+        });
+        self.scratch = head.into_scratch();
+        outcome.keep_alive
+    }
+
+    async fn dispatch(&mut self, snapshot: &Snapshot, head: &RequestHead) -> Outcome {
+        let server = &snapshot.servers[snapshot.server_for(self.listener, head.host())];
+        let path = match normalize_path(head.path()) {
+            Ok(path) => path,
+            Err(error) => return self.respond_error(head, server, None, error.status(), true).await,
+        };
+        let Some(found) = server.routes.find(&path) else {
+            return self.respond_error(head, server, None, 404, false).await;
+        };
+        let route = found.route;
+        if !route.access.permits(self.peer.ip()) {
+            return self.respond_error(head, server, Some(route), 403, false).await;
+        }
+        let body = BodyDecoder::new(head.framing(), route.max_body_size);
+        if let Err(error) = body.check_declared() {
+            // Refused before a byte of the body is read, so 100-continue
+            // clients never send it (RFC 9110 §10.1.1).
+            return self.respond_error(head, server, Some(route), error.status(), true).await;
+        }
+        match &route.action {
+            Action::Respond { status, body: text } => {
+                let vars = self.vars(head, &path);
+                let close = !head.keep_alive() || head.framing() != BodyFraming::Empty;
+                let status = *status;
+                let mut out = std::mem::take(&mut self.out);
+                with_edits(
+                    &[&server.response_headers, &route.response_headers],
+                    Some(&vars),
+                    &mut self.arena,
+                    |edits| {
+                        write_simple_response(
+                            &mut out,
+                            status,
+                            Some(b"text/plain; charset=utf-8"),
+                            edits,
+                            text,
+                            close,
+                            head.method() == Method::Head,
+                        )
+                    },
+                );
+                let body_bytes = if head.method() == Method::Head { 0 } else { text.len() as u64 };
+                self.send_out(out, status, body_bytes, close).await
+            }
+            Action::Proxy(target) => {
+                proxy::forward(self, snapshot, server, &found, &path, head, body, target).await
+            }
+        }
+    }
+
+    pub fn vars<'a>(&self, head: &'a RequestHead, uri: &'a [u8]) -> RequestVars<'a> {
+        RequestVars {
+            head,
+            peer: self.peer,
+            scheme: b"http",
+            server_port: self.local_port,
+            uri,
+        }
+    }
+
+    /// Answer with one of ringway's own error pages; `response_headers` of the
+    /// server and route apply (nginx `add_header ... always`).
+    pub async fn respond_error(
+        &mut self,
+        head: &RequestHead,
+        server: &Server,
+        route: Option<&Route>,
+        status: u16,
+        close: bool,
+    ) -> Outcome {
+        // A request body that was not read cannot be skipped safely: close.
+        let close = close || !head.keep_alive() || head.framing() != BodyFraming::Empty;
+        let empty = HeaderEdits::default();
+        let route_headers = route.map_or(&empty, |r| &r.response_headers);
+        let vars = self.vars(head, head.path());
+        let page = error_page(status);
+        let mut out = std::mem::take(&mut self.out);
+        with_edits(
+            &[&server.response_headers, route_headers],
+            Some(&vars),
+            &mut self.arena,
+            |edits| {
+                write_simple_response(
+                    &mut out,
+                    status,
+                    Some(b"text/html"),
+                    edits,
+                    page.as_bytes(),
+                    close,
+                    head.method() == Method::Head,
+                )
+            },
+        );
+        self.send_out(out, status, page.len() as u64, close).await
+    }
+
+    /// Answer a request that never got as far as a parsed head (400, 408, 431):
+    /// the default server's headers apply, the connection closes.
+    async fn answer_unrouted(&mut self, snapshot: &Snapshot, status: u16, started: Instant) {
+        let listener = &snapshot.listeners[self.listener.min(snapshot.listeners.len() - 1)];
+        let server = &snapshot.servers[listener.default_server];
+        let page = error_page(status);
+        let mut out = std::mem::take(&mut self.out);
+        with_edits(&[&server.response_headers], None, &mut self.arena, |edits| {
+            write_simple_response(&mut out, status, Some(b"text/html"), edits, page.as_bytes(), true, false)
+        });
+        let outcome = self.send_out(out, status, page.len() as u64, true).await;
+        self.worker.access_log.log(&Entry {
+            peer: self.peer,
+            request: None,
+            status: outcome.status,
+            body_bytes: outcome.body_bytes,
+            referer: None,
+            user_agent: None,
+            duration: started.elapsed(),
+            upstream: None,
+        });
+    }
+
+    /// Write `out` to the client and keep its allocation for the next head.
+    pub async fn send_out(&mut self, out: Vec<u8>, status: u16, body_bytes: u64, close: bool) -> Outcome {
+        let write = write_vec(&mut self.stream, out);
+        let (result, out) = match monoio::time::timeout(Duration::from_secs(60), write).await {
+            Ok(done) => done,
+            Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), Vec::with_capacity(1024)),
+        };
+        self.out = out;
+        Outcome {
+            status,
+            body_bytes,
+            keep_alive: !close && result.is_ok(),
+            upstream: None,
+        }
+    }
+}
+
+/// A small HTML body like nginx's, naming the status.
+fn error_page(status: u16) -> String {
+    let line = format!("{status} {}", ringway_protocol::reason_phrase(status));
+    format!(
+        "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n<center><h1>{line}</h1></center>\r\n<hr><center>ringway</center>\r\n</body>\r\n</html>\r\n"
+    )
+}

@@ -1,0 +1,454 @@
+//! Forwarding one request to an upstream and its response back: pick a server,
+//! reuse or open a connection, write the rewritten head, stream the request
+//! body, read the response head, stream the response body, and return the
+//! connection to the pool when both messages ended cleanly.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ringway_protocol::h1::{BodyDecoder, BodyFraming, HeadLimits, Method, RequestHead, ResponseHead, Version};
+use ringway_protocol::{
+    ClientResponse, Forwarded, UpstreamRequest, parse_response, write_request_head, write_response_head,
+};
+
+use crate::buffer::{read_more, write_all, write_vec};
+use crate::downstream::{Connection, Outcome};
+use crate::error::ProxyError;
+use crate::route::Found;
+use crate::snapshot::{ProxyTarget, Route, Server, Snapshot};
+use crate::upstream::{self, UpstreamConn, is_stale_error};
+use crate::vars::with_edits;
+
+/// Upstream response heads may be larger than client heads (cookies); nginx's
+/// proxy_buffer_size is 4-8 KiB, so this is generous.
+const RESPONSE_HEAD_LIMITS: HeadLimits = HeadLimits {
+    max_head_size: 64 * 1024,
+    max_headers: 256,
+};
+
+/// Body bytes that arrived with the response head are sent in the same write
+/// as the head when there are at most this many.
+const COALESCE_LIMIT: usize = 16 * 1024;
+
+#[allow(clippy::too_many_arguments)] // one request's context, passed once
+pub async fn forward(
+    conn: &mut Connection<'_>,
+    snapshot: &Snapshot,
+    server: &Server,
+    found: &Found<'_>,
+    path: &[u8],
+    head: &RequestHead,
+    mut body: BodyDecoder,
+    target: &ProxyTarget,
+) -> Outcome {
+    let route = found.route;
+    let upstream = &snapshot.upstreams[target.upstream];
+    build_target(&mut conn.target, head, path, found.matched_len, target.replace_uri.as_ref());
+
+    // The upstream request head, written once and resent as is on a retry.
+    let trusted_peer = server.trusted_proxies.contains(conn.peer.ip());
+    let forwarded = Forwarded {
+        client: conn.peer.ip(),
+        proto: b"http",
+        trusted_peer,
+    };
+    let mut request_head = std::mem::take(&mut conn.out);
+    {
+        let vars = conn.vars(head, path);
+        let request = |edits: &[ringway_protocol::HeaderEdit<'_>]| UpstreamRequest {
+            target: &conn.target,
+            forwarded: &forwarded,
+            default_host: upstream.name.as_bytes(),
+            pass_upgrade: false,
+            edits,
+        };
+        with_edits(&[&route.request_headers], Some(&vars), &mut conn.arena, |edits| {
+            write_request_head(&mut request_head, head, &request(edits));
+        });
+    }
+    let request_head = Bytes::from(request_head);
+
+    if head.expect_continue() && head.version() == Version::Http11 && !body.is_done() {
+        // The proxy takes the body itself, so it answers the expectation
+        // (RFC 9110 §10.1.1); Expect is not forwarded.
+        let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
+        if write_all(&mut conn.stream, interim).await.is_err() {
+            return closed(0);
+        }
+    }
+
+    let result = exchange(conn, route, upstream, target.upstream, head, &mut body, request_head).await;
+    let (mut up, response) = match result {
+        Ok(pair) => pair,
+        Err(error) => return fail(conn, head, server, route, &body, error).await,
+    };
+    let addr = up.addr;
+    let outcome = relay_response(conn, route, server, head, path, &mut up, &response).await;
+    match outcome {
+        Ok((body_bytes, reusable, close)) => {
+            if reusable {
+                conn.worker.pool.borrow_mut().put(up, upstream.keepalive);
+            }
+            Outcome {
+                status: response.status(),
+                body_bytes,
+                keep_alive: !close,
+                upstream: Some(addr),
+            }
+        }
+        Err((error, body_bytes)) => {
+            tracing::debug!(peer = %conn.peer, upstream = %addr, "{error}");
+            Outcome {
+                status: response.status(),
+                body_bytes,
+                keep_alive: false,
+                upstream: Some(addr),
+            }
+        }
+    }
+}
+
+/// The target sent upstream: nginx's `proxy_pass` URI rule when the route has
+/// one (the matched part of the normalised path is replaced), else the client's
+/// target in origin-form.
+fn build_target(
+    out: &mut Vec<u8>,
+    head: &RequestHead,
+    path: &[u8],
+    matched_len: usize,
+    replace_uri: Option<&Bytes>,
+) {
+    out.clear();
+    match replace_uri {
+        Some(uri) => {
+            out.extend_from_slice(uri);
+            out.extend_from_slice(&path[matched_len.min(path.len())..]);
+        }
+        None if head.target().first() == Some(&b'/') => {
+            out.extend_from_slice(head.target());
+            return;
+        }
+        None => out.extend_from_slice(head.path()),
+    }
+    if let Some(query) = head.query() {
+        out.push(b'?');
+        out.extend_from_slice(query);
+    }
+}
+
+/// Send the request and read the response head, retrying where DESIGN.md §4
+/// allows: the next server when a connect fails, and once on a fresh
+/// connection when a reused keep-alive connection turns out to be closed.
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    upstream: &crate::snapshot::Upstream,
+    upstream_index: usize,
+    head: &RequestHead,
+    body: &mut BodyDecoder,
+    request_head: Bytes,
+) -> Result<(UpstreamConn, ResponseHead), ProxyError> {
+    let first = conn.worker.pool.borrow_mut().pick(upstream_index, upstream);
+    let servers = upstream.servers.len();
+    let replayable = head.method().is_idempotent() && head.framing() == BodyFraming::Empty;
+    let mut server_attempt = 0;
+    let mut allow_pooled = true;
+    loop {
+        let addr = upstream.servers[(first + server_attempt) % servers].addr;
+        let pooled = if allow_pooled { conn.worker.pool.borrow_mut().take(addr) } else { None };
+        let mut up = match pooled {
+            Some(up) => up,
+            None => match upstream::connect(addr, route.connect_timeout, conn.worker.buffer_size).await {
+                Ok(up) => up,
+                Err(error) => {
+                    tracing::debug!(upstream = %addr, "{error}");
+                    server_attempt += 1;
+                    if server_attempt < servers {
+                        continue;
+                    }
+                    return Err(error);
+                }
+            },
+        };
+        match send_and_receive(conn, route, &mut up, head, body, request_head.clone()).await {
+            Ok(response) => return Ok((up, response)),
+            Err(ProxyError::UpstreamClosed { source, .. }) if up.reused && (replayable || !sent_body(body, head)) => {
+                // A keep-alive connection the server had already closed:
+                // nothing was processed, try once more on a new connection.
+                tracing::debug!(upstream = %addr, "stale keep-alive connection: {source}");
+                allow_pooled = false;
+            }
+            Err(ProxyError::UpstreamClosed { source, .. }) if replayable && server_attempt + 1 < servers => {
+                tracing::debug!(upstream = %addr, "{source}; trying the next server");
+                server_attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Has any of the request body been consumed (so the request can no longer be replayed)?
+fn sent_body(body: &BodyDecoder, head: &RequestHead) -> bool {
+    head.framing() != BodyFraming::Empty && (body.payload_len() > 0 || body.is_done())
+}
+
+async fn send_and_receive(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    up: &mut UpstreamConn,
+    head: &RequestHead,
+    body: &mut BodyDecoder,
+    request_head: Bytes,
+) -> Result<ResponseHead, ProxyError> {
+    let closed = |source: std::io::Error| ProxyError::UpstreamClosed {
+        source,
+        retryable: false,
+    };
+    match monoio::time::timeout(route.send_timeout, write_all(&mut up.stream, request_head)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(closed(e)),
+        Err(_) => return Err(ProxyError::UpstreamTimeout),
+    }
+    send_body(conn, route, up, body).await?;
+    read_response_head(up, route.read_timeout, head.method(), conn).await
+}
+
+/// Stream the request body: validate framing as bytes arrive and forward
+/// exactly the bytes that belong to the body, verbatim, never more than one
+/// buffer at a time.
+async fn send_body(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    up: &mut UpstreamConn,
+    body: &mut BodyDecoder,
+) -> Result<(), ProxyError> {
+    loop {
+        if !conn.buf.is_empty() && !body.is_done() {
+            let n = body.advance(&conn.buf, |_| {}).map_err(ProxyError::ClientProtocol)?;
+            if n > 0 {
+                let chunk = conn.buf.split_to(n).freeze();
+                match monoio::time::timeout(route.send_timeout, write_all(&mut up.stream, chunk)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(source)) => {
+                        return Err(ProxyError::UpstreamClosed {
+                            source,
+                            retryable: false,
+                        });
+                    }
+                    Err(_) => return Err(ProxyError::UpstreamTimeout),
+                }
+            }
+        }
+        if body.is_done() {
+            return Ok(());
+        }
+        let read = read_more(&mut conn.stream, &mut conn.buf, conn.worker.buffer_size);
+        match monoio::time::timeout(route.read_timeout, read).await {
+            Ok(Ok(0)) => return Err(ProxyError::ClientIo(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(ProxyError::ClientIo(e)),
+            Err(_) => return Err(ProxyError::ClientTimeout),
+        }
+    }
+}
+
+async fn read_response_head(
+    up: &mut UpstreamConn,
+    read_timeout: Duration,
+    method: Method,
+    conn: &mut Connection<'_>,
+) -> Result<ResponseHead, ProxyError> {
+    loop {
+        if !up.buf.is_empty() {
+            match parse_response(&mut up.buf, &RESPONSE_HEAD_LIMITS, method, std::mem::take(&mut conn.scratch)) {
+                Ok(Some(response)) if response.status() == 101 => {
+                    // Upgrades are not requested yet, so a 101 is a protocol violation.
+                    conn.scratch = response.into_scratch();
+                    return Err(ProxyError::UpstreamProtocol(ringway_protocol::ProtocolError::BadStatus));
+                }
+                Ok(Some(response)) if response.status() < 200 => {
+                    // Interim responses (100, 103) are not relayed; the final one follows.
+                    conn.scratch = response.into_scratch();
+                    continue;
+                }
+                Ok(Some(response)) => return Ok(response),
+                Ok(None) => {}
+                Err(e) => return Err(ProxyError::UpstreamProtocol(e)),
+            }
+        }
+        let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
+        match monoio::time::timeout(read_timeout, read).await {
+            Ok(Ok(0)) => {
+                return Err(ProxyError::UpstreamClosed {
+                    source: std::io::ErrorKind::UnexpectedEof.into(),
+                    retryable: up.buf.is_empty(),
+                });
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(source)) if is_stale_error(&source) || up.buf.is_empty() => {
+                return Err(ProxyError::UpstreamClosed {
+                    source,
+                    retryable: up.buf.is_empty(),
+                });
+            }
+            Ok(Err(source)) => {
+                return Err(ProxyError::UpstreamClosed {
+                    source,
+                    retryable: false,
+                });
+            }
+            Err(_) => return Err(ProxyError::UpstreamTimeout),
+        }
+    }
+}
+
+/// Write the response head and stream the body to the client. Returns the body
+/// bytes sent, whether the upstream connection may be pooled, and whether the
+/// client connection must close.
+#[allow(clippy::too_many_arguments)]
+async fn relay_response(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    server: &Server,
+    head: &RequestHead,
+    path: &[u8],
+    up: &mut UpstreamConn,
+    response: &ResponseHead,
+) -> Result<(u64, bool, bool), (ProxyError, u64)> {
+    let framing = response.framing();
+    // An HTTP/1.0 client cannot read chunked framing: de-chunk and close.
+    let dechunk = head.version() == Version::Http10 && framing == BodyFraming::Chunked;
+    let close = !head.keep_alive()
+        || framing == BodyFraming::UntilClose
+        || dechunk
+        || conn.worker.stop.load(std::sync::atomic::Ordering::Relaxed);
+    let mut out = std::mem::take(&mut conn.out);
+    {
+        let vars = conn.vars(head, path);
+        with_edits(
+            &[&server.response_headers, &route.response_headers],
+            Some(&vars),
+            &mut conn.arena,
+            |edits| {
+                let client = ClientResponse {
+                    client_version: head.version(),
+                    close,
+                    dechunk,
+                    edits,
+                };
+                write_response_head(&mut out, response, &client);
+            },
+        );
+    }
+    let mut decoder = BodyDecoder::new(framing, None);
+    // Body bytes written to the client so far, and how much of `out` is the
+    // head (not counted as body) until the head has been flushed.
+    let mut sent: u64 = 0;
+    let mut head_pending = out.len();
+    let mid = |e: String, sent: u64| (ProxyError::UpstreamMidResponse(e), sent);
+    loop {
+        // Small runs of body bytes are copied behind the head (or behind each
+        // other) so that they leave in one write; large runs go out as slices
+        // of the upstream buffer; de-chunked payload is always copied.
+        if !up.buf.is_empty() && !decoder.is_done() {
+            let n = if dechunk {
+                decoder.advance(&up.buf, |payload| out.extend_from_slice(payload))
+            } else {
+                decoder.advance(&up.buf, |_| {})
+            }
+            .map_err(|e| mid(e.reason().to_string(), sent))?;
+            let run = up.buf.split_to(n);
+            if !dechunk && n <= COALESCE_LIMIT {
+                out.extend_from_slice(&run);
+            } else if !dechunk {
+                flush(conn, route, &mut out, &mut head_pending, &mut sent)
+                    .await
+                    .map_err(|e| mid(e, sent))?;
+                write_chunk(conn, route, run.freeze()).await.map_err(|e| mid(e, sent))?;
+                sent += n as u64;
+            }
+        }
+        flush(conn, route, &mut out, &mut head_pending, &mut sent)
+            .await
+            .map_err(|e| mid(e, sent))?;
+        if decoder.is_done() {
+            break;
+        }
+        let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
+        match monoio::time::timeout(route.read_timeout, read).await {
+            Ok(Ok(0)) => {
+                decoder
+                    .finish_on_eof()
+                    .map_err(|_| mid("upstream closed before the end of the body".into(), sent))?;
+                break;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(mid(e.to_string(), sent)),
+            Err(_) => return Err(mid("upstream read timed out mid-body".into(), sent)),
+        }
+    }
+    conn.out = out;
+    let reusable = response.keep_alive() && framing != BodyFraming::UntilClose && up.buf.is_empty();
+    Ok((sent, reusable, close))
+}
+
+/// Write what `out` holds to the client (if anything), counting body bytes.
+async fn flush(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    out: &mut Vec<u8>,
+    head_pending: &mut usize,
+    sent: &mut u64,
+) -> Result<(), String> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let body_len = out.len() - *head_pending;
+    let write = write_vec(&mut conn.stream, std::mem::take(out));
+    match monoio::time::timeout(route.send_timeout, write).await {
+        Ok((result, buf)) => {
+            *out = buf;
+            result.map_err(|e| format!("client: {e}"))?;
+            *head_pending = 0;
+            *sent += body_len as u64;
+            Ok(())
+        }
+        Err(_) => Err("client write timed out".into()),
+    }
+}
+
+async fn write_chunk(conn: &mut Connection<'_>, route: &Route, chunk: Bytes) -> Result<(), String> {
+    match monoio::time::timeout(route.send_timeout, write_all(&mut conn.stream, chunk)).await {
+        Ok(result) => result.map_err(|e| format!("client: {e}")),
+        Err(_) => Err("client write timed out".into()),
+    }
+}
+
+/// Answer a failure that happened before any of the response reached the client.
+async fn fail(
+    conn: &mut Connection<'_>,
+    head: &RequestHead,
+    server: &Server,
+    route: &Route,
+    body: &BodyDecoder,
+    error: ProxyError,
+) -> Outcome {
+    tracing::debug!(peer = %conn.peer, side = ?error.side(), "{error}");
+    let Some(status) = error.status() else {
+        return closed(0);
+    };
+    // After a failure mid-body the rest of the body is still on the wire.
+    let close = !body.is_done() || matches!(error, ProxyError::ClientProtocol(_) | ProxyError::ClientTimeout);
+    conn.respond_error(head, server, Some(route), status, close).await
+}
+
+fn closed(status: u16) -> Outcome {
+    Outcome {
+        status,
+        body_bytes: 0,
+        keep_alive: false,
+        upstream: None::<SocketAddr>,
+    }
+}

@@ -1,0 +1,119 @@
+//! Upstream connections of one worker: server selection (weighted round robin),
+//! connecting with a timeout, and the keep-alive pool.
+//!
+//! Everything here is owned by one worker thread; nothing is shared, so there is
+//! no lock. Idle connections are keyed by server address, which stays meaningful
+//! across reloads (upstream indexes do not).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use monoio::net::TcpStream;
+
+use crate::error::ProxyError;
+use crate::snapshot::Upstream;
+
+/// A connection to an upstream server and its read buffer.
+pub struct UpstreamConn {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    pub buf: BytesMut,
+    /// Taken from the pool: a failure before the response may mean the
+    /// server closed it while idle, which is worth one retry.
+    pub reused: bool,
+}
+
+#[derive(Default)]
+pub struct UpstreamPool {
+    idle: HashMap<SocketAddr, Vec<UpstreamConn>>,
+    /// Round-robin position per upstream index.
+    cursors: Vec<u64>,
+}
+
+impl UpstreamPool {
+    /// The servers of `upstream` in the order to try them for this request:
+    /// weighted round robin start, then the others as fall-backs.
+    pub fn pick(&mut self, upstream_index: usize, upstream: &Upstream) -> usize {
+        if self.cursors.len() <= upstream_index {
+            self.cursors.resize(upstream_index + 1, 0);
+        }
+        let total: u64 = upstream.servers.iter().map(|s| u64::from(s.weight.max(1))).sum();
+        let cursor = self.cursors[upstream_index];
+        self.cursors[upstream_index] = cursor.wrapping_add(1);
+        let mut slot = cursor % total.max(1);
+        for (i, server) in upstream.servers.iter().enumerate() {
+            let weight = u64::from(server.weight.max(1));
+            if slot < weight {
+                return i;
+            }
+            slot -= weight;
+        }
+        0
+    }
+
+    /// An idle connection to `addr`, if one is pooled.
+    pub fn take(&mut self, addr: SocketAddr) -> Option<UpstreamConn> {
+        let mut conn = self.idle.get_mut(&addr)?.pop()?;
+        conn.reused = true;
+        Some(conn)
+    }
+
+    /// Keep `conn` for reuse unless `keepalive` idle connections to its server
+    /// are already pooled.
+    pub fn put(&mut self, conn: UpstreamConn, keepalive: usize) {
+        if keepalive == 0 || !conn.buf.is_empty() {
+            return;
+        }
+        let idle = self.idle.entry(conn.addr).or_default();
+        if idle.len() < keepalive {
+            idle.push(conn);
+        }
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.values().map(Vec::len).sum()
+    }
+}
+
+/// Open a new connection to `addr` within `timeout`.
+pub async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    buffer_size: usize,
+) -> Result<UpstreamConn, ProxyError> {
+    let stream = match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(ProxyError::Connect(e)),
+        Err(_) => return Err(ProxyError::ConnectTimeout),
+    };
+    set_nodelay(&stream);
+    Ok(UpstreamConn {
+        stream,
+        addr,
+        buf: BytesMut::with_capacity(buffer_size),
+        reused: false,
+    })
+}
+
+pub fn set_nodelay(stream: &TcpStream) {
+    // Without TCP_NODELAY a small response written after a large one waits for
+    // the peer's delayed ACK (40 ms): never wanted in a proxy.
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+}
+
+/// Is `e` the kind of failure a server that closed an idle keep-alive
+/// connection produces?
+pub fn is_stale_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionAborted
+    )
+}

@@ -1,0 +1,81 @@
+//! One worker: a thread pinned to a CPU, its own monoio runtime, its own
+//! listening sockets, upstream pool and access log. The only state it shares is
+//! the `ArcSwap<Snapshot>` it loads once per request and the stop flag.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use monoio::net::TcpListener;
+
+use crate::access_log::AccessLog;
+use crate::downstream;
+use crate::snapshot::Snapshot;
+use crate::upstream::{UpstreamPool, set_nodelay};
+
+/// How often an idle worker looks at the stop flag. Only the accept side
+/// polls it, never a request.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+pub struct Worker {
+    pub index: usize,
+    pub snapshots: Arc<ArcSwap<Snapshot>>,
+    pub buffer_size: usize,
+    pub max_connections: usize,
+    pub pool: RefCell<UpstreamPool>,
+    pub access_log: AccessLog,
+    pub stop: Arc<AtomicBool>,
+    pub active: Cell<usize>,
+}
+
+/// A listening socket handed to a worker, with the index of its address in
+/// `Snapshot::listeners`.
+pub struct WorkerListener {
+    pub listener: usize,
+    pub socket: std::net::TcpListener,
+}
+
+/// The worker's main future: accept on every listener until the stop flag is set.
+pub async fn run(worker: Rc<Worker>, listeners: Vec<WorkerListener>) {
+    for l in listeners {
+        let local_port = l.socket.local_addr().map_or(0, |a| a.port());
+        match TcpListener::from_std(l.socket) {
+            Ok(socket) => {
+                monoio::spawn(accept_loop(worker.clone(), socket, l.listener, local_port));
+            }
+            Err(e) => tracing::error!(worker = worker.index, "listener: {e}"),
+        }
+    }
+    while !worker.stop.load(Ordering::Relaxed) {
+        monoio::time::sleep(STOP_POLL).await;
+    }
+}
+
+async fn accept_loop(worker: Rc<Worker>, socket: TcpListener, listener: usize, local_port: u16) {
+    loop {
+        if worker.active.get() >= worker.max_connections {
+            // Leave further connections in the kernel backlog until one closes.
+            monoio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        match socket.accept().await {
+            Ok((stream, peer)) => {
+                set_nodelay(&stream);
+                worker.active.set(worker.active.get() + 1);
+                let w = worker.clone();
+                monoio::spawn(async move {
+                    downstream::serve(&w, stream, peer, listener, local_port).await;
+                    w.active.set(w.active.get() - 1);
+                });
+            }
+            Err(e) => {
+                // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on the error.
+                tracing::warn!(worker = worker.index, "accept: {e}");
+                monoio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
