@@ -1,0 +1,421 @@
+//! Mock upstream servers, each named by the one behaviour a test needs from it.
+//!
+//! Every backend listens on 127.0.0.1:0, serves each accepted connection on its own std
+//! thread, counts connections, and records every complete request it received. Dropping the
+//! `Backend` sets its stop flag and joins the acceptor, which joins the connection threads; all
+//! reads poll the flag, so no thread outlives its test.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::http::{HttpStream, Request};
+
+const ACCEPT_POLL: Duration = Duration::from_millis(5);
+/// The longest a gated backend waits for `Backend::release` before giving up on its own.
+const GATE_LIMIT: Duration = Duration::from_secs(10);
+
+/// What a backend shares with the threads that serve its connections.
+#[derive(Debug, Default)]
+pub struct Shared {
+    stop: Arc<AtomicBool>,
+    gate: AtomicBool,
+    gate_expired: AtomicBool,
+    connections: AtomicUsize,
+    requests: Mutex<Vec<Request>>,
+}
+
+impl Shared {
+    fn record(&self, req: &Request) {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(req.clone());
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleep for `d`, or less if the backend is being dropped.
+    fn pause(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while Instant::now() < until && !self.stopped() {
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait until the test calls `Backend::release` (bounded, and cut short by stop).
+    fn wait_gate(&self) {
+        let until = Instant::now() + GATE_LIMIT;
+        while !self.gate.load(Ordering::Acquire) && !self.stopped() {
+            if Instant::now() >= until {
+                self.gate_expired.store(true, Ordering::Release);
+                return;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// One accepted connection as a behaviour sees it.
+pub struct Connection<'a> {
+    pub stream: HttpStream,
+    /// 0-based index of this connection among the backend's accepted connections.
+    pub index: usize,
+    pub shared: &'a Shared,
+}
+
+impl Connection<'_> {
+    /// Read the next request and record it; None when the peer closed or the backend stops.
+    fn next_request(&mut self, keep_body: bool) -> Option<Request> {
+        let mut req = self.stream.read_request(keep_body).ok()?;
+        req.connection = self.index;
+        self.shared.record(&req);
+        Some(req)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.send(bytes)
+    }
+
+    fn close(&mut self) {
+        // Errors mean the peer went first, which is what closing wants anyway.
+        let _ = self.stream.get_ref().shutdown(Shutdown::Both);
+    }
+}
+
+type Behaviour = dyn Fn(&mut Connection<'_>) + Send + Sync;
+
+/// A running mock upstream.
+pub struct Backend {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").field("addr", &self.addr).finish()
+    }
+}
+
+impl Backend {
+    fn spawn(behaviour: Arc<Behaviour>) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a backend on 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking backend listener");
+        let addr = listener.local_addr().expect("backend address");
+        let shared = Arc::new(Shared::default());
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || accept_loop(&listener, &shared, &behaviour))
+        };
+        Backend {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Every complete request received so far, in arrival order per connection.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Let a gated backend (`chunked_flush_backend`) send the rest of its response.
+    pub fn release(&self) {
+        self.shared.gate.store(true, Ordering::Release);
+    }
+
+    /// True if a gated backend gave up waiting for `release` and sent the rest on its own.
+    pub fn gate_expired(&self) -> bool {
+        self.shared.gate_expired.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(acceptor) = self.acceptor.take() {
+            // A panicking behaviour has already failed its test; nothing to add here.
+            let _ = acceptor.join();
+        }
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, behaviour: &Arc<Behaviour>) {
+    let mut workers = Vec::new();
+    while !shared.stopped() {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let index = shared.connections.fetch_add(1, Ordering::SeqCst);
+                let shared = Arc::clone(shared);
+                let behaviour = Arc::clone(behaviour);
+                workers.push(thread::spawn(move || {
+                    serve(stream, index, &shared, &*behaviour)
+                }));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(ACCEPT_POLL),
+            Err(_) => thread::sleep(ACCEPT_POLL),
+        }
+    }
+    for worker in workers {
+        let _ = worker.join();
+    }
+}
+
+fn serve(stream: TcpStream, index: usize, shared: &Shared, behaviour: &Behaviour) {
+    // Accepted sockets inherit nothing from the non-blocking listener on Linux, but be explicit.
+    if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    let Ok(stream) = HttpStream::server(stream, Arc::clone(&shared.stop)) else {
+        return;
+    };
+    let mut conn = Connection {
+        stream,
+        index,
+        shared,
+    };
+    behaviour(&mut conn);
+}
+
+/// Answers every request 200 with the request body echoed back and `x-echo-*` headers naming
+/// what it received. Keep-alive until the proxy closes. The response also carries hop-by-hop
+/// headers (`Keep-Alive`, a field named in `Connection`) that the proxy must strip, and an
+/// end-to-end one (`X-Backend-End2End`) it must keep.
+pub fn echo_backend() -> Backend {
+    Backend::spawn(Arc::new(|conn: &mut Connection<'_>| {
+        while let Some(req) = conn.next_request(true) {
+            // A HEAD response announces the length a GET would have (RFC 9110 §9.3.2) and
+            // sends no body: a proxy that waits for one stalls the connection.
+            let (length, body): (usize, &[u8]) = if req.method == "HEAD" {
+                (5, b"")
+            } else {
+                (req.body.len(), &req.body)
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\n\
+                 Content-Type: application/octet-stream\r\n\
+                 Content-Length: {}\r\n\
+                 X-Echo-Method: {}\r\n\
+                 X-Echo-Target: {}\r\n\
+                 X-Echo-Connection: {}\r\n\
+                 X-Echo-Body-Len: {}\r\n\
+                 X-Echo-Body-Hash: {:016x}\r\n\
+                 Keep-Alive: timeout=60, max=1000\r\n\
+                 Connection: keep-alive, X-Backend-Hop\r\n\
+                 X-Backend-Hop: secret\r\n\
+                 X-Backend-End2End: yes\r\n\r\n",
+                length, req.method, req.target, req.connection, req.body_len, req.body_hash,
+            );
+            let mut out = head.into_bytes();
+            out.extend_from_slice(body);
+            let close = req
+                .headers
+                .get("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+            if conn.write(&out).is_err() || close {
+                return;
+            }
+        }
+    }))
+}
+
+/// Counts the request body without keeping it, for very large uploads; answers 200 with the
+/// payload length as the body.
+pub fn sink_backend() -> Backend {
+    Backend::spawn(Arc::new(|conn: &mut Connection<'_>| {
+        while let Some(req) = conn.next_request(false) {
+            let body = req.body_len.to_string();
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if conn.write(out.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// Waits `delay` after each request before answering 200 "slow": an upstream that is too slow
+/// for `read_timeout`.
+pub fn slow_head_backend(delay: Duration) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        while conn.next_request(true).is_some() {
+            conn.shared.pause(delay);
+            if conn
+                .write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+                .is_err()
+            {
+                return;
+            }
+        }
+    }))
+}
+
+/// Answers with a chunked body: `first` is sent and flushed at once, then the backend waits for
+/// `Backend::release` before sending `rest` and the last chunk. A proxy that buffers whole
+/// responses cannot deliver `first` before the release.
+pub fn chunked_flush_backend(first: Vec<u8>, rest: Vec<Vec<u8>>) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        while conn.next_request(true).is_some() {
+            let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            out.extend_from_slice(&chunk(&first));
+            if conn.write(&out).is_err() {
+                return;
+            }
+            conn.shared.wait_gate();
+            let mut out = Vec::new();
+            for part in &rest {
+                out.extend_from_slice(&chunk(part));
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            if conn.write(&out).is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// Encode `data` as one chunk (RFC 9112 §7.1).
+pub fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Answers 200 without Content-Length or Transfer-Encoding: the body is delimited by closing
+/// the connection (RFC 9112 §6.3 rule 8).
+pub fn close_delimited_backend(body: Vec<u8>) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        if conn.next_request(true).is_some() {
+            let mut out = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+            out.extend_from_slice(&body);
+            let _ = conn.write(&out);
+            conn.close();
+        }
+    }))
+}
+
+/// Answers every request with exactly `raw` and closes: for malformed upstream responses.
+pub fn malformed_response_backend(raw: &'static [u8]) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        if conn.next_request(true).is_some() {
+            let _ = conn.write(raw);
+            conn.close();
+        }
+    }))
+}
+
+/// Answers one request per connection as a keep-alive response (no `Connection: close`) and
+/// then closes the connection: every pooled connection the proxy keeps from it is stale.
+pub fn closing_after_response_backend() -> Backend {
+    Backend::spawn(Arc::new(|conn: &mut Connection<'_>| {
+        if let Some(req) = conn.next_request(true) {
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+                req.target.len(),
+                req.target
+            );
+            let _ = conn.write(out.as_bytes());
+            conn.close();
+        }
+    }))
+}
+
+/// Sends a head promising more body than it sends, then closes: an upstream that dies in the
+/// middle of a response. `chunked` picks chunked framing (no last chunk) instead of a length.
+pub fn dying_mid_response_backend(chunked: bool) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        if conn.next_request(true).is_some() {
+            let partial = vec![b'x'; 1000];
+            let out = if chunked {
+                let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                out.extend_from_slice(&chunk(&partial));
+                out
+            } else {
+                let mut out = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
+                out.extend_from_slice(&partial);
+                out
+            };
+            let _ = conn.write(&out);
+            // Give the proxy time to forward the head before the connection dies.
+            conn.shared.pause(Duration::from_millis(100));
+            conn.close();
+        }
+    }))
+}
+
+/// An address on 127.0.0.1 where nothing listens: connecting to it is refused.
+pub fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address")
+}
+
+/// A loopback listener whose accept queue is full and never drained: a connection attempt to
+/// it gets no SYN-ACK, so the proxy's connect times out (a loopback stand-in for a host that
+/// drops packets).
+#[derive(Debug)]
+pub struct FullBacklog {
+    listener: TcpListener,
+    _queued: Vec<TcpStream>,
+}
+
+impl FullBacklog {
+    pub fn new() -> FullBacklog {
+        use std::os::fd::AsRawFd;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        // SAFETY: listen(2) on a socket we own and keep open; no pointers are involved. Calling
+        // it again on a listening socket only lowers the backlog (to one queued connection).
+        let rc = unsafe { libc::listen(listener.as_raw_fd(), 0) };
+        assert_eq!(rc, 0, "listen(fd, 0) failed");
+        let addr = listener.local_addr().expect("local address");
+        // Fill the queue; attempts beyond its size time out, which is the point.
+        let queued = (0..3)
+            .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok())
+            .collect();
+        FullBacklog {
+            listener,
+            _queued: queued,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("local address")
+    }
+}
+
+impl Default for FullBacklog {
+    fn default() -> Self {
+        FullBacklog::new()
+    }
+}

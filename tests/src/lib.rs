@@ -1,0 +1,90 @@
+//! Helpers for ringway's black-box integration tests (`tests/integration.rs`).
+//!
+//! The tests see ringway only as users do: its command line, its config file, and its sockets.
+//! `proxy` runs the binary, `backend` provides mock upstreams named by behaviour, `http` is an
+//! independent strict HTTP/1.1 reader used by both sides (its types in `message`), and
+//! `request` builds raw requests.
+//! Nothing here needs a network beyond 127.0.0.1 or a server the tests do not start themselves.
+
+pub mod backend;
+pub mod binary;
+pub mod http;
+pub mod message;
+pub mod proxy;
+pub mod request;
+
+pub use backend::Backend;
+pub use http::{Framing, HttpStream, ReadError, Request, Response};
+pub use proxy::{Driver, LISTEN, Ringway};
+
+/// Generates one `#[test]` per monoio driver for `fn NAME(driver: Driver)`: a module `NAME`
+/// holding the tests `io_uring` and `epoll`, so `cargo test epoll` selects one driver. (Rust's
+/// `macro_rules!` cannot build the identifier `NAME_io_uring` without a proc-macro crate.)
+#[macro_export]
+macro_rules! both_drivers {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn io_uring() {
+                    super::$name($crate::Driver::IoUring)
+                }
+
+                #[test]
+                fn epoll() {
+                    super::$name($crate::Driver::Epoll)
+                }
+            }
+        )+
+    };
+}
+
+/// `[limits]` for tests that do not test limits: a header timeout short enough that a stuck
+/// test fails fast, long enough to tell a 400 from a 408.
+pub const TEST_LIMITS: &str = r#"header_timeout = "3s""#;
+
+/// The usual config: one named upstream `app` at `upstream`, one server on `@LISTEN@` with a
+/// catch-all proxy route, the access log on stdout, and short timeouts so the failure tests
+/// finish quickly. `limits` is the body of `[limits]` (e.g. `TEST_LIMITS`).
+pub fn proxy_config(upstream: std::net::SocketAddr, limits: &str) -> String {
+    format!(
+        r#"[runtime]
+shutdown_timeout = "1s"
+
+[log]
+access = "stdout"
+
+[limits]
+{limits}
+
+[upstreams.app]
+servers = ["{upstream}"]
+keepalive = 8
+read_timeout = "2s"
+
+[[server]]
+listen = ["{LISTEN}"]
+
+  [[server.route]]
+  prefix = "/"
+  proxy = "app"
+"#
+    )
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so a failing body can be regenerated.
+pub fn pseudo_random_body(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,322 @@
+//! The proxy under test: the real `ringway` binary as a child process.
+//!
+//! `Ringway::start` writes the config into a private temporary directory, substitutes a free
+//! loopback address for every `@LISTEN@`, runs `ringway run -c FILE --workers 1 --driver D
+//! --no-pin`, and returns once the address accepts connections. Its stdout (the access log) and
+//! stderr are captured. Dropping it sends SIGTERM and, if the process has not exited after a
+//! grace period, SIGKILL, so no proxy outlives its test.
+
+use std::fs;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::binary::ringway_binary;
+use crate::http::HttpStream;
+
+/// Placeholder in a config for the address `Ringway::start` picks.
+pub const LISTEN: &str = "@LISTEN@";
+
+/// How long the listen address may take to accept after the process starts.
+const STARTUP_LIMIT: Duration = Duration::from_secs(10);
+/// How long a SIGTERM'd proxy may take to drain before it is killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long test clients wait for any single read from the proxy.
+pub const CLIENT_PATIENCE: Duration = Duration::from_secs(10);
+
+/// monoio driver, passed as `--driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    IoUring,
+    Epoll,
+}
+
+impl Driver {
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("ringway-tests-{}-{n}", std::process::id()));
+        fs::create_dir_all(&path).expect("create a temporary directory");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        TempDir::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free port on 127.0.0.1 right now: bound to port 0 and released at once.
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address")
+}
+
+type Captured = Arc<Mutex<Vec<u8>>>;
+
+/// How a stopped ringway ended.
+#[derive(Debug)]
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A running ringway process.
+#[derive(Debug)]
+pub struct Ringway {
+    child: Option<Child>,
+    addr: SocketAddr,
+    stdout: Captured,
+    stderr: Captured,
+    readers: Vec<JoinHandle<()>>,
+    dir: TempDir,
+}
+
+impl Ringway {
+    /// Run `config_toml` (with `@LISTEN@` for the address to test) on one worker with `driver`.
+    /// Panics, with ringway's stderr, if the proxy does not come up.
+    pub fn start(config_toml: &str, driver: Driver) -> Ringway {
+        assert!(
+            config_toml.contains(LISTEN),
+            "the config must listen on {LISTEN}"
+        );
+        let mut last_error = String::new();
+        // A port released by `free_addr` can be taken by someone else before ringway binds it;
+        // only that case is retried.
+        for _ in 0..3 {
+            let dir = TempDir::new();
+            let addr = free_addr();
+            let config = config_toml.replace(LISTEN, &addr.to_string());
+            let file = dir.path().join("ringway.toml");
+            fs::write(&file, config).expect("write the config file");
+            let args = [
+                "run".to_owned(),
+                "-c".to_owned(),
+                file.display().to_string(),
+                "--workers".to_owned(),
+                "1".to_owned(),
+                "--driver".to_owned(),
+                driver.as_arg().to_owned(),
+                "--no-pin".to_owned(),
+            ];
+            match Ringway::spawn(&args, addr, dir) {
+                Ok(proxy) => return proxy,
+                Err(e) if e.contains("in use") => last_error = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("ringway could not bind a free port three times: {last_error}")
+    }
+
+    /// Run the binary with `args` in `dir` and wait until `listen` accepts connections.
+    pub fn spawn(args: &[String], listen: SocketAddr, dir: TempDir) -> Result<Ringway, String> {
+        let mut child = Command::new(ringway_binary())
+            .args(args)
+            .current_dir(dir.path())
+            // Keeps the default pid file (DESIGN.md §2: $XDG_RUNTIME_DIR when not root) private.
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start ringway: {e}"))?;
+        let stdout = Captured::default();
+        let stderr = Captured::default();
+        let mut readers = Vec::new();
+        if let Some(pipe) = child.stdout.take() {
+            readers.push(capture(pipe, Arc::clone(&stdout)));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            readers.push(capture(pipe, Arc::clone(&stderr)));
+        }
+        let mut proxy = Ringway {
+            child: Some(child),
+            addr: listen,
+            stdout,
+            stderr,
+            readers,
+            dir,
+        };
+        proxy.wait_ready(args)?;
+        Ok(proxy)
+    }
+
+    fn wait_ready(&mut self, args: &[String]) -> Result<(), String> {
+        let began = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.join_readers();
+                return Err(format!(
+                    "ringway {args:?} exited with {status} before listening on {}; stderr:\n{}",
+                    self.addr,
+                    self.stderr()
+                ));
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if began.elapsed() > STARTUP_LIMIT {
+                return Err(format!(
+                    "ringway {args:?} does not accept on {} after {STARTUP_LIMIT:?}; stderr:\n{}",
+                    self.addr,
+                    self.stderr()
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The directory holding the config file; the process's working directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything ringway wrote to stdout so far (the access log with `access = "stdout"`).
+    pub fn stdout(&self) -> String {
+        let bytes = self.stdout.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Everything ringway wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        let bytes = self.stderr.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Peak resident set size of the process (VmHWM in /proc/PID/status), in KiB.
+    pub fn vm_hwm_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status of ringway");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM line in /proc/PID/status")
+    }
+
+    /// A new client connection to the proxy.
+    pub fn connect(&self) -> HttpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect to ringway");
+        HttpStream::client(stream, CLIENT_PATIENCE).expect("configure client socket")
+    }
+
+    /// Send SIGTERM and wait for the exit (SIGKILL after a grace period); returns the exit
+    /// status and everything the process wrote.
+    pub fn stop(mut self) -> Exited {
+        let status = self.terminate();
+        Exited {
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        let Some(mut child) = self.child.take() else {
+            panic!("ringway was already stopped");
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            self.join_readers();
+            return status;
+        }
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) takes no pointers; `pid` is our own child, not yet reaped (try_wait
+        // above saw it running), so the pid cannot have been reused by another process.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let began = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if began.elapsed() < SHUTDOWN_GRACE => {
+                    thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = child.kill();
+                    break child.wait().expect("wait for killed ringway");
+                }
+            }
+        };
+        self.join_readers();
+        status
+    }
+
+    fn join_readers(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Ringway {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.terminate();
+        }
+        if thread::panicking() {
+            let stderr = self.stderr();
+            let mut start = stderr.len().saturating_sub(4000);
+            while !stderr.is_char_boundary(start) {
+                start += 1;
+            }
+            let tail = &stderr[start..];
+            eprintln!("--- ringway stderr (last 4000 bytes) ---\n{tail}\n---");
+        }
+    }
+}
+
+fn capture(mut pipe: impl Read + Send + 'static, into: Captured) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(&buf[..n]);
+        }
+    })
+}

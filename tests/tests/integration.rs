@@ -1,0 +1,17 @@
+//! ringway's black-box integration tests: the real binary, real sockets, mock backends.
+//!
+//! One module per concern. Every test that runs the proxy runs once per monoio driver
+//! (`both_drivers!`), so `cargo test -p ringway-tests epoll` selects the epoll half.
+
+#[path = "integration/cli.rs"]
+mod cli;
+#[path = "integration/limits.rs"]
+mod limits;
+#[path = "integration/proxying.rs"]
+mod proxying;
+#[path = "integration/routing.rs"]
+mod routing;
+#[path = "integration/smuggling.rs"]
+mod smuggling;
+#[path = "integration/upstream_faults.rs"]
+mod upstream_faults;

@@ -1,0 +1,204 @@
+//! The command line (DESIGN.md §3): `check`, `run` without a config, `demo`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ringway_tests::binary::ringway_binary;
+use ringway_tests::proxy::{TempDir, free_addr};
+use ringway_tests::{Ringway, request};
+use serde_json::Value;
+
+fn ringway(args: &[&str], cwd: &Path) -> Output {
+    Command::new(ringway_binary())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run ringway")
+}
+
+fn write_config(dir: &TempDir, text: &str) -> String {
+    let path = dir.path().join("ringway.toml");
+    std::fs::write(&path, text).expect("write config");
+    path.display().to_string()
+}
+
+const VALID: &str = r#"[upstreams.app]
+servers = ["127.0.0.1:9"]
+
+[[server]]
+listen = ["127.0.0.1:1"]
+  [[server.route]]
+  prefix = "/"
+  proxy = "app"
+"#;
+
+#[test]
+fn check_accepts_a_valid_config() {
+    let dir = TempDir::new();
+    let file = write_config(&dir, VALID);
+    let out = ringway(&["check", "-c", &file], dir.path());
+    assert!(
+        out.status.success(),
+        "check of a valid config: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `FILE:LINE:COL:` as DESIGN.md §2 prints it; the file as given, or at least its name.
+fn has_position(stderr: &str, file: &str, line_col: &str) -> bool {
+    stderr.contains(&format!("{file}:{line_col}:"))
+        || stderr.contains(&format!("ringway.toml:{line_col}:"))
+}
+
+#[test]
+fn check_reports_a_typo_with_position_and_suggestion() {
+    let dir = TempDir::new();
+    // `prefx` is on line 7, column 3.
+    let file = write_config(&dir, &VALID.replace("  prefix = \"/\"", "  prefx = \"/\""));
+    let out = ringway(&["check", "-c", &file], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit status for an invalid config; stderr:\n{stderr}"
+    );
+    assert!(
+        has_position(&stderr, &file, "7:3"),
+        "no {file}:7:3: in:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("server[0].route[0]"),
+        "no key path in:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("prefx"),
+        "the unknown key is not named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("did you mean") && stderr.contains("prefix"),
+        "no suggestion in:\n{stderr}"
+    );
+}
+
+#[test]
+fn check_suggests_the_nearest_upstream_and_reports_every_error() {
+    let dir = TempDir::new();
+    let text = VALID
+        .replace("proxy = \"app\"", "proxy = \"apq\"")
+        .replace("servers = ", "servrs = ");
+    let file = write_config(&dir, &text);
+    let out = ringway(&["check", "-c", &file], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    // Line 2: `servrs` (did you mean `servers`); line 8: unknown upstream "apq".
+    assert!(
+        has_position(&stderr, &file, "2:1"),
+        "servrs error missing:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("servers"),
+        "no suggestion for servrs:\n{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains(":8:") && l.contains("apq")),
+        "unknown upstream error missing:\n{stderr}"
+    );
+}
+
+#[test]
+fn run_with_an_invalid_config_fails_without_serving() {
+    let dir = TempDir::new();
+    let file = write_config(&dir, &VALID.replace("prefix", "prefx"));
+    let out = ringway(
+        &["run", "-c", &file, "--workers", "1", "--no-pin"],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "run accepted an invalid config");
+    assert!(
+        stderr.contains("prefx"),
+        "the error is not reported:\n{stderr}"
+    );
+}
+
+#[test]
+fn run_without_config_uses_the_embedded_default() {
+    let default_addr: SocketAddr = "127.0.0.1:8080".parse().expect("address");
+    if TcpListener::bind(default_addr).is_err() {
+        eprintln!("skipped: 127.0.0.1:8080 is in use, cannot test the embedded default config");
+        return;
+    }
+    let dir = TempDir::new();
+    let args = ["run", "--workers", "1", "--no-pin"].map(String::from);
+    let proxy = Ringway::spawn(&args, default_addr, dir).expect("ringway run without a config");
+    let resp = proxy.connect().roundtrip(&request::get("/"));
+    assert_eq!(resp.status, 200);
+    assert!(
+        !resp.body.is_empty(),
+        "the default page should say ringway is running"
+    );
+}
+
+/// Find a header in the demo's JSON, whether `headers` is an object or a list of pairs.
+fn json_header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
+    let value = match headers {
+        Value::Object(map) => map
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v),
+        Value::Array(items) => items.iter().find_map(|item| match item {
+            Value::Array(pair) if pair.len() == 2 => pair[0]
+                .as_str()
+                .filter(|k| k.eq_ignore_ascii_case(name))
+                .map(|_| &pair[1]),
+            Value::Object(field) => field
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|k| k.eq_ignore_ascii_case(name))
+                .and_then(|_| field.get("value")),
+            _ => None,
+        }),
+        _ => None,
+    }?;
+    match value {
+        Value::String(s) => Some(s),
+        Value::Array(values) => values.first().and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+#[test]
+fn demo_echoes_the_proxied_request_as_json() {
+    let addr = free_addr();
+    let args = ["demo".to_owned(), "--listen".to_owned(), addr.to_string()];
+    let proxy = Ringway::spawn(&args, addr, TempDir::new()).expect("ringway demo");
+    let mut client = proxy.connect();
+    let headers = [("Host", "demo.test:1234"), ("X-Test", "yes")];
+    let resp = client.roundtrip(&request::with_body(
+        "POST",
+        "/demo/path?q=1",
+        &headers,
+        b"ping",
+    ));
+    assert_eq!(resp.status, 200);
+    let json: Value = serde_json::from_slice(&resp.body)
+        .unwrap_or_else(|e| panic!("demo body is not JSON ({e}): {}", resp.body_text()));
+    assert_eq!(json["method"], "POST", "{json}");
+    assert_eq!(json["uri"], "/demo/path?q=1", "{json}");
+    assert_eq!(json["body"], "ping", "{json}");
+    let headers = &json["headers"];
+    let expected = [
+        ("host", "demo.test:1234"),
+        ("x-test", "yes"),
+        ("x-forwarded-for", "127.0.0.1"),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-host", "demo.test:1234"),
+    ];
+    for (name, value) in expected {
+        assert_eq!(json_header(headers, name), Some(value), "{name} in {json}");
+    }
+}

@@ -1,0 +1,319 @@
+//! Client-side protections (DESIGN.md §2 `[limits]`, §4): 413, 431, 408, and streaming a
+//! 1 GiB upload in bounded memory.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ringway_tests::{
+    Driver, LISTEN, Ringway, backend, both_drivers, proxy_config, pseudo_random_body, request,
+};
+
+both_drivers!(
+    declared_body_over_limit_is_413_without_reading_it,
+    streamed_body_over_limit_is_413_and_close,
+    body_at_the_limit_passes,
+    route_limit_overrides_global,
+    expect_100_continue_over_limit_gets_413_not_100,
+    oversized_head_is_431,
+    too_many_headers_is_431,
+    incomplete_head_is_408,
+    slowloris_trickle_is_408,
+    one_gib_upload_streams_in_bounded_memory,
+);
+
+const SMALL_BODY: &str = r#"header_timeout = "3s"
+max_body_size = "1KiB""#;
+
+fn declared_body_over_limit_is_413_without_reading_it(driver: Driver) {
+    let backend = backend::echo_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), SMALL_BODY), driver);
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(5));
+    // Only the head is sent: the answer must not wait for a body that never comes.
+    client
+        .send(b"POST /big HTTP/1.1\r\nHost: test.local\r\nContent-Length: 1025\r\n\r\n")
+        .expect("send head");
+    let resp = client.read_response("POST").expect("413 before the body");
+    assert_eq!(resp.status, 413);
+    client
+        .expect_close(Duration::from_secs(3))
+        .expect("closed after 413");
+    assert_eq!(backend.request_count(), 0);
+    assert_eq!(
+        backend.connections(),
+        0,
+        "the upstream was contacted for a 413"
+    );
+}
+
+fn streamed_body_over_limit_is_413_and_close(driver: Driver) {
+    let backend = backend::echo_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), SMALL_BODY), driver);
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(5));
+    let body = pseudo_random_body(2000, 1);
+    // All of it in one write: the proxy reads everything before it closes, so its close
+    // cannot turn into a reset that destroys the 413 in flight.
+    let pieces: Vec<&[u8]> = vec![&body[..600], &body[600..]];
+    client
+        .send(&request::chunked("POST", "/big", &[], &pieces))
+        .expect("send");
+    let resp = client
+        .read_response("POST")
+        .expect("413 for a streamed body");
+    assert_eq!(resp.status, 413);
+    client
+        .expect_close(Duration::from_secs(3))
+        .expect("closed after 413");
+    assert_eq!(
+        backend.request_count(),
+        0,
+        "the upstream received a complete oversized body"
+    );
+    let resp = proxy.connect().roundtrip(&request::get("/after"));
+    assert_eq!(resp.status, 200);
+}
+
+fn body_at_the_limit_passes(driver: Driver) {
+    let backend = backend::echo_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), SMALL_BODY), driver);
+    let mut client = proxy.connect();
+    let body = pseudo_random_body(1024, 2);
+    let resp = client.roundtrip(&request::with_body("POST", "/exact", &[], &body));
+    assert_eq!(resp.status, 200);
+    assert!(resp.body == body);
+    let pieces: Vec<&[u8]> = body.chunks(100).collect();
+    let resp = client.roundtrip(&request::chunked("POST", "/exact", &[], &pieces));
+    assert_eq!(resp.status, 200, "1024 chunked bytes are within 1KiB");
+}
+
+fn route_limit_overrides_global(driver: Driver) {
+    let backend = backend::echo_backend();
+    let config = format!(
+        r#"[log]
+access = "off"
+[limits]
+max_body_size = "1KiB"
+[upstreams.app]
+servers = ["{}"]
+[[server]]
+listen = ["{LISTEN}"]
+  [[server.route]]
+  prefix = "/small/"
+  max_body_size = "100"
+  proxy = "app"
+  [[server.route]]
+  prefix = "/large/"
+  max_body_size = "4KiB"
+  proxy = "app"
+  [[server.route]]
+  prefix = "/"
+  proxy = "app"
+"#,
+        backend.addr()
+    );
+    let proxy = Ringway::start(&config, driver);
+    let table = [
+        ("/small/x", 200, 413),
+        ("/x", 200, 200),
+        ("/x", 2000, 413),
+        ("/large/x", 4000, 200),
+    ];
+    for (target, len, status) in table {
+        let mut client = proxy.connect();
+        client.set_patience(Duration::from_secs(5));
+        client
+            .send(&request::with_body(
+                "POST",
+                target,
+                &[],
+                &pseudo_random_body(len, 5),
+            ))
+            .expect("send");
+        let resp = client.read_response("POST").expect("response");
+        assert_eq!(resp.status, status, "POST {target} with {len} bytes");
+    }
+}
+
+fn expect_100_continue_over_limit_gets_413_not_100(driver: Driver) {
+    let backend = backend::echo_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), SMALL_BODY), driver);
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(5));
+    client
+        .send(b"POST /big HTTP/1.1\r\nHost: test.local\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+        .expect("send head");
+    let resp = client.read_response("POST").expect("final response");
+    assert_eq!(
+        resp.interim,
+        Vec::<u16>::new(),
+        "100 Continue invites a body that will be refused"
+    );
+    assert_eq!(resp.status, 413);
+}
+
+fn oversized_head_is_431(driver: Driver) {
+    let backend = backend::echo_backend();
+    let limits = r#"header_timeout = "3s"
+max_header_size = "1KiB""#;
+    let proxy = Ringway::start(&proxy_config(backend.addr(), limits), driver);
+    let mut client = proxy.connect();
+    let fits = "a".repeat(500);
+    let resp = client.roundtrip(&request::with_body("GET", "/ok", &[("X-Big", &fits)], b""));
+    assert_eq!(resp.status, 200, "a 0.6 KiB head is within 1 KiB");
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(5));
+    let big = "a".repeat(2000);
+    client
+        .send(&request::with_body(
+            "GET",
+            "/big-head",
+            &[("X-Big", &big)],
+            b"",
+        ))
+        .expect("send");
+    let resp = client.read_response("GET").expect("431");
+    assert_eq!(resp.status, 431);
+    client
+        .expect_close(Duration::from_secs(3))
+        .expect("closed after 431");
+    assert_eq!(backend.request_count(), 1);
+}
+
+fn too_many_headers_is_431(driver: Driver) {
+    let backend = backend::echo_backend();
+    let limits = r#"header_timeout = "3s"
+max_headers = 10"#;
+    let proxy = Ringway::start(&proxy_config(backend.addr(), limits), driver);
+    let names: Vec<String> = (0..20).map(|i| format!("X-H{i}")).collect();
+    let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let mut client = proxy.connect();
+    let resp = client.roundtrip(&request::with_body("GET", "/few", &headers[..5], b""));
+    assert_eq!(resp.status, 200, "6 headers are within 10");
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(5));
+    client
+        .send(&request::with_body("GET", "/many", &headers, b""))
+        .expect("send");
+    let resp = client.read_response("GET").expect("431");
+    assert_eq!(resp.status, 431);
+    client
+        .expect_close(Duration::from_secs(3))
+        .expect("closed after 431");
+    assert_eq!(backend.request_count(), 1);
+}
+
+const ONE_SECOND_HEAD: &str = r#"header_timeout = "1s""#;
+
+fn incomplete_head_is_408(driver: Driver) {
+    let backend = backend::echo_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), ONE_SECOND_HEAD), driver);
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(5));
+    let began = Instant::now();
+    client
+        .send(b"GET /slow HTTP/1.1\r\nHost: test.local\r\n")
+        .expect("send half a head");
+    let resp = client.read_response("GET").expect("408");
+    let waited = began.elapsed();
+    assert_eq!(resp.status, 408);
+    assert!(
+        waited >= Duration::from_millis(900) && waited <= Duration::from_millis(2500),
+        "408 after {waited:?}, header_timeout is 1s"
+    );
+    client
+        .expect_close(Duration::from_secs(2))
+        .expect("closed after 408");
+    assert_eq!(backend.request_count(), 0);
+}
+
+fn slowloris_trickle_is_408(driver: Driver) {
+    let backend = backend::echo_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), ONE_SECOND_HEAD), driver);
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(5));
+    let began = Instant::now();
+    client
+        .send(b"GET /slow HTTP/1.1\r\nHost: test.local\r\nX-Slow: ")
+        .expect("send");
+    // A byte every 200 ms: the connection is never idle, but the head never completes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickle = {
+        let mut stream: TcpStream = client.get_ref().try_clone().expect("clone the socket");
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(5);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                if stream.write_all(b"a").is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let outcome = client.read_response("GET");
+    let waited = began.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    trickle.join().expect("trickle thread");
+    let resp = outcome.expect("408 for a trickled head");
+    assert_eq!(resp.status, 408);
+    assert!(
+        waited <= Duration::from_millis(2500),
+        "header_timeout covers the whole head: 408 came after {waited:?}"
+    );
+    assert_eq!(backend.request_count(), 0);
+}
+
+fn one_gib_upload_streams_in_bounded_memory(driver: Driver) {
+    const TOTAL: u64 = 1 << 30;
+    let backend = backend::sink_backend();
+    let config = format!(
+        r#"[log]
+access = "off"
+[limits]
+max_body_size = "0"
+[upstreams.app]
+servers = ["{}"]
+[[server]]
+listen = ["{LISTEN}"]
+  [[server.route]]
+  prefix = "/"
+  proxy = "app"
+"#,
+        backend.addr()
+    );
+    let proxy = Ringway::start(&config, driver);
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(30));
+    let began = Instant::now();
+    client
+        .send(
+            format!("PUT /gib HTTP/1.1\r\nHost: test.local\r\nContent-Length: {TOTAL}\r\n\r\n")
+                .as_bytes(),
+        )
+        .expect("send head");
+    let block = pseudo_random_body(256 * 1024, 9);
+    let mut sent = 0u64;
+    while sent < TOTAL {
+        client.send(&block).expect("upload block");
+        sent += block.len() as u64;
+    }
+    let resp = client.read_response("PUT").expect("response after 1 GiB");
+    let elapsed = began.elapsed();
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.body_text(),
+        TOTAL.to_string(),
+        "bytes the upstream received"
+    );
+    let hwm = proxy.vm_hwm_kib();
+    eprintln!("1 GiB upload on {driver:?}: {elapsed:?}, ringway VmHWM {hwm} KiB");
+    assert!(
+        hwm < 64 * 1024,
+        "ringway peak RSS {hwm} KiB for a streamed upload (limit 64 MiB)"
+    );
+}

@@ -1,0 +1,227 @@
+//! Upstream faults (DESIGN.md §4): refused → 502, connect and read timeouts → 504,
+//! malformed responses → 502, an upstream dying mid-response closes the client connection,
+//! and stale pooled connections are retried transparently for idempotent requests.
+
+use std::fmt::Write as _;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ringway_tests::backend::FullBacklog;
+use ringway_tests::{
+    Driver, LISTEN, ReadError, Ringway, TEST_LIMITS, backend, both_drivers, proxy_config, request,
+};
+
+both_drivers!(
+    refused_connection_is_502,
+    slow_upstream_is_504,
+    connect_timeout_is_504,
+    malformed_upstream_responses_are_502,
+    upstream_dying_mid_response_closes_client,
+    stale_pooled_connection_is_retried,
+);
+
+fn refused_connection_is_502(driver: Driver) {
+    let proxy = Ringway::start(&proxy_config(backend::closed_port(), TEST_LIMITS), driver);
+    let mut client = proxy.connect();
+    assert_eq!(client.roundtrip(&request::get("/down")).status, 502);
+    let resp = client.roundtrip(&request::with_body("POST", "/down", &[], b"data"));
+    assert_eq!(resp.status, 502);
+}
+
+fn slow_upstream_is_504(driver: Driver) {
+    let backend = backend::slow_head_backend(Duration::from_secs(3));
+    let config = format!(
+        r#"[log]
+access = "off"
+[upstreams.slow]
+servers = ["{}"]
+read_timeout = "1s"
+[[server]]
+listen = ["{LISTEN}"]
+  [[server.route]]
+  prefix = "/short"
+  read_timeout = "300ms"
+  proxy = "slow"
+  [[server.route]]
+  prefix = "/"
+  proxy = "slow"
+"#,
+        backend.addr()
+    );
+    let proxy = Ringway::start(&config, driver);
+    let table = [
+        ("/", Duration::from_millis(900), Duration::from_millis(2500)),
+        (
+            "/short",
+            Duration::from_millis(250),
+            Duration::from_millis(900),
+        ),
+    ];
+    for (target, at_least, at_most) in table {
+        let mut client = proxy.connect();
+        let began = Instant::now();
+        let resp = client.roundtrip(&request::get(target));
+        let waited = began.elapsed();
+        assert_eq!(resp.status, 504, "{target}");
+        assert!(
+            waited >= at_least && waited <= at_most,
+            "{target}: 504 after {waited:?}, expected within {at_least:?}..{at_most:?}"
+        );
+    }
+}
+
+fn connect_timeout_is_504(driver: Driver) {
+    let blackhole = FullBacklog::new();
+    let config = format!(
+        r#"[log]
+access = "off"
+[upstreams.unreachable]
+servers = ["{}"]
+connect_timeout = "500ms"
+[[server]]
+listen = ["{LISTEN}"]
+  [[server.route]]
+  prefix = "/"
+  proxy = "unreachable"
+"#,
+        blackhole.addr()
+    );
+    let proxy = Ringway::start(&config, driver);
+    let mut client = proxy.connect();
+    let began = Instant::now();
+    let resp = client.roundtrip(&request::get("/"));
+    let waited = began.elapsed();
+    assert_eq!(resp.status, 504);
+    assert!(
+        waited >= Duration::from_millis(400) && waited <= Duration::from_secs(4),
+        "504 after {waited:?} with connect_timeout 500ms"
+    );
+}
+
+/// Responses an upstream may not send; each must become a 502 for the client.
+const MALFORMED: &[(&str, &[u8])] = &[
+    ("not HTTP at all", b"NOT HTTP AT ALL\r\n\r\n"),
+    (
+        "status not a number",
+        b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n",
+    ),
+    (
+        "two status digits",
+        b"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
+    ),
+    (
+        "two different Content-Length",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    ),
+    (
+        "negative Content-Length",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    ),
+    (
+        "bare LF line ends",
+        b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+    ),
+    (
+        "obs-fold",
+        b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+    ),
+    (
+        "NUL in a header value",
+        b"HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok",
+    ),
+    ("closed without a response", b""),
+];
+
+fn malformed_upstream_responses_are_502(driver: Driver) {
+    let backends: Vec<_> = MALFORMED
+        .iter()
+        .map(|(_, raw)| backend::malformed_response_backend(raw))
+        .collect();
+    let mut config = String::from("[log]\naccess = \"off\"\n");
+    for (i, b) in backends.iter().enumerate() {
+        let _ = write!(config, "[upstreams.bad{i}]\nservers = [\"{}\"]\n", b.addr());
+    }
+    let _ = write!(config, "[[server]]\nlisten = [\"{LISTEN}\"]\n");
+    for i in 0..backends.len() {
+        let _ = write!(
+            config,
+            "  [[server.route]]\n  prefix = \"/bad{i}/\"\n  proxy = \"bad{i}\"\n"
+        );
+    }
+    let proxy = Ringway::start(&config, driver);
+    let mut failures = Vec::new();
+    for (i, (name, _)) in MALFORMED.iter().enumerate() {
+        let mut client = proxy.connect();
+        client
+            .send(&request::get(&format!("/bad{i}/x")))
+            .expect("send");
+        match client.read_response("GET") {
+            Ok(resp) if resp.status == 502 => {}
+            Ok(resp) => failures.push(format!("{name}: client got {}", resp.status)),
+            Err(e) => failures.push(format!("{name}: no response ({e})")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "malformed upstream responses:\n{}",
+        failures.join("\n")
+    );
+}
+
+fn upstream_dying_mid_response_closes_client(driver: Driver) {
+    let by_length = backend::dying_mid_response_backend(false);
+    let by_chunks = backend::dying_mid_response_backend(true);
+    let config = format!(
+        r#"[log]
+access = "off"
+[[server]]
+listen = ["{LISTEN}"]
+  [[server.route]]
+  prefix = "/length/"
+  proxy = "http://{}"
+  [[server.route]]
+  prefix = "/chunked/"
+  proxy = "http://{}"
+"#,
+        by_length.addr(),
+        by_chunks.addr()
+    );
+    let proxy = Ringway::start(&config, driver);
+    for target in ["/length/x", "/chunked/x"] {
+        let mut client = proxy.connect();
+        client.send(&request::get(target)).expect("send");
+        match client.read_response("GET") {
+            // The head was already forwarded: the only honest signal left is the close.
+            Err(ReadError::Truncated | ReadError::Reset) => {}
+            // Or the proxy noticed before sending anything.
+            Ok(resp) if resp.status == 502 => {}
+            Ok(resp) => panic!(
+                "{target}: upstream died after 1000 bytes but the client got a complete-looking \
+                 {} response with {} bytes ({:?})",
+                resp.status,
+                resp.body.len(),
+                resp.framing
+            ),
+            Err(e) => panic!("{target}: expected the connection to close, got {e}"),
+        }
+    }
+}
+
+fn stale_pooled_connection_is_retried(driver: Driver) {
+    let backend = backend::closing_after_response_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), TEST_LIMITS), driver);
+    let mut client = proxy.connect();
+    for round in 0..3 {
+        let target = format!("/round/{round}");
+        let resp = client.roundtrip(&request::get(&target));
+        assert_eq!(
+            resp.status, 200,
+            "round {round}: a stale pooled connection must be retried"
+        );
+        assert_eq!(resp.body_text(), target);
+        // Let the upstream's FIN reach the pooled connection before it is reused.
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(backend.connections(), 3);
+    assert_eq!(backend.request_count(), 3);
+}
