@@ -116,3 +116,6 @@ fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
     // Writing to a Vec cannot fail; Display for IpAddr formats on the stack.
     let _ = write!(out, "{ip}");
 }
+
+#[cfg(test)]
+mod tests;

@@ -95,3 +95,6 @@ fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, ProtocolError> {
 fn hex_value(b: u8) -> Option<u8> {
     char::from(b).to_digit(16).map(|d| d as u8)
 }
+
+#[cfg(test)]
+mod tests;

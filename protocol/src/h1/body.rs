@@ -127,3 +127,6 @@ impl BodyDecoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -91,9 +91,11 @@ pub(crate) fn find_head(
 
 /// httparse reports every bad version as `Error::Version`. RFC 9112 §2.3
 /// distinguishes a well-formed version we do not speak (505) from garbage
-/// (400): HTTP-version = "HTTP/" DIGIT "." DIGIT.
+/// (400): HTTP-version = "HTTP/" DIGIT "." DIGIT. A version we do speak
+/// means the error was elsewhere on the line.
 pub(crate) fn classify_version(version: &[u8]) -> ProtocolError {
     match version {
+        b"HTTP/1.0" | b"HTTP/1.1" => ProtocolError::Malformed,
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
@@ -119,7 +121,7 @@ mod tests {
         let buf = b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\nbody";
         assert_eq!(
             find_head(buf, 1024, Skip),
-            Ok(Some(Extent { skip: 4, len: 29 }))
+            Ok(Some(Extent { skip: 4, len: 27 }))
         );
         assert_eq!(find_head(buf, 1024, Reject), Err(ProtocolError::BadStatus));
     }
@@ -170,5 +172,6 @@ mod tests {
         );
         assert_eq!(classify_version(b"HTTP/1.10"), ProtocolError::Malformed);
         assert_eq!(classify_version(b"HTTX/1.1"), ProtocolError::Malformed);
+        assert_eq!(classify_version(b"HTTP/1.1"), ProtocolError::Malformed);
     }
 }

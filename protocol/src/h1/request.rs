@@ -239,11 +239,18 @@ fn map_error(e: httparse::Error, head: &[u8]) -> ProtocolError {
     match e {
         httparse::Error::HeaderValue => ProtocolError::InvalidHeaderValue,
         httparse::Error::TooManyHeaders => ProtocolError::TooManyHeaders,
+        // request-line = method SP request-target SP HTTP-version (RFC 9112 §3):
+        // only a line of exactly three parts has a version worth classifying.
         httparse::Error::Version => {
-            let line = start_line(head);
-            let version = line.rsplit(|&b| b == b' ').next().unwrap_or(line);
-            classify_version(version)
+            let mut parts = start_line(head).split(|&b| b == b' ');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(_), Some(_), Some(version), None) => classify_version(version),
+                _ => ProtocolError::Malformed,
+            }
         }
         _ => ProtocolError::Malformed,
     }
 }
+
+#[cfg(test)]
+mod tests;

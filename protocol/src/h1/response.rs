@@ -189,3 +189,6 @@ fn map_error(e: httparse::Error, head: &[u8]) -> ProtocolError {
         _ => ProtocolError::BadStatus,
     }
 }
+
+#[cfg(test)]
+mod tests;

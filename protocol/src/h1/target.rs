@@ -132,10 +132,10 @@ mod tests {
     use crate::h1::Method;
     use crate::h1::fields::Span;
 
-    fn parts(
-        target: &[u8],
-        method: Method,
-    ) -> Result<(Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>), ProtocolError> {
+    /// (path, query, authority) as owned bytes.
+    type Parts = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+    fn parts(target: &[u8], method: Method) -> Result<Parts, ProtocolError> {
         let t = parse_target(target, Span::new(0, target.len()), method)?;
         Ok((
             t.path.map_or(b"/".to_vec(), |s| s.get(target).to_vec()),

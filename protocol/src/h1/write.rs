@@ -117,11 +117,15 @@ pub fn write_response_head(out: &mut Vec<u8>, head: &ResponseHead, resp: &Client
     for (name, value) in fields.iter() {
         let kept_hop = (keep_te && name.eq_ignore_ascii_case(b"transfer-encoding"))
             || (switching && name.eq_ignore_ascii_case(b"upgrade"));
-        let dropped = (is_hop_by_hop(name) && !kept_hop)
-            || (matches!(framing, BodyFraming::Length(_))
-                && name.eq_ignore_ascii_case(b"content-length"))
-            || named_in_connection(fields, name)
-            || is_edited(resp.edits, name);
+        let dropped = if kept_hop {
+            is_edited(resp.edits, name)
+        } else {
+            is_hop_by_hop(name)
+                || (matches!(framing, BodyFraming::Length(_))
+                    && name.eq_ignore_ascii_case(b"content-length"))
+                || named_in_connection(fields, name)
+                || is_edited(resp.edits, name)
+        };
         if !dropped {
             write_field(out, name, value);
         }
@@ -237,9 +241,14 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// An edit names this field (edit names are lower-case).
+/// An edit names this field (edit names are lower-case). Framing fields are
+/// never edited.
 pub(crate) fn is_edited(edits: &[HeaderEdit<'_>], name: &[u8]) -> bool {
-    edits.iter().any(|e| name.eq_ignore_ascii_case(e.name))
+    !is_framing_field(name) && edits.iter().any(|e| name.eq_ignore_ascii_case(e.name))
+}
+
+fn is_framing_field(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
 }
 
 /// RFC 9110 §7.6.1: the Connection field lists further hop-by-hop fields.
@@ -268,8 +277,7 @@ fn write_framing(out: &mut Vec<u8>, framing: BodyFraming) {
 
 fn write_edits(out: &mut Vec<u8>, edits: &[HeaderEdit<'_>]) {
     for edit in edits {
-        let framing = edit.name.eq_ignore_ascii_case(b"content-length")
-            || edit.name.eq_ignore_ascii_case(b"transfer-encoding");
+        let framing = is_framing_field(edit.name);
         let valid_name = !edit.name.is_empty() && edit.name.iter().all(|&b| is_tchar(b));
         if let Some(value) = edit.value
             && valid_name
@@ -316,3 +324,6 @@ fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
     }
     out.extend_from_slice(&digits[i..]);
 }
+
+#[cfg(test)]
+mod tests;

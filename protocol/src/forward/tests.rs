@@ -1,0 +1,131 @@
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use bytes::BytesMut;
+
+use super::{Forwarded, is_forwarding_header, is_hop_by_hop, write_forwarding_headers};
+use crate::h1::write::HeaderEdit;
+use crate::h1::{HeadLimits, RequestHead, parse_request};
+
+fn head(raw: &[u8]) -> RequestHead {
+    let limits = HeadLimits {
+        max_head_size: 8192,
+        max_headers: 64,
+    };
+    parse_request(&mut BytesMut::from(raw), &limits, Vec::new())
+        .unwrap()
+        .unwrap()
+}
+
+fn forwarding(raw: &[u8], fwd: &Forwarded<'_>, edits: &[HeaderEdit<'_>]) -> String {
+    let mut out = Vec::new();
+    write_forwarding_headers(&mut out, &head(raw), fwd, edits);
+    String::from_utf8(out).unwrap()
+}
+
+const SPOOFING: &[u8] = b"GET / HTTP/1.1\r\nHost: app.example:8443\r\n\
+X-Forwarded-For: 1.1.1.1\r\nX-Real-IP: 1.1.1.1\r\nX-Forwarded-Proto: https\r\n\
+X-Forwarded-Host: spoofed.example\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n\r\n";
+
+fn peer(trusted_peer: bool) -> Forwarded<'static> {
+    Forwarded {
+        client: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
+        proto: b"http",
+        trusted_peer,
+    }
+}
+
+#[test]
+fn untrusted_peer_replaces_everything_design_2_2() {
+    assert_eq!(
+        forwarding(SPOOFING, &peer(false), &[]),
+        "X-Forwarded-For: 10.0.0.7\r\nX-Real-IP: 10.0.0.7\r\n\
+         X-Forwarded-Proto: http\r\nX-Forwarded-Host: app.example:8443\r\n"
+    );
+}
+
+#[test]
+fn trusted_peer_appends_and_keeps_design_2_2() {
+    assert_eq!(
+        forwarding(SPOOFING, &peer(true), &[]),
+        "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.7\r\nX-Real-IP: 1.1.1.1\r\n\
+         X-Forwarded-Proto: https\r\nX-Forwarded-Host: spoofed.example\r\n"
+    );
+}
+
+#[test]
+fn trusted_peer_without_client_values_uses_ours() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(
+        forwarding(raw, &peer(true), &[]),
+        "X-Forwarded-For: 10.0.0.7\r\nX-Real-IP: 10.0.0.7\r\n\
+         X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n"
+    );
+}
+
+#[test]
+fn ipv4_mapped_ipv6_prints_as_ipv4() {
+    let fwd = Forwarded {
+        client: IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped()),
+        proto: b"https",
+        trusted_peer: false,
+    };
+    let out = forwarding(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &fwd, &[]);
+    assert!(
+        out.starts_with("X-Forwarded-For: 192.0.2.1\r\nX-Real-IP: 192.0.2.1\r\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn ipv6_prints_without_brackets() {
+    let fwd = Forwarded {
+        client: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        proto: b"http",
+        trusted_peer: false,
+    };
+    let out = forwarding(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &fwd, &[]);
+    assert!(out.starts_with("X-Forwarded-For: ::1\r\n"), "{out}");
+}
+
+#[test]
+fn no_host_means_no_forwarded_host() {
+    let out = forwarding(b"GET / HTTP/1.0\r\n\r\n", &peer(false), &[]);
+    assert!(!out.contains("X-Forwarded-Host"), "{out}");
+}
+
+#[test]
+fn edits_suppress_generated_fields() {
+    let edits = [
+        HeaderEdit {
+            name: b"x-real-ip",
+            value: None,
+        },
+        HeaderEdit {
+            name: b"x-forwarded-proto",
+            value: Some(b"https"),
+        },
+    ];
+    assert_eq!(
+        forwarding(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &peer(false), &edits),
+        "X-Forwarded-For: 10.0.0.7\r\nX-Forwarded-Host: a\r\n"
+    );
+}
+
+#[test]
+fn hop_by_hop_names_rfc9110_7_6_1() {
+    for name in [
+        &b"Connection"[..],
+        b"proxy-connection",
+        b"Keep-Alive",
+        b"TE",
+        b"transfer-encoding",
+        b"Upgrade",
+    ] {
+        assert!(is_hop_by_hop(name), "{name:?}");
+    }
+    assert!(!is_hop_by_hop(b"content-length"));
+    assert!(!is_hop_by_hop(b"trailer"));
+    assert!(is_forwarding_header(b"X-Forwarded-For"));
+    assert!(is_forwarding_header(b"x-real-ip"));
+    assert!(!is_forwarding_header(b"forwarded"));
+}

@@ -1,0 +1,539 @@
+use bytes::BytesMut;
+
+use super::{RequestHead, parse_request};
+use crate::error::ProtocolError;
+use crate::h1::{BodyFraming, HeadLimits, Method, Version};
+
+const LIMITS: HeadLimits = HeadLimits {
+    max_head_size: 8192,
+    max_headers: 64,
+};
+
+fn parse(raw: &[u8]) -> Result<RequestHead, ProtocolError> {
+    let mut buf = BytesMut::from(raw);
+    parse_request(&mut buf, &LIMITS, Vec::new()).map(|h| h.expect("a complete head"))
+}
+
+fn refused(raw: &[u8]) -> ProtocolError {
+    parse(raw).expect_err("the request must be refused")
+}
+
+fn framing(raw: &[u8]) -> Result<BodyFraming, ProtocolError> {
+    parse(raw).map(|h| h.framing())
+}
+
+#[test]
+fn parses_origin_form_request_rfc9112_3() {
+    let raw =
+        b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.com:8080\r\nAccept:  */*  \r\nX-Empty:\r\n\r\n";
+    let head = parse(raw).unwrap();
+    assert_eq!(head.method(), Method::Get);
+    assert_eq!(head.method_bytes(), b"GET");
+    assert_eq!(head.target(), b"/a/b?x=1");
+    assert_eq!(head.path(), b"/a/b");
+    assert_eq!(head.query(), Some(&b"x=1"[..]));
+    assert_eq!(head.version(), Version::Http11);
+    assert_eq!(head.host(), Some(&b"example.com:8080"[..]));
+    assert_eq!(head.header(b"accept"), Some(&b"*/*"[..]));
+    assert_eq!(head.header(b"x-empty"), Some(&b""[..]));
+    assert_eq!(head.header(b"missing"), None);
+    let headers: Vec<_> = head.headers().collect();
+    assert_eq!(
+        headers,
+        [
+            (&b"Host"[..], &b"example.com:8080"[..]),
+            (b"Accept", b"*/*"),
+            (b"X-Empty", b""),
+        ]
+    );
+    assert_eq!(head.framing(), BodyFraming::Empty);
+    assert!(head.keep_alive());
+    assert_eq!(&head.bytes()[..], &raw[..]);
+}
+
+#[test]
+fn leading_empty_lines_are_skipped_rfc9112_2_2() {
+    let mut buf = BytesMut::from(&b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+    let head = parse_request(&mut buf, &LIMITS, Vec::new())
+        .unwrap()
+        .unwrap();
+    assert!(head.bytes().starts_with(b"GET / HTTP/1.1\r\n"));
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn incomplete_head_leaves_buffer_untouched() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\n";
+    let mut buf = BytesMut::from(&raw[..]);
+    assert!(
+        parse_request(&mut buf, &LIMITS, Vec::new())
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(&buf[..], &raw[..]);
+}
+
+#[test]
+fn pipelined_requests_leave_the_rest_in_buf_rfc9112_9_3_2() {
+    let mut buf = BytesMut::from(
+        &b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+    );
+    let first = parse_request(&mut buf, &LIMITS, Vec::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.framing(), BodyFraming::Length(5));
+    assert_eq!(&buf[..5], b"hello");
+    let _ = buf.split_to(5);
+    let second = parse_request(&mut buf, &LIMITS, first.into_scratch())
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.path(), b"/b");
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn into_scratch_returns_a_cleared_vec() {
+    let head = parse(b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n").unwrap();
+    let scratch = head.into_scratch();
+    assert!(scratch.is_empty());
+    assert!(scratch.capacity() >= 3);
+}
+
+#[test]
+fn content_length_with_transfer_encoding_rfc9112_6_3_p3() {
+    let raw =
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::LengthAndChunked);
+    let raw =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::LengthAndChunked);
+}
+
+#[test]
+fn content_length_twice_different_rfc9112_6_3_p5() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
+}
+
+#[test]
+fn content_length_twice_identical_is_one_length_rfc9112_6_3_p5() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n";
+    assert_eq!(framing(raw), Ok(BodyFraming::Length(5)));
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n";
+    assert_eq!(framing(raw), Ok(BodyFraming::Length(5)));
+}
+
+#[test]
+fn content_length_list_with_different_values_rfc9112_6_3_p5() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,2\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
+}
+
+#[test]
+fn content_length_with_sign_rfc9110_8_6() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
+}
+
+#[test]
+fn content_length_with_inner_space_rfc9110_8_6() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:  5 5\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
+}
+
+#[test]
+fn content_length_empty_or_overflowing_rfc9110_8_6() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
+}
+
+#[test]
+fn content_length_zero_is_kept_as_a_length_rfc9112_6_3_p6() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(framing(raw), Ok(BodyFraming::Length(0)));
+}
+
+#[test]
+fn transfer_encoding_chunked_is_accepted_case_insensitively_rfc9112_6_1() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n";
+    assert_eq!(framing(raw), Ok(BodyFraming::Chunked));
+}
+
+#[test]
+fn transfer_encoding_chunked_not_final_rfc9112_6_3_p4() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadTransferEncoding);
+}
+
+#[test]
+fn transfer_encoding_other_coding_before_chunked_rfc9112_6_3_p4() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadTransferEncoding);
+}
+
+#[test]
+fn transfer_encoding_unknown_coding_rfc9112_6_3_p4() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadTransferEncoding);
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadTransferEncoding);
+}
+
+#[test]
+fn transfer_encoding_chunked_twice_rfc9112_6_3_p4() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadTransferEncoding);
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadTransferEncoding);
+}
+
+#[test]
+fn transfer_encoding_empty_rfc9112_6_3_p4() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadTransferEncoding);
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadTransferEncoding);
+}
+
+#[test]
+fn transfer_encoding_in_http10_rfc9112_6_1() {
+    let raw = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadTransferEncoding);
+}
+
+#[test]
+fn obs_fold_rfc9112_5_2() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::ObsFold);
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n\ttwo\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::ObsFold);
+}
+
+#[test]
+fn whitespace_before_first_field_rfc9112_2_2() {
+    let raw = b"GET / HTTP/1.1\r\n Host: a\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::ObsFold);
+}
+
+#[test]
+fn bare_lf_in_request_line_rfc9112_2_2() {
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\nHost: a\r\n\r\n"),
+        ProtocolError::BareLf
+    );
+}
+
+#[test]
+fn bare_lf_in_headers_rfc9112_2_2() {
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n"),
+        ProtocolError::BareLf
+    );
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a\r\n\n"),
+        ProtocolError::BareLf
+    );
+}
+
+#[test]
+fn nul_in_value_rfc9110_5_5() {
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n"),
+        ProtocolError::InvalidHeaderValue
+    );
+}
+
+#[test]
+fn ctl_in_value_rfc9110_5_5() {
+    for ctl in [0x01u8, 0x0b, 0x0c, 0x1f, 0x7f] {
+        let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\nX: a".to_vec();
+        raw.push(ctl);
+        raw.extend_from_slice(b"b\r\n\r\n");
+        assert_eq!(
+            refused(&raw),
+            ProtocolError::InvalidHeaderValue,
+            "byte {ctl:#x}"
+        );
+    }
+    // A lone CR inside a value.
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"),
+        ProtocolError::InvalidHeaderValue
+    );
+}
+
+#[test]
+fn htab_and_obs_text_in_value_are_allowed_rfc9110_5_5() {
+    let head = parse(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\tb \xc3\xa9\r\n\r\n").unwrap();
+    assert_eq!(head.header(b"x"), Some(&b"a\tb \xc3\xa9"[..]));
+}
+
+#[test]
+fn space_before_colon_rfc9112_5_1() {
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding\t: chunked\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+}
+
+#[test]
+fn header_name_must_be_a_token_rfc9110_5_1() {
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a\r\nX(y): x\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+}
+
+#[test]
+fn malformed_request_line_rfc9112_3() {
+    assert_eq!(
+        refused(b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+    assert_eq!(
+        refused(b"GET /\r\nHost: a\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+    assert_eq!(
+        refused(b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+    assert_eq!(
+        refused(b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+    assert_eq!(
+        refused(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+}
+
+#[test]
+fn oversized_head_is_431() {
+    let limits = HeadLimits {
+        max_head_size: 64,
+        max_headers: 64,
+    };
+    let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+    raw.resize(80, b'a');
+    raw.extend_from_slice(b"\r\n\r\n");
+    // Complete but too long.
+    let mut buf = BytesMut::from(&raw[..]);
+    let err = parse_request(&mut buf, &limits, Vec::new()).unwrap_err();
+    assert_eq!(err, ProtocolError::HeadTooLarge);
+    assert_eq!(err.status(), 431);
+    // Incomplete, but already as long as the limit.
+    let mut buf = BytesMut::from(&raw[..64]);
+    assert_eq!(
+        parse_request(&mut buf, &limits, Vec::new()).unwrap_err(),
+        ProtocolError::HeadTooLarge
+    );
+    // One byte below the limit is still just incomplete.
+    let mut buf = BytesMut::from(&raw[..63]);
+    assert!(
+        parse_request(&mut buf, &limits, Vec::new())
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn too_many_headers_is_431() {
+    let limits = HeadLimits {
+        max_head_size: 8192,
+        max_headers: 3,
+    };
+    let ok = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
+    assert!(parse_request(&mut BytesMut::from(&ok[..]), &limits, Vec::new()).is_ok());
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    let err = parse_request(&mut BytesMut::from(&raw[..]), &limits, Vec::new()).unwrap_err();
+    assert_eq!(err, ProtocolError::TooManyHeaders);
+    assert_eq!(err.status(), 431);
+}
+
+#[test]
+fn max_headers_above_256_is_capped() {
+    let limits = HeadLimits {
+        max_head_size: 1 << 20,
+        max_headers: 10_000,
+    };
+    let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+    for i in 0..300 {
+        raw.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+    }
+    raw.extend_from_slice(b"\r\n");
+    let err = parse_request(&mut BytesMut::from(&raw[..]), &limits, Vec::new()).unwrap_err();
+    assert_eq!(err, ProtocolError::TooManyHeaders);
+}
+
+#[test]
+fn missing_host_in_http11_rfc9112_3_2() {
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nA: b\r\n\r\n"),
+        ProtocolError::MissingHost
+    );
+    // Also with an absolute-form target: the Host line is still required.
+    assert_eq!(
+        refused(b"GET http://a/ HTTP/1.1\r\n\r\n"),
+        ProtocolError::MissingHost
+    );
+}
+
+#[test]
+fn double_host_rfc9112_3_2() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::MissingHost);
+    let raw = b"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::MissingHost);
+}
+
+#[test]
+fn http10_may_omit_host_rfc9112_3_2() {
+    let head = parse(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(head.host(), None);
+    assert_eq!(head.version(), Version::Http10);
+}
+
+#[test]
+fn invalid_host_value_rfc9112_3_2() {
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+    // An empty Host is valid (RFC 9112 §3.2).
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").unwrap().host(),
+        Some(&b""[..])
+    );
+}
+
+#[test]
+fn absolute_form_authority_wins_over_host_rfc9112_3_2_2() {
+    let head = parse(b"GET http://real.example:81/p?q HTTP/1.1\r\nHost: other\r\n\r\n").unwrap();
+    assert_eq!(head.host(), Some(&b"real.example:81"[..]));
+    assert_eq!(head.path(), b"/p");
+    assert_eq!(head.query(), Some(&b"q"[..]));
+    assert_eq!(head.header(b"host"), Some(&b"other"[..]));
+}
+
+#[test]
+fn asterisk_form_rfc9112_3_2_4() {
+    let head = parse(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(head.path(), b"*");
+    assert_eq!(
+        refused(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+}
+
+#[test]
+fn authority_form_is_malformed_rfc9112_3_2_3() {
+    let raw = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::Malformed);
+}
+
+#[test]
+fn unsupported_versions_are_505_rfc9112_2_3() {
+    let err = refused(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n");
+    assert_eq!(err, ProtocolError::UnsupportedVersion);
+    assert_eq!(err.status(), 505);
+    assert_eq!(
+        refused(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n"),
+        ProtocolError::UnsupportedVersion
+    );
+    assert_eq!(
+        refused(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        ProtocolError::UnsupportedVersion
+    );
+    assert_eq!(
+        refused(b"GET / HTTQ/1.1\r\nHost: a\r\n\r\n"),
+        ProtocolError::Malformed
+    );
+}
+
+#[test]
+fn keep_alive_defaults_rfc9112_9_3() {
+    let ka = |raw: &[u8]| parse(raw).unwrap().keep_alive();
+    assert!(ka(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    assert!(!ka(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(!ka(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, Close\r\n\r\n"
+    ));
+    assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
+    assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+    assert!(!ka(
+        b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"
+    ));
+}
+
+#[test]
+fn expect_continue_rfc9110_10_1_1() {
+    let ec = |raw: &[u8]| parse(raw).unwrap().expect_continue();
+    assert!(ec(
+        b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n"
+    ));
+    assert!(!ec(
+        b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n"
+    ));
+    // An HTTP/1.0 expectation is ignored.
+    assert!(!ec(
+        b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
+    ));
+}
+
+#[test]
+fn upgrade_needs_connection_option_and_http11_rfc9110_7_8() {
+    let raw = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let head = parse(raw).unwrap();
+    assert!(head.wants_upgrade());
+    assert_eq!(head.upgrade(), Some(&b"websocket"[..]));
+    let raw = b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
+    assert!(!parse(raw).unwrap().wants_upgrade());
+    let raw = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n";
+    assert!(!parse(raw).unwrap().wants_upgrade());
+    let raw = b"GET /ws HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+    assert!(!parse(raw).unwrap().wants_upgrade());
+}
+
+#[test]
+fn unknown_and_lower_case_methods_are_other_rfc9110_9_1() {
+    let head = parse(b"PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(head.method(), Method::Other);
+    assert_eq!(head.method_bytes(), b"PURGE");
+    assert_eq!(
+        parse(b"get / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .method(),
+        Method::Other
+    );
+}
+
+#[test]
+fn errors_leave_the_buffer_untouched() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+    let mut buf = BytesMut::from(&raw[..]);
+    assert!(parse_request(&mut buf, &LIMITS, Vec::new()).is_err());
+    assert_eq!(&buf[..], &raw[..]);
+}

@@ -1,0 +1,251 @@
+use bytes::BytesMut;
+
+use super::{ResponseHead, parse_response};
+use crate::error::ProtocolError;
+use crate::h1::{BodyFraming, HeadLimits, Method, Version};
+
+const LIMITS: HeadLimits = HeadLimits {
+    max_head_size: 8192,
+    max_headers: 64,
+};
+
+fn parse_for(raw: &[u8], method: Method) -> Result<ResponseHead, ProtocolError> {
+    let mut buf = BytesMut::from(raw);
+    parse_response(&mut buf, &LIMITS, method, Vec::new()).map(|h| h.expect("a complete head"))
+}
+
+fn parse(raw: &[u8]) -> Result<ResponseHead, ProtocolError> {
+    parse_for(raw, Method::Get)
+}
+
+fn framing(raw: &[u8]) -> Result<BodyFraming, ProtocolError> {
+    parse(raw).map(|h| h.framing())
+}
+
+#[test]
+fn parses_status_line_and_fields_rfc9112_4() {
+    let raw = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\n";
+    let head = parse(raw).unwrap();
+    assert_eq!(head.version(), Version::Http11);
+    assert_eq!(head.status(), 404);
+    assert_eq!(head.reason(), b"Not Found");
+    assert_eq!(head.header(b"content-type"), Some(&b"text/plain"[..]));
+    assert_eq!(head.headers().count(), 2);
+    assert_eq!(head.framing(), BodyFraming::Length(3));
+    assert!(head.keep_alive());
+    assert_eq!(&head.bytes()[..], &raw[..]);
+}
+
+#[test]
+fn reason_may_be_empty_or_obs_text_rfc9112_4() {
+    assert_eq!(
+        parse(b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n")
+            .unwrap()
+            .reason(),
+        b""
+    );
+    assert_eq!(
+        parse(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n")
+            .unwrap()
+            .reason(),
+        b""
+    );
+    let head = parse(b"HTTP/1.1 200 Tr\xe8s bien\r\nContent-Length: 0\r\n\r\n").unwrap();
+    assert_eq!(head.reason(), b"Tr\xe8s bien");
+}
+
+#[test]
+fn body_follows_the_head_in_buf() {
+    let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"[..]);
+    let head = parse_response(&mut buf, &LIMITS, Method::Get, Vec::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.framing(), BodyFraming::Length(2));
+    assert_eq!(&buf[..], b"hi");
+}
+
+#[test]
+fn incomplete_head_is_none() {
+    let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Le"[..]);
+    assert!(
+        parse_response(&mut buf, &LIMITS, Method::Get, Vec::new())
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(buf.len(), 27);
+}
+
+#[test]
+fn response_to_head_has_no_body_rfc9112_6_3_p1() {
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+    assert_eq!(
+        parse_for(raw, Method::Head).unwrap().framing(),
+        BodyFraming::Empty
+    );
+    let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let head = parse_for(raw, Method::Head).unwrap();
+    assert_eq!(head.framing(), BodyFraming::Empty);
+    assert!(head.keep_alive());
+}
+
+#[test]
+fn status_204_and_304_have_no_body_rfc9112_6_3_p1() {
+    assert_eq!(
+        framing(b"HTTP/1.1 204 No Content\r\n\r\n"),
+        Ok(BodyFraming::Empty)
+    );
+    assert_eq!(
+        framing(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 512\r\n\r\n"),
+        Ok(BodyFraming::Empty)
+    );
+}
+
+#[test]
+fn informational_responses_have_no_body_rfc9112_6_3_p1() {
+    let head = parse(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+    assert_eq!(head.framing(), BodyFraming::Empty);
+    assert!(head.keep_alive());
+    let raw =
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    let head = parse(raw).unwrap();
+    assert_eq!(head.framing(), BodyFraming::Empty);
+    // The connection becomes a tunnel; it never goes back to a pool.
+    assert!(!head.keep_alive());
+}
+
+#[test]
+fn success_to_connect_is_a_tunnel_rfc9112_6_3_p2() {
+    let head = parse_for(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        Method::Connect,
+    )
+    .unwrap();
+    assert_eq!(head.framing(), BodyFraming::Empty);
+    assert!(!head.keep_alive());
+}
+
+#[test]
+fn chunked_final_coding_rfc9112_6_3_p4() {
+    assert_eq!(
+        framing(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        Ok(BodyFraming::Chunked)
+    );
+    assert_eq!(
+        framing(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+        Ok(BodyFraming::Chunked)
+    );
+    assert_eq!(
+        framing(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n\r\n"
+        ),
+        Ok(BodyFraming::Chunked)
+    );
+}
+
+#[test]
+fn transfer_encoding_not_ending_in_chunked_is_close_delimited_rfc9112_6_3_p4() {
+    let head = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").unwrap();
+    assert_eq!(head.framing(), BodyFraming::UntilClose);
+    assert!(!head.keep_alive());
+}
+
+#[test]
+fn no_length_is_close_delimited_rfc9112_6_3_p8() {
+    let head = parse(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n").unwrap();
+    assert_eq!(head.framing(), BodyFraming::UntilClose);
+    assert!(!head.keep_alive());
+}
+
+#[test]
+fn content_length_with_transfer_encoding_rfc9112_6_3_p3() {
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(parse(raw).unwrap_err(), ProtocolError::LengthAndChunked);
+}
+
+#[test]
+fn bad_content_length_rfc9112_6_3_p5() {
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n";
+    assert_eq!(parse(raw).unwrap_err(), ProtocolError::BadContentLength);
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n";
+    assert_eq!(parse(raw).unwrap_err(), ProtocolError::BadContentLength);
+}
+
+#[test]
+fn transfer_encoding_in_http10_response_rfc9112_6_1() {
+    let raw = b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(parse(raw).unwrap_err(), ProtocolError::BadTransferEncoding);
+}
+
+#[test]
+fn keep_alive_rules_rfc9112_9_3() {
+    let ka = |raw: &[u8]| parse(raw).unwrap().keep_alive();
+    assert!(ka(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    assert!(!ka(
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(!ka(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    assert!(ka(
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(ka(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
+}
+
+#[test]
+fn strict_like_requests_bare_lf_obs_fold_ctl() {
+    assert_eq!(
+        parse(b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n").unwrap_err(),
+        ProtocolError::BareLf
+    );
+    assert_eq!(
+        parse(b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n").unwrap_err(),
+        ProtocolError::ObsFold
+    );
+    assert_eq!(
+        parse(b"HTTP/1.1 200 OK\r\nX: a\x01b\r\nContent-Length: 0\r\n\r\n").unwrap_err(),
+        ProtocolError::InvalidHeaderValue
+    );
+    assert_eq!(
+        parse(b"HTTP/1.1 200 OK\r\nX : a\r\nContent-Length: 0\r\n\r\n").unwrap_err(),
+        ProtocolError::Malformed
+    );
+}
+
+#[test]
+fn leading_empty_lines_are_refused_for_responses() {
+    assert_eq!(
+        parse(b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap_err(),
+        ProtocolError::BadStatus
+    );
+}
+
+#[test]
+fn malformed_status_lines_are_bad_status_rfc9112_4() {
+    for raw in [
+        &b"HTTP/1.1 2000 OK\r\n\r\n"[..],
+        b"HTTP/1.1 20 OK\r\n\r\n",
+        b"HTTP/1.1 099 Low\r\n\r\n",
+        b"HTTP/1.1 600 High\r\n\r\n",
+        b"HTTP/1.1 200 O\x01K\r\n\r\n",
+        b"ICY 200 OK\r\n\r\n",
+        b"HTTP/1.1\r\n\r\n",
+    ] {
+        assert_eq!(parse(raw).unwrap_err(), ProtocolError::BadStatus, "{raw:?}");
+    }
+    assert_eq!(
+        parse(b"HTTP/2.0 200 OK\r\n\r\n").unwrap_err(),
+        ProtocolError::UnsupportedVersion
+    );
+}
+
+#[test]
+fn oversized_response_head() {
+    let limits = HeadLimits {
+        max_head_size: 32,
+        max_headers: 8,
+    };
+    let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaa"[..]);
+    assert_eq!(
+        parse_response(&mut buf, &limits, Method::Get, Vec::new()).unwrap_err(),
+        ProtocolError::HeadTooLarge
+    );
+}

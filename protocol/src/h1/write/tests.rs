@@ -1,0 +1,353 @@
+use std::net::{IpAddr, Ipv4Addr};
+
+use bytes::BytesMut;
+
+use super::{
+    ClientResponse, HeaderEdit, UpstreamRequest, reason_phrase, write_request_head,
+    write_response_head, write_simple_response,
+};
+use crate::forward::Forwarded;
+use crate::h1::{
+    HeadLimits, Method, RequestHead, ResponseHead, Version, parse_request, parse_response,
+};
+
+const LIMITS: HeadLimits = HeadLimits {
+    max_head_size: 8192,
+    max_headers: 64,
+};
+
+const FWD: Forwarded<'static> = Forwarded {
+    client: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
+    proto: b"http",
+    trusted_peer: false,
+};
+
+fn request(raw: &[u8]) -> RequestHead {
+    parse_request(&mut BytesMut::from(raw), &LIMITS, Vec::new())
+        .unwrap()
+        .unwrap()
+}
+
+fn response(raw: &[u8], method: Method) -> ResponseHead {
+    parse_response(&mut BytesMut::from(raw), &LIMITS, method, Vec::new())
+        .unwrap()
+        .unwrap()
+}
+
+fn upstream(raw: &[u8], pass_upgrade: bool, edits: &[HeaderEdit<'_>]) -> String {
+    let head = request(raw);
+    let req = UpstreamRequest {
+        target: head.target(),
+        forwarded: &FWD,
+        default_host: b"default.example",
+        pass_upgrade,
+        edits,
+    };
+    let mut out = Vec::new();
+    write_request_head(&mut out, &head, &req);
+    String::from_utf8(out).unwrap()
+}
+
+fn client(raw: &[u8], method: Method, resp: &ClientResponse<'_>) -> String {
+    let head = response(raw, method);
+    let mut out = Vec::new();
+    write_response_head(&mut out, &head, resp);
+    String::from_utf8(out).unwrap()
+}
+
+const KEEP_11: ClientResponse<'static> = ClientResponse {
+    client_version: Version::Http11,
+    close: false,
+    dechunk: false,
+    edits: &[],
+};
+
+#[test]
+fn request_head_strips_hop_by_hop_and_rewrites_forwarding_rfc9110_7_6_1() {
+    let raw = b"GET /x?y HTTP/1.1\r\nUser-Agent: t\r\nHost: app.example\r\n\
+Connection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\nProxy-Connection: x\r\n\
+TE: trailers\r\nX-Secret: s\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n\
+Accept: */*\r\n\r\n";
+    assert_eq!(
+        upstream(raw, false, &[]),
+        "GET /x?y HTTP/1.1\r\nHost: app.example\r\nUser-Agent: t\r\nAccept: */*\r\n\
+X-Forwarded-For: 10.0.0.7\r\nX-Real-IP: 10.0.0.7\r\nX-Forwarded-Proto: http\r\n\
+X-Forwarded-Host: app.example\r\n\r\n"
+    );
+}
+
+#[test]
+fn request_head_passes_chunked_framing_and_drops_expect_rfc9112_6_1() {
+    let raw = b"POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\
+Expect: 100-continue\r\n\r\n";
+    assert_eq!(
+        upstream(raw, false, &[]),
+        "POST /u HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.7\r\nX-Real-IP: 10.0.0.7\r\n\
+X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+}
+
+#[test]
+fn request_head_normalises_content_length_rfc9112_6_3_p5() {
+    let raw = b"PUT /u HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n";
+    let out = upstream(raw, false, &[]);
+    assert_eq!(out.matches("Content-Length").count(), 1, "{out}");
+    assert!(out.ends_with("Content-Length: 3\r\n\r\n"), "{out}");
+}
+
+#[test]
+fn connection_cannot_strip_host_or_content_length() {
+    let raw = b"PUT /u HTTP/1.1\r\nHost: a\r\nConnection: Host, Content-Length\r\n\
+Content-Length: 3\r\n\r\n";
+    let out = upstream(raw, false, &[]);
+    assert!(out.contains("\r\nHost: a\r\n"), "{out}");
+    assert!(out.contains("\r\nContent-Length: 3\r\n"), "{out}");
+}
+
+#[test]
+fn request_head_upgrade_passed_or_stripped_rfc9110_7_8() {
+    let raw = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Key: k\r\n\r\n";
+    let fwd = "X-Forwarded-For: 10.0.0.7\r\nX-Real-IP: 10.0.0.7\r\nX-Forwarded-Proto: http\r\n\
+X-Forwarded-Host: a\r\n";
+    assert_eq!(
+        upstream(raw, true, &[]),
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k\r\n{fwd}\
+Upgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        )
+    );
+    assert_eq!(
+        upstream(raw, false, &[]),
+        format!("GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k\r\n{fwd}\r\n")
+    );
+}
+
+#[test]
+fn request_edits_set_remove_and_never_touch_framing() {
+    let raw =
+        b"POST / HTTP/1.1\r\nHost: a\r\nX-Remove: 1\r\nX-Set: old\r\nContent-Length: 2\r\n\r\n";
+    let edits = [
+        HeaderEdit {
+            name: b"x-remove",
+            value: None,
+        },
+        HeaderEdit {
+            name: b"x-set",
+            value: Some(b"new"),
+        },
+        HeaderEdit {
+            name: b"content-length",
+            value: Some(b"999"),
+        },
+        HeaderEdit {
+            name: b"host",
+            value: Some(b"backend.internal"),
+        },
+    ];
+    assert_eq!(
+        upstream(raw, false, &edits),
+        "POST / HTTP/1.1\r\nX-Forwarded-For: 10.0.0.7\r\nX-Real-IP: 10.0.0.7\r\n\
+X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\nContent-Length: 2\r\nx-set: new\r\n\
+host: backend.internal\r\n\r\n"
+    );
+}
+
+#[test]
+fn edit_values_cannot_split_the_head() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let edits = [HeaderEdit {
+        name: b"x-uri",
+        value: Some(b"/a\r\nEvil: 1\0"),
+    }];
+    let out = upstream(raw, false, &edits);
+    assert!(out.contains("\r\nx-uri: /a%0D%0AEvil: 1%00\r\n"), "{out}");
+}
+
+#[test]
+fn http10_without_host_gets_the_default_host_rfc9112_3_2() {
+    let out = upstream(b"GET / HTTP/1.0\r\n\r\n", false, &[]);
+    assert!(
+        out.starts_with("GET / HTTP/1.1\r\nHost: default.example\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("X-Forwarded-Host"), "{out}");
+}
+
+#[test]
+fn absolute_form_sends_the_authority_as_host_rfc9112_3_2_2() {
+    let out = upstream(
+        b"GET http://real.example/p HTTP/1.1\r\nHost: other\r\n\r\n",
+        false,
+        &[],
+    );
+    assert!(out.contains("\r\nHost: real.example\r\n"), "{out}");
+    assert!(!out.contains("other"), "{out}");
+}
+
+#[test]
+fn response_head_strips_hop_by_hop_rfc9110_7_6_1() {
+    let raw = b"HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nConnection: keep-alive, X-Hop\r\n\
+Keep-Alive: timeout=5\r\nX-Hop: 1\r\nContent-Length: 5\r\n\r\n";
+    assert_eq!(
+        client(raw, Method::Get, &KEEP_11),
+        "HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+    );
+}
+
+#[test]
+fn response_head_keeps_chunked_unless_dechunked_rfc9112_7() {
+    let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n";
+    assert_eq!(
+        client(raw, Method::Get, &KEEP_11),
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n"
+    );
+    let resp = ClientResponse {
+        client_version: Version::Http10,
+        close: true,
+        dechunk: true,
+        edits: &[],
+    };
+    assert_eq!(
+        client(raw, Method::Get, &resp),
+        "HTTP/1.1 200 OK\r\nX: y\r\nConnection: close\r\n\r\n"
+    );
+}
+
+#[test]
+fn response_head_connection_for_http10_client_rfc9112_9_3() {
+    let raw = b"HTTP/1.1 204 No Content\r\n\r\n";
+    let resp = ClientResponse {
+        client_version: Version::Http10,
+        ..KEEP_11
+    };
+    assert_eq!(
+        client(raw, Method::Get, &resp),
+        "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n"
+    );
+    let resp = ClientResponse {
+        close: true,
+        ..KEEP_11
+    };
+    assert_eq!(
+        client(raw, Method::Get, &resp),
+        "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+    );
+}
+
+#[test]
+fn response_head_status_line_is_always_http11() {
+    let raw = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+    assert!(client(raw, Method::Get, &KEEP_11).starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+#[test]
+fn switching_protocols_keeps_upgrade_rfc9110_15_2_2() {
+    let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: abc\r\n\r\n";
+    assert_eq!(
+        client(raw, Method::Get, &KEEP_11),
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc\r\n\
+Connection: upgrade\r\n\r\n"
+    );
+}
+
+#[test]
+fn response_to_head_keeps_its_content_length_rfc9110_9_3_2() {
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
+    assert_eq!(
+        client(raw, Method::Head, &KEEP_11),
+        "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"
+    );
+}
+
+#[test]
+fn response_edits_replace_and_remove() {
+    let raw =
+        b"HTTP/1.1 200 OK\r\nServer: upstream\r\nX-Powered-By: php\r\nContent-Length: 0\r\n\r\n";
+    let edits = [
+        HeaderEdit {
+            name: b"x-powered-by",
+            value: None,
+        },
+        HeaderEdit {
+            name: b"server",
+            value: Some(b"ringway"),
+        },
+    ];
+    let resp = ClientResponse {
+        edits: &edits,
+        ..KEEP_11
+    };
+    assert_eq!(
+        client(raw, Method::Get, &resp),
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nserver: ringway\r\n\r\n"
+    );
+}
+
+#[test]
+fn simple_response_with_body() {
+    let mut out = Vec::new();
+    let extra = [HeaderEdit {
+        name: b"retry-after",
+        value: Some(b"1"),
+    }];
+    write_simple_response(
+        &mut out,
+        429,
+        Some(b"text/plain"),
+        &extra,
+        b"slow down\n",
+        true,
+        false,
+    );
+    assert_eq!(
+        out,
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 10\r\nContent-Type: text/plain\r\n\
+Connection: close\r\nretry-after: 1\r\n\r\nslow down\n"
+    );
+}
+
+#[test]
+fn simple_response_to_head_keeps_length_rfc9110_9_3_2() {
+    let mut out = Vec::new();
+    write_simple_response(&mut out, 404, None, &[], b"not found", false, true);
+    assert_eq!(out, b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\n");
+}
+
+#[test]
+fn simple_bodiless_statuses_rfc9110_8_6() {
+    let mut out = Vec::new();
+    write_simple_response(&mut out, 100, None, &[], b"", false, false);
+    assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
+    out.clear();
+    write_simple_response(&mut out, 204, None, &[], b"ignored", false, false);
+    assert_eq!(out, b"HTTP/1.1 204 No Content\r\n\r\n");
+}
+
+#[test]
+fn reason_phrases_rfc9110_15() {
+    assert_eq!(reason_phrase(200), "OK");
+    assert_eq!(reason_phrase(413), "Content Too Large");
+    assert_eq!(reason_phrase(431), "Request Header Fields Too Large");
+    assert_eq!(reason_phrase(505), "HTTP Version Not Supported");
+    assert_eq!(reason_phrase(299), "");
+}
+
+#[test]
+fn framing_fields_survive_connection_options_and_edits() {
+    let raw =
+        b"HTTP/1.1 200 OK\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let edits = [HeaderEdit {
+        name: b"transfer-encoding",
+        value: None,
+    }];
+    let resp = ClientResponse {
+        edits: &edits,
+        ..KEEP_11
+    };
+    assert_eq!(
+        client(raw, Method::Get, &resp),
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+}
