@@ -56,15 +56,16 @@ pub async fn forward(
     let mut request_head = std::mem::take(&mut conn.out);
     {
         let vars = conn.vars(head, path);
-        let request = |edits: &[ringway_protocol::HeaderEdit<'_>]| UpstreamRequest {
-            target: &conn.target,
-            forwarded: &forwarded,
-            default_host: upstream.name.as_bytes(),
-            pass_upgrade: false,
-            edits,
-        };
+        let target_bytes = &conn.target;
         with_edits(&[&route.request_headers], Some(&vars), &mut conn.arena, |edits| {
-            write_request_head(&mut request_head, head, &request(edits));
+            let request = UpstreamRequest {
+                target: target_bytes,
+                forwarded: &forwarded,
+                default_host: upstream.name.as_bytes(),
+                pass_upgrade: false,
+                edits,
+            };
+            write_request_head(&mut request_head, head, &request);
         });
     }
     let request_head = Bytes::from(request_head);
