@@ -1,0 +1,242 @@
+//! Command line: `ringway-load URL [options]` runs a load, `ringway-load
+//! backend [options]` serves a fixed body. Values are checked here so that
+//! the library receives only settings it can run.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::runtime::DriverChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ringway-load",
+    version,
+    about = "HTTP/1.1 load generator and benchmark backend for ringway",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve every request with a fixed body, for benchmarks.
+    Backend(BackendArgs),
+}
+
+/// Closed-loop load against one URL.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// http://host[:port]/path to load.
+    #[arg(required = true)]
+    pub url: Option<String>,
+    /// Open connections, spread over the threads.
+    #[arg(short = 'c', long = "connections", default_value_t = 64)]
+    pub connections: usize,
+    /// Client threads, each with its own runtime.
+    #[arg(short = 't', long = "threads", default_value_t = 1)]
+    pub threads: usize,
+    /// Measured duration, after warmup (e.g. 10s, 500ms, 2m).
+    #[arg(short = 'd', long = "duration", default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Load applied before measuring; its requests are not counted.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// A request without a complete response in this time is a timeout error.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Extra request header, repeatable: -H "Name: value".
+    #[arg(short = 'H', long = "header", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Request body of this many bytes, with Content-Length.
+    #[arg(long, default_value_t = 0)]
+    pub body_size: usize,
+    /// Open a new connection for every request (sends Connection: close).
+    #[arg(long)]
+    pub close: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Pin client thread i to the i-th CPU of this list (e.g. 1,2 or 0-3).
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub pin_cpus: Option<CpuList>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub driver: DriverChoice,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Bytes of the response body.
+    #[arg(long, default_value_t = 100)]
+    pub body_size: usize,
+    /// Server threads, each with its own runtime and SO_REUSEPORT listener.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Pin server thread i to the i-th CPU of this list.
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub pin_cpus: Option<CpuList>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub driver: DriverChoice,
+}
+
+/// CPU ids, in the order threads are pinned to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+/// `10s`, `500ms`, `2m`, `1h`, `1.5s`; a bare number is seconds, as wrk.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 10s, 500ms, 2m"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1_000.0,
+        "us" => value / 1_000_000.0,
+        "m" => value * 60.0,
+        "h" => value * 3_600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {text:?}: use us, ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} out of range"))
+}
+
+/// `Name: value`; the value may be empty, surrounding whitespace is dropped
+/// (RFC 9112 §5.1 allows optional whitespace around field values).
+pub fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("header {text:?} must look like \"Name: value\""))?;
+    if name.is_empty() || name.trim() != name {
+        return Err(format!(
+            "header name in {text:?} is empty or has whitespace"
+        ));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+/// `1,2`, `0-3`, `0,2-3`: comma-separated ids and inclusive ranges.
+pub fn parse_cpu_list(text: &str) -> Result<CpuList, String> {
+    let invalid = || format!("invalid CPU list {text:?}: expected e.g. 1,2 or 0-3");
+    let mut cpus = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((first, last)) => {
+                let first: usize = first.trim().parse().map_err(|_| invalid())?;
+                let last: usize = last.trim().parse().map_err(|_| invalid())?;
+                if first > last {
+                    return Err(invalid());
+                }
+                cpus.extend(first..=last);
+            }
+            None => cpus.push(part.trim().parse().map_err(|_| invalid())?),
+        }
+    }
+    Ok(CpuList(cpus))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(parse_header("X-A: b c "), Ok(("X-A".into(), "b c".into())));
+        assert_eq!(
+            parse_header("X-Empty:"),
+            Ok(("X-Empty".into(), String::new()))
+        );
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header(" X: y").is_err());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("1,2"), Ok(CpuList(vec![1, 2])));
+        assert_eq!(parse_cpu_list("0-2,5"), Ok(CpuList(vec![0, 1, 2, 5])));
+        assert!(parse_cpu_list("2-1").is_err());
+        assert!(parse_cpu_list("a").is_err());
+        assert!(parse_cpu_list("").is_err());
+    }
+
+    #[test]
+    fn load_command_line() {
+        let cli = Cli::try_parse_from([
+            "ringway-load",
+            "http://127.0.0.1:9000/",
+            "-c",
+            "8",
+            "-t",
+            "2",
+            "-d",
+            "3s",
+            "-H",
+            "A: 1",
+            "-H",
+            "B: 2",
+            "--close",
+            "--json",
+            "--pin-cpus",
+            "1",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        let load = cli.load;
+        assert_eq!(load.url.as_deref(), Some("http://127.0.0.1:9000/"));
+        assert_eq!((load.connections, load.threads), (8, 2));
+        assert_eq!(load.duration, Duration::from_secs(3));
+        assert_eq!(load.warmup, Duration::from_secs(1));
+        assert_eq!(load.headers.len(), 2);
+        assert!(load.close && load.json);
+        assert_eq!(load.pin_cpus, Some(CpuList(vec![1])));
+    }
+
+    #[test]
+    fn backend_command_line() {
+        let cli = Cli::try_parse_from([
+            "ringway-load",
+            "backend",
+            "--listen",
+            "127.0.0.1:0",
+            "--body-size",
+            "16",
+        ])
+        .unwrap();
+        let Some(Command::Backend(backend)) = cli.command else {
+            panic!("backend subcommand not parsed");
+        };
+        assert_eq!(backend.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!((backend.body_size, backend.threads), (16, 1));
+        assert!(Cli::try_parse_from(["ringway-load"]).is_err());
+    }
+}

@@ -1,0 +1,231 @@
+//! One client connection's closed loop: send the request, read the whole
+//! response, repeat; reconnect after an error, a close, or every request
+//! with `--close`. Latency runs from the moment a request is due to the last
+//! byte of its response, so it includes the connect when the request needs a
+//! new connection. Steady state allocates nothing: the request bytes and the
+//! read buffer are lent to the kernel and handed back after each operation.
+
+use std::cell::RefCell;
+use std::mem;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+use monoio::time::{sleep, timeout, timeout_at};
+
+use super::{ConnPlan, Timeline};
+use crate::report::{ErrorKind, Totals};
+use crate::response::parse_response_head;
+use crate::socket::{READ_CAPACITY, read_more};
+
+/// Pause after a refused connect, so that a server that is down is not
+/// hammered by a busy loop that would only count errors.
+const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+/// Runs `connections` connections on this thread until the deadline.
+pub(super) async fn run_thread(
+    plan: Rc<ConnPlan>,
+    timeline: Timeline,
+    connections: usize,
+) -> Totals {
+    let stats = Rc::new(ThreadStats {
+        timeline,
+        totals: RefCell::new(Totals::default()),
+    });
+    let deadline = monoio::time::Instant::from_std(timeline.deadline);
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let plan = Rc::clone(&plan);
+            let stats = Rc::clone(&stats);
+            // At the deadline the connection is dropped wherever it is: an
+            // unfinished exchange is neither a request nor an error.
+            monoio::spawn(async move {
+                let _ = timeout_at(deadline, drive(&plan, &stats)).await;
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await;
+    }
+    stats.totals.take()
+}
+
+/// One thread's counters. Connections of a thread run on one runtime and
+/// never hold a borrow across an await, so a `RefCell` is all it needs.
+struct ThreadStats {
+    timeline: Timeline,
+    totals: RefCell<Totals>,
+}
+
+impl ThreadStats {
+    /// Counts a complete response if its request started after warmup and
+    /// it ended inside the measured window.
+    fn response(&self, started: Instant, ended: Instant, exchanged: &Exchanged) {
+        if started < self.timeline.measure_from || ended > self.timeline.deadline {
+            return;
+        }
+        let mut totals = self.totals.borrow_mut();
+        totals.histogram.record(ended - started);
+        totals.requests += 1;
+        totals.bytes_read += exchanged.bytes_read;
+        if !exchanged.success {
+            totals.errors.count(ErrorKind::Status);
+        }
+    }
+
+    fn error(&self, kind: ErrorKind) {
+        let now = Instant::now();
+        if now >= self.timeline.measure_from && now <= self.timeline.deadline {
+            self.totals.borrow_mut().errors.count(kind);
+        }
+    }
+}
+
+/// The loop of one connection slot; it only ends by being dropped.
+async fn drive(plan: &ConnPlan, stats: &ThreadStats) {
+    let mut request = plan.request.clone();
+    let mut buf = BytesMut::with_capacity(READ_CAPACITY);
+    loop {
+        let mut started = Instant::now();
+        let stream = match timeout(plan.timeout, TcpStream::connect_addr(plan.addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(_)) => {
+                stats.error(ErrorKind::Connect);
+                sleep(CONNECT_RETRY_DELAY).await;
+                continue;
+            }
+            Err(_) => {
+                stats.error(ErrorKind::Timeout);
+                continue;
+            }
+        };
+        // Nagle's algorithm would hold small requests back and add delays
+        // that the server under test never caused.
+        let _ = stream.set_nodelay(true);
+        buf.clear();
+        let mut conn = Connection {
+            stream,
+            request,
+            buf,
+            is_head: plan.is_head,
+        };
+        loop {
+            let outcome = timeout(plan.timeout, conn.exchange()).await;
+            let ended = Instant::now();
+            match outcome {
+                Ok(Ok(exchanged)) => {
+                    stats.response(started, ended, &exchanged);
+                    if !exchanged.keep_alive || plan.close {
+                        break;
+                    }
+                }
+                Ok(Err(kind)) => {
+                    stats.error(kind);
+                    break;
+                }
+                Err(_) => {
+                    stats.error(ErrorKind::Timeout);
+                    break;
+                }
+            }
+            started = ended;
+        }
+        (request, buf) = conn.into_parts(plan);
+    }
+}
+
+/// What one complete exchange yielded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Exchanged {
+    /// Head and body bytes of the response (interim 1xx heads included).
+    bytes_read: u64,
+    success: bool,
+    keep_alive: bool,
+}
+
+struct Connection {
+    stream: TcpStream,
+    request: Bytes,
+    /// Bytes read and not yet consumed; kept between exchanges.
+    buf: BytesMut,
+    is_head: bool,
+}
+
+impl Connection {
+    /// Sends the request and reads its response to the end of the body.
+    async fn exchange(&mut self) -> Result<Exchanged, ErrorKind> {
+        let (written, request) = self.stream.write_all(mem::take(&mut self.request)).await;
+        self.request = request;
+        written.map_err(|_| ErrorKind::Io)?;
+
+        let mut bytes_read = 0u64;
+        let head = loop {
+            match parse_response_head(&self.buf, self.is_head) {
+                Ok(Some(head)) if head.is_interim() => {
+                    self.buf.advance(head.head_len);
+                    bytes_read += head.head_len as u64;
+                }
+                Ok(Some(head)) => break head,
+                Ok(None) => self.fill().await?,
+                Err(_) => return Err(ErrorKind::Protocol),
+            }
+        };
+        self.buf.advance(head.head_len);
+        bytes_read += head.head_len as u64;
+
+        let mut body = head.body;
+        loop {
+            let progress = body.decode(&self.buf).map_err(|_| ErrorKind::Protocol)?;
+            self.buf.advance(progress.consumed);
+            bytes_read += progress.consumed as u64;
+            if progress.done {
+                break;
+            }
+            match read_more(&mut self.stream, &mut self.buf).await {
+                Ok(0) => {
+                    // A close-delimited body ends here; any other is cut short.
+                    body.finish_on_eof().map_err(|_| ErrorKind::Io)?;
+                    return Ok(Exchanged {
+                        bytes_read,
+                        success: head.is_success(),
+                        keep_alive: false,
+                    });
+                }
+                Ok(_) => {}
+                Err(_) => return Err(ErrorKind::Io),
+            }
+        }
+        Ok(Exchanged {
+            bytes_read,
+            success: head.is_success(),
+            keep_alive: head.keep_alive,
+        })
+    }
+
+    /// Reads more of a head; the server closing first is an I/O error.
+    async fn fill(&mut self) -> Result<(), ErrorKind> {
+        match read_more(&mut self.stream, &mut self.buf).await {
+            Ok(0) | Err(_) => Err(ErrorKind::Io),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Takes back the request and buffer for the next connection. A timeout
+    /// that dropped an exchange mid-operation leaves them with the kernel,
+    /// so they are made anew then (error path only).
+    fn into_parts(self, plan: &ConnPlan) -> (Bytes, BytesMut) {
+        let request = if self.request.is_empty() {
+            plan.request.clone()
+        } else {
+            self.request
+        };
+        let buf = if self.buf.capacity() == 0 {
+            BytesMut::with_capacity(READ_CAPACITY)
+        } else {
+            self.buf
+        };
+        (request, buf)
+    }
+}

@@ -1,0 +1,91 @@
+//! ringway-load: the load harness of the ringway workspace. A closed-loop
+//! HTTP/1.1 load generator (`client`) with per-thread HdrHistogram latencies
+//! (`histogram`) and a wrk-like or JSON report (`report`), and a fixed-body
+//! benchmark backend (`backend`). Both sides run thread-per-core on monoio
+//! (`runtime`), parse with httparse (`request`, `response`) and frame bodies
+//! with one push decoder (`framing`). `cli` maps the command line onto them.
+
+pub mod backend;
+pub mod cli;
+pub mod client;
+pub mod framing;
+pub mod headers;
+pub mod histogram;
+pub mod report;
+pub mod request;
+pub mod response;
+pub mod runtime;
+pub mod socket;
+pub mod target;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use backend::{Backend, BackendConfig};
+use cli::{BackendArgs, Cli, Command, LoadArgs};
+use client::LoadConfig;
+use request::RequestSpec;
+use target::Target;
+
+/// Runs what the command line asks for. A load whose every request failed
+/// exits 1 after printing its report, so that scripts notice.
+pub fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Command::Backend(args)) => run_backend(&args),
+        None => run_load(cli.load),
+    }
+}
+
+fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let url = args.url.context("a URL is required")?;
+    let target = Target::parse(&url)?;
+    let config = LoadConfig {
+        url,
+        addr: target.addr,
+        request: RequestSpec {
+            method: args.method,
+            target: target.path,
+            host: target.authority,
+            headers: args.headers,
+            body_size: args.body_size,
+            close: args.close,
+        },
+        connections: args.connections,
+        threads: args.threads,
+        warmup: args.warmup,
+        duration: args.duration,
+        timeout: args.timeout,
+        pin_cpus: args.pin_cpus.map(|cpus| cpus.0),
+        driver: args.driver,
+    };
+    let report = client::run(&config)?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.requests == 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_backend(args: &BackendArgs) -> anyhow::Result<ExitCode> {
+    let backend = Backend::start(&BackendConfig {
+        listen: args.listen,
+        body_size: args.body_size,
+        threads: args.threads,
+        pin_cpus: args.pin_cpus.clone().map(|cpus| cpus.0),
+        driver: args.driver,
+    })?;
+    eprintln!(
+        "ringway-load backend listening on {} ({} threads, {}-byte body)",
+        backend.addr(),
+        args.threads,
+        args.body_size
+    );
+    backend.wait()?;
+    Ok(ExitCode::SUCCESS)
+}
