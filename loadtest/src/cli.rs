@@ -51,6 +51,7 @@ pub struct LoadArgs {
     /// A request without a complete response in this time is a timeout error.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Request method.
     #[arg(long, default_value = "GET")]
     pub method: String,
     /// Extra request header, repeatable: -H "Name: value".
@@ -68,12 +69,14 @@ pub struct LoadArgs {
     /// Pin client thread i to the i-th CPU of this list (e.g. 1,2 or 0-3).
     #[arg(long, value_parser = parse_cpu_list)]
     pub pin_cpus: Option<CpuList>,
+    /// I/O driver; auto tries io_uring and falls back to epoll.
     #[arg(long, value_enum, default_value = "auto")]
     pub driver: DriverChoice,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct BackendArgs {
+    /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
     /// Bytes of the response body.
@@ -85,6 +88,7 @@ pub struct BackendArgs {
     /// Pin server thread i to the i-th CPU of this list.
     #[arg(long, value_parser = parse_cpu_list)]
     pub pin_cpus: Option<CpuList>,
+    /// I/O driver; auto tries io_uring and falls back to epoll.
     #[arg(long, value_enum, default_value = "auto")]
     pub driver: DriverChoice,
 }

@@ -40,6 +40,13 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
 fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let url = args.url.context("a URL is required")?;
     let target = Target::parse(&url)?;
+    // A `-H "Connection: close"` asks for the same as --close; saying so
+    // keeps the report's keep-alive flag true to what was measured.
+    let close = args.close
+        || args.headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("connection")
+                && headers::has_token(value.as_bytes(), b"close")
+        });
     let config = LoadConfig {
         url,
         addr: target.addr,
@@ -49,7 +56,7 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             host: target.authority,
             headers: args.headers,
             body_size: args.body_size,
-            close: args.close,
+            close,
         },
         connections: args.connections,
         threads: args.threads,

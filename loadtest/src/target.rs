@@ -16,7 +16,7 @@ pub struct Target {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("URL {0:?} must start with http://")]
+    #[error("URL {0:?} must start with http:// (https is not supported yet)")]
     UnsupportedScheme(String),
     #[error("URL {0:?} has no host")]
     MissingHost(String),
