@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 use ringway_protocol::h1::{BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, Version};
 use ringway_protocol::{ProtocolError, normalize_path, parse_request, write_simple_response};
@@ -290,6 +291,9 @@ impl Connection<'_> {
             Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), Vec::with_capacity(1024)),
         };
         self.out = out;
+        if close && status >= 400 && result.is_ok() {
+            self.linger().await;
+        }
         Outcome {
             status,
             body_bytes,
@@ -297,7 +301,31 @@ impl Connection<'_> {
             upstream: None,
         }
     }
+
+    /// nginx's lingering close: after an error answer on a connection that is
+    /// closing, stop sending and discard what the client still sends for a
+    /// short while. Closing a socket with unread input makes the kernel send a
+    /// reset, which can destroy the answer before the client has read it.
+    async fn linger(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let until = Instant::now() + LINGER_TIME;
+        let mut discarded = 0;
+        while discarded < LINGER_MAX_BYTES {
+            self.buf.clear();
+            let wait = until.saturating_duration_since(Instant::now());
+            let read = read_more(&mut self.stream, &mut self.buf, self.worker.buffer_size);
+            match monoio::time::timeout(wait, read).await {
+                Ok(Ok(n)) if n > 0 => discarded += n,
+                _ => return,
+            }
+        }
+    }
 }
+
+/// How long, and for how many bytes, a closing connection is drained after an
+/// error answer (nginx: lingering_time / lingering_timeout).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_MAX_BYTES: usize = 1024 * 1024;
 
 /// A small HTML body like nginx's, naming the status.
 fn error_page(status: u16) -> String {
