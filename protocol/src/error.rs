@@ -114,6 +114,8 @@ mod tests {
         assert_eq!(ProtocolError::BadStatus.status(), 502);
     }
 
+    // DESIGN.md §4: the access log shows the reason.
+
     #[test]
     fn display_reuses_reason() {
         assert_eq!(

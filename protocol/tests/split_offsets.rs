@@ -110,6 +110,8 @@ fn parse_in_pieces<T>(
     Ok(None)
 }
 
+// RFC 9112 §2.2: message boundaries do not depend on reads.
+
 #[test]
 fn request_heads_split_at_every_offset_parse_the_same() {
     for raw in REQUESTS {
@@ -126,6 +128,8 @@ fn request_heads_split_at_every_offset_parse_the_same() {
     }
 }
 
+// RFC 9112 §2.2: message boundaries do not depend on reads.
+
 #[test]
 fn request_heads_fed_byte_by_byte_parse_the_same() {
     for raw in REQUESTS {
@@ -135,6 +139,8 @@ fn request_heads_fed_byte_by_byte_parse_the_same() {
         assert_eq!(RequestView { rest, ..view }, whole);
     }
 }
+
+// RFC 9112 §2.2: message boundaries do not depend on reads.
 
 #[test]
 fn response_heads_split_at_every_offset_parse_the_same() {
@@ -193,6 +199,8 @@ fn decode_in_pieces(input: &[u8], cuts: &[usize]) -> Result<(usize, Vec<u8>, boo
     Ok((consumed, payload, decoder.is_done()))
 }
 
+// RFC 9112 §7.1: chunk boundaries do not depend on reads.
+
 #[test]
 fn chunked_bodies_split_at_every_offset_decode_the_same() {
     for body in CHUNKED_BODIES {
@@ -213,6 +221,8 @@ fn chunked_bodies_split_at_every_offset_decode_the_same() {
         assert_eq!(decode_in_pieces(&input, &every).unwrap(), whole);
     }
 }
+
+// RFC 9112 §7.1: chunk boundaries do not depend on reads.
 
 #[test]
 fn chunked_bodies_split_at_every_pair_of_offsets_decode_the_same() {

@@ -52,6 +52,8 @@ fn trusted_peer_appends_and_keeps_design_2_2() {
     );
 }
 
+// DESIGN.md §2.2.
+
 #[test]
 fn trusted_peer_without_client_values_uses_ours() {
     let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -61,6 +63,8 @@ fn trusted_peer_without_client_values_uses_ours() {
          X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n"
     );
 }
+
+// DESIGN.md §2.2; RFC 4291 §2.5.5.2 IPv4-mapped addresses.
 
 #[test]
 fn ipv4_mapped_ipv6_prints_as_ipv4() {
@@ -76,6 +80,8 @@ fn ipv4_mapped_ipv6_prints_as_ipv4() {
     );
 }
 
+// DESIGN.md §2.2, as nginx $remote_addr (RFC 5952 text form).
+
 #[test]
 fn ipv6_prints_without_brackets() {
     let fwd = Forwarded {
@@ -87,11 +93,15 @@ fn ipv6_prints_without_brackets() {
     assert!(out.starts_with("X-Forwarded-For: ::1\r\n"), "{out}");
 }
 
+// RFC 9112 §3.2: HTTP/1.0 may omit Host; nothing to forward then.
+
 #[test]
 fn no_host_means_no_forwarded_host() {
     let out = forwarding(b"GET / HTTP/1.0\r\n\r\n", &peer(false), &[]);
     assert!(!out.contains("X-Forwarded-Host"), "{out}");
 }
+
+// DESIGN.md §2.1: request_headers win over ringway's own fields.
 
 #[test]
 fn edits_suppress_generated_fields() {

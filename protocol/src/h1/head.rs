@@ -126,6 +126,8 @@ mod tests {
         assert_eq!(find_head(buf, 1024, Reject), Err(ProtocolError::BadStatus));
     }
 
+    // RFC 9112 §2.2 with DESIGN.md §4 head limit.
+
     #[test]
     fn incomplete_until_limit_then_too_large() {
         assert_eq!(

@@ -7,6 +7,8 @@ fn norm(raw: &[u8]) -> Result<Vec<u8>, ProtocolError> {
     normalize_path(raw).map(Cow::into_owned)
 }
 
+// RFC 3986 §5.2.4: a path without dot-segments is already normal; no allocation.
+
 #[test]
 fn normal_paths_are_borrowed() {
     for raw in [&b"/"[..], b"/a", b"/a/b/", b"/a.b/..c/...", b"*"] {
@@ -16,6 +18,8 @@ fn normal_paths_are_borrowed() {
         );
     }
 }
+
+// nginx merge_slashes: empty segments do not count (RFC 3986 §3.3 allows them; routing ignores them).
 
 #[test]
 fn repeated_slashes_are_merged() {
@@ -33,6 +37,8 @@ fn dot_segments_are_resolved_rfc3986_5_2_4() {
     assert_eq!(norm(b"/./"), Ok(b"/".to_vec()));
 }
 
+// RFC 3986 §5.2.4 would clamp ".." at the root; ringway refuses it (nginx answers 400).
+
 #[test]
 fn climbing_above_the_root_is_refused() {
     assert_eq!(norm(b"/.."), Err(ProtocolError::BadPath));
@@ -42,6 +48,8 @@ fn climbing_above_the_root_is_refused() {
     assert_eq!(norm(b"/a/..%2f..%2fx"), Err(ProtocolError::BadPath));
     assert_eq!(ProtocolError::BadPath.status(), 400);
 }
+
+// RFC 3986 §2.1: %-escapes decoded once, before dot-segment removal, as nginx.
 
 #[test]
 fn escapes_are_decoded_before_resolving_like_nginx() {
@@ -53,6 +61,8 @@ fn escapes_are_decoded_before_resolving_like_nginx() {
     assert_eq!(norm(b"/%252e%252e"), Ok(b"/%2e%2e".to_vec()));
 }
 
+// RFC 3986 §2.1: pct-encoded = "%" HEXDIG HEXDIG; a NUL is refused like nginx.
+
 #[test]
 fn invalid_escapes_and_nul_are_malformed() {
     assert_eq!(norm(b"/a%"), Err(ProtocolError::Malformed));
@@ -60,6 +70,8 @@ fn invalid_escapes_and_nul_are_malformed() {
     assert_eq!(norm(b"/a%zz"), Err(ProtocolError::Malformed));
     assert_eq!(norm(b"/a%00b"), Err(ProtocolError::Malformed));
 }
+
+// RFC 9112 §3.2.1: origin-form starts with an absolute-path.
 
 #[test]
 fn relative_paths_are_malformed() {

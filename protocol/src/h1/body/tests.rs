@@ -48,6 +48,8 @@ fn length_stops_at_the_end_rfc9112_6_3_p6() {
     assert_eq!(d.payload_len(), 5);
 }
 
+// RFC 9110 §15.5.14 / DESIGN.md §4: 413 as soon as the length is known.
+
 #[test]
 fn declared_length_over_limit_is_413_before_reading() {
     let d = BodyDecoder::new(BodyFraming::Length(11), Some(10));
@@ -76,12 +78,16 @@ fn until_close_takes_everything_and_ends_on_eof_rfc9112_6_3_p8() {
     assert_eq!(d.payload_len(), 5);
 }
 
+// RFC 9112 §6.3 p8 with DESIGN.md §4: a close-delimited body is bounded too.
+
 #[test]
 fn until_close_respects_the_limit() {
     let mut d = BodyDecoder::new(BodyFraming::UntilClose, Some(4));
     assert_eq!(d.advance(b"abc", |_| {}), Ok(3));
     assert_eq!(d.advance(b"de", |_| {}), Err(ProtocolError::BodyTooLarge));
 }
+
+// RFC 9112 §8: a message closed before its declared end is incomplete.
 
 #[test]
 fn truncated_bodies_fail_on_eof() {
@@ -161,6 +167,8 @@ fn malformed_chunk_extensions_rfc9112_7_1_1() {
     }
 }
 
+// RFC 9112 §7.1.1: extensions may be limited; an endless size line is a DoS.
+
 #[test]
 fn overlong_chunk_line_is_refused() {
     let mut body = vec![b'0'; 5000];
@@ -188,6 +196,8 @@ fn trailer_obs_fold_ctl_and_space_before_colon_rfc9112_7_1_2() {
     assert_eq!(chunk_error(b"0\r\n: a\r\n\r\n"), ProtocolError::BadChunk);
     assert_eq!(chunk_error(b"0\r\nX: a\n\r\n"), ProtocolError::BadChunk);
 }
+
+// RFC 9112 §7.1.2: trailers are bounded like a head.
 
 #[test]
 fn trailer_section_is_bounded() {
@@ -261,6 +271,8 @@ fn hex_prefix_and_sign_are_not_hexdig_rfc9112_7_1() {
     );
 }
 
+// RFC 9112 §7.1 / DESIGN.md §4: a streamed body over the limit is 413.
+
 #[test]
 fn chunked_limit_counts_announced_sizes() {
     let body = b"4\r\nabcd\r\n4\r\nefgh\r\n0\r\n\r\n";
@@ -272,6 +284,8 @@ fn chunked_limit_counts_announced_sizes() {
     // The second chunk was refused from its size line, before its data.
     assert_eq!(payload, b"abcd");
 }
+
+// RFC 9112 §9.3.2: bytes after the body belong to the next message.
 
 #[test]
 fn advance_after_done_consumes_nothing() {

@@ -61,6 +61,8 @@ fn leading_empty_lines_are_skipped_rfc9112_2_2() {
     assert!(buf.is_empty());
 }
 
+// RFC 9112 §2.2: a head ends at the empty line; until then nothing is consumed.
+
 #[test]
 fn incomplete_head_leaves_buffer_untouched() {
     let raw = b"GET / HTTP/1.1\r\nHost: a\r\n";
@@ -90,6 +92,8 @@ fn pipelined_requests_leave_the_rest_in_buf_rfc9112_9_3_2() {
     assert_eq!(second.path(), b"/b");
     assert!(buf.is_empty());
 }
+
+// DESIGN.md §1: no per-request allocation in steady state.
 
 #[test]
 fn into_scratch_returns_a_cleared_vec() {
@@ -324,6 +328,8 @@ fn malformed_request_line_rfc9112_3() {
     );
 }
 
+// RFC 6585 §5 / DESIGN.md §4: head over max_header_size -> 431.
+
 #[test]
 fn oversized_head_is_431() {
     let limits = HeadLimits {
@@ -353,6 +359,8 @@ fn oversized_head_is_431() {
     );
 }
 
+// RFC 6585 §5 / DESIGN.md §4: more than max_headers -> 431.
+
 #[test]
 fn too_many_headers_is_431() {
     let limits = HeadLimits {
@@ -366,6 +374,8 @@ fn too_many_headers_is_431() {
     assert_eq!(err, ProtocolError::TooManyHeaders);
     assert_eq!(err.status(), 431);
 }
+
+// RFC 6585 §5: the header array is bounded whatever the configuration.
 
 #[test]
 fn max_headers_above_256_is_capped() {
@@ -529,6 +539,8 @@ fn unknown_and_lower_case_methods_are_other_rfc9110_9_1() {
         Method::Other
     );
 }
+
+// RFC 9112 §2.2: a refused head is not consumed; the engine answers and closes.
 
 #[test]
 fn errors_leave_the_buffer_untouched() {

@@ -54,6 +54,8 @@ fn reason_may_be_empty_or_obs_text_rfc9112_4() {
     assert_eq!(head.reason(), b"Tr\xe8s bien");
 }
 
+// RFC 9112 §6: the body starts right after the empty line.
+
 #[test]
 fn body_follows_the_head_in_buf() {
     let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"[..]);
@@ -63,6 +65,8 @@ fn body_follows_the_head_in_buf() {
     assert_eq!(head.framing(), BodyFraming::Length(2));
     assert_eq!(&buf[..], b"hi");
 }
+
+// RFC 9112 §2.2: a head ends at the empty line.
 
 #[test]
 fn incomplete_head_is_none() {
@@ -190,6 +194,8 @@ fn keep_alive_rules_rfc9112_9_3() {
     assert!(ka(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
 }
 
+// RFC 9112 §2.2, §5.1, §5.2 and RFC 9110 §5.5 apply to responses too.
+
 #[test]
 fn strict_like_requests_bare_lf_obs_fold_ctl() {
     assert_eq!(
@@ -209,6 +215,8 @@ fn strict_like_requests_bare_lf_obs_fold_ctl() {
         ProtocolError::Malformed
     );
 }
+
+// RFC 9112 §2.2 allows skipping empty lines only before a request-line.
 
 #[test]
 fn leading_empty_lines_are_refused_for_responses() {
@@ -236,6 +244,8 @@ fn malformed_status_lines_are_bad_status_rfc9112_4() {
         ProtocolError::UnsupportedVersion
     );
 }
+
+// DESIGN.md §4: an oversized upstream head is a malformed response (502).
 
 #[test]
 fn oversized_response_head() {

@@ -95,6 +95,8 @@ fn request_head_normalises_content_length_rfc9112_6_3_p5() {
     assert!(out.ends_with("Content-Length: 3\r\n\r\n"), "{out}");
 }
 
+// RFC 9110 §7.6.1: Connection options name hop-by-hop fields, never framing or Host.
+
 #[test]
 fn connection_cannot_strip_host_or_content_length() {
     let raw = b"PUT /u HTTP/1.1\r\nHost: a\r\nConnection: Host, Content-Length\r\n\
@@ -122,6 +124,8 @@ Upgrade: websocket\r\nConnection: upgrade\r\n\r\n"
         format!("GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k\r\n{fwd}\r\n")
     );
 }
+
+// DESIGN.md §2.1 request_headers; RFC 9112 §6.3: framing is ringway's.
 
 #[test]
 fn request_edits_set_remove_and_never_touch_framing() {
@@ -152,6 +156,8 @@ X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\nContent-Length: 2\r\nx-set: ne
 host: backend.internal\r\n\r\n"
     );
 }
+
+// RFC 9110 §5.5: no CR, LF or NUL in a field value.
 
 #[test]
 fn edit_values_cannot_split_the_head() {
@@ -235,6 +241,8 @@ fn response_head_connection_for_http10_client_rfc9112_9_3() {
     );
 }
 
+// RFC 9110 §2.5: a sender sends its own highest version.
+
 #[test]
 fn response_head_status_line_is_always_http11() {
     let raw = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
@@ -261,6 +269,8 @@ fn response_to_head_keeps_its_content_length_rfc9110_9_3_2() {
     );
 }
 
+// DESIGN.md §2.1 response_headers.
+
 #[test]
 fn response_edits_replace_and_remove() {
     let raw =
@@ -284,6 +294,8 @@ fn response_edits_replace_and_remove() {
         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nserver: ringway\r\n\r\n"
     );
 }
+
+// RFC 9112 §4, RFC 6585 §4 (429).
 
 #[test]
 fn simple_response_with_body() {
@@ -333,6 +345,8 @@ fn reason_phrases_rfc9110_15() {
     assert_eq!(reason_phrase(505), "HTTP Version Not Supported");
     assert_eq!(reason_phrase(299), "");
 }
+
+// RFC 9112 §6.1: Transfer-Encoding stays with a chunked body.
 
 #[test]
 fn framing_fields_survive_connection_options_and_edits() {
