@@ -53,7 +53,7 @@ pub(crate) fn compile(
 
     let mut upstreams: Upstreams = compile_upstreams(&raw.upstreams, doc, diag);
     let (servers, listeners) = compile_servers(&raw.server, doc, &limits, &mut upstreams, diag);
-    if raw.server.is_empty() {
+    if raw.server.is_empty() && !doc.lost("server") {
         diag.error(
             0..0,
             "",

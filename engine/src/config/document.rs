@@ -22,13 +22,21 @@ const MAX_ROUNDS: usize = 200;
 
 pub(crate) struct Document {
     pub raw: RawConfig,
+    /// Spans of the tables that lost a key.
     damaged: Vec<Range<usize>>,
+    /// Key paths of the removed entries.
+    removed: Vec<String>,
 }
 
 impl Document {
     /// Whether the table at `span` had a key removed because it was invalid.
     pub(crate) fn is_damaged(&self, span: &Range<usize>) -> bool {
         self.damaged.contains(span)
+    }
+
+    /// Whether the entry at `key_path` was removed because it was invalid.
+    pub(crate) fn lost(&self, key_path: &str) -> bool {
+        self.removed.iter().any(|p| p == key_path)
     }
 }
 
@@ -53,9 +61,16 @@ pub(crate) fn parse(text: &str, diag: &mut Diagnostics<'_>) -> Option<Document> 
         return None;
     }
     let mut damaged = Vec::new();
+    let mut removed = Vec::new();
     for _ in 0..MAX_ROUNDS {
         let error = match RawConfig::deserialize(toml::de::Deserializer::from(tree.clone())) {
-            Ok(raw) => return Some(Document { raw, damaged }),
+            Ok(raw) => {
+                return Some(Document {
+                    raw,
+                    damaged,
+                    removed,
+                });
+            }
             Err(error) => error,
         };
         let Some(span) = error.span() else {
@@ -67,9 +82,19 @@ pub(crate) fn parse(text: &str, diag: &mut Diagnostics<'_>) -> Option<Document> 
             diag.error(span, "", one_line(error.message()));
             return None;
         }
-        diag.error(span, key_path(&steps), explain(error.message()));
+        let path = key_path(&steps);
+        let mut message = explain(error.message());
+        if message.starts_with("invalid type: map, expected a sequence") {
+            message.push_str(&format!(
+                " (a list of tables is written [[{}]])",
+                table_header(&steps)
+            ));
+        }
+        diag.error(span, path.as_str(), message);
         let root_span = tree.span();
-        damaged.push(remove(tree.get_mut(), root_span, &steps));
+        // Without progress the same error would come back every round.
+        damaged.push(remove(tree.get_mut(), root_span, &steps)?);
+        removed.push(path);
     }
     diag.error(0..0, "", "too many errors; fix the ones above first");
     None
@@ -149,40 +174,35 @@ fn locate_in_value(
     }
 }
 
-/// Removes the entry `steps` leads to and returns the span of the table that held it.
-fn remove(root: &mut DeTable<'_>, root_span: Range<usize>, steps: &[Step]) -> Range<usize> {
-    let Some((Step::Key(last), parents)) = steps.split_last() else {
-        return root_span;
+/// Removes the entry `steps` leads to and returns the span of the table that
+/// held it; `None` if the steps lead nowhere (then nothing was removed).
+fn remove(root: &mut DeTable<'_>, root_span: Range<usize>, steps: &[Step]) -> Option<Range<usize>> {
+    let (Step::Key(last), parents) = steps.split_last()? else {
+        return None;
     };
     let mut table = root;
     let mut table_span = root_span;
     let mut parents = parents.iter().peekable();
     while let Some(step) = parents.next() {
         let Step::Key(key) = step else {
-            return table_span;
+            return None;
         };
-        let Some(value) = table.get_mut(key.as_str()) else {
-            return table_span;
-        };
-        let mut value = value;
+        let mut value = table.get_mut(key.as_str())?;
         if let Some(Step::Index(i)) = parents.peek() {
             parents.next();
             let DeValue::Array(items) = value.get_mut() else {
-                return table_span;
+                return None;
             };
-            let Some(item) = items.get_mut(*i) else {
-                return table_span;
-            };
-            value = item;
+            value = items.get_mut(*i)?;
         }
         table_span = value.span();
         let DeValue::Table(inner) = value.get_mut() else {
-            return table_span;
+            return None;
         };
         table = inner;
     }
-    table.remove(last.as_str());
-    table_span
+    table.remove(last.as_str())?;
+    Some(table_span)
 }
 
 /// `server[0].route[2].prefx`; keys that are not bare TOML keys are quoted.
@@ -208,6 +228,18 @@ fn key_path(steps: &[Step]) -> String {
         }
     }
     out
+}
+
+/// `server.route` for `server[0].route`: how the key is named in a table header.
+fn table_header(steps: &[Step]) -> String {
+    let keys: Vec<&str> = steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::Key(key) => Some(key.as_str()),
+            Step::Index(_) => None,
+        })
+        .collect();
+    keys.join(".")
 }
 
 fn one_line(message: &str) -> String {

@@ -282,3 +282,144 @@ fn hostile_input_never_panics() {
         assert!(load_str(input, "x").is_err(), "{input:?}");
     }
 }
+
+#[test]
+fn shape_mistakes_get_a_hint_and_no_follow_up_errors() {
+    assert_eq!(
+        single_error("[server]\nlisten = [\"127.0.0.1:80\"]\n"),
+        "ringway.toml:1:1: server: invalid type: map, expected a sequence (a list of tables is written [[server]])"
+    );
+    let e =
+        single_error("[[server]]\nlisten = [\"127.0.0.1:80\"]\n[server.route]\nprefix = \"/\"\n");
+    assert!(
+        e.ends_with("(a list of tables is written [[server.route]])"),
+        "{e}"
+    );
+    let e = single_error("[[server]]\nlisten = \"127.0.0.1:80\"\n");
+    assert_eq!(
+        e,
+        "ringway.toml:2:10: server[0].listen: invalid type: string \"127.0.0.1:80\", expected a sequence"
+    );
+    let e = single_error(&format!("[runtime]\npin = \"yes\"\n{MINIMAL}"));
+    assert!(
+        e.ends_with("runtime.pin: invalid type: string \"yes\", expected a boolean"),
+        "{e}"
+    );
+}
+
+/// The annotated example of DESIGN §2: every key in it must be known, so the
+/// only errors are for features this build does not have yet.
+const DESIGN_EXAMPLE: &str = r##"[runtime]
+workers = 0            # 0 = one per available CPU            (--workers N)
+pin = true             # pin worker i to CPU i                 (--no-pin)
+driver = "auto"        # "io_uring" | "epoll" | "auto"         (--driver)
+buffer_size = "16KiB"  # per-connection I/O buffer             (--buffer-size)
+ring_entries = 1024    # io_uring submission queue size        (--ring-entries)
+max_connections = 100000     # client connections per worker; more wait in the backlog
+shutdown_timeout = "30s"     # graceful drain on SIGTERM
+pid_file = "/run/ringway.pid"  # default: /run/ringway.pid as root, else $XDG_RUNTIME_DIR or /tmp
+
+[limits]               # client-side protections (defaults shown)
+header_timeout = "10s"       # whole request head must arrive in this   -> 408
+keepalive_timeout = "75s"    # idle keep-alive client connection closed
+max_header_size = "16KiB"    # request line + headers                   -> 431
+max_headers = 100                                                       # -> 431
+max_body_size = "1MiB"       # default for every route; "0" = unlimited -> 413
+
+[log]
+level = "info"               # error | warn | info | debug
+access = "stdout"            # a file path | "stdout" | "off"
+access_format = "combined"   # "combined" (nginx/Apache default) | "json"
+
+[admin]                      # off unless `listen` is set
+listen = "127.0.0.1:9901"    # GET /metrics (Prometheus text), GET /healthz, POST /reload
+
+[upstreams.jatos]
+servers = ["127.0.0.1:9000"]           # or [{ addr = "10.0.0.2:9000", weight = 2 }]
+balance = "round_robin"                # | "least_conn" | "ip_hash"
+keepalive = 32                         # idle connections kept per worker
+connect_timeout = "5s"                 # -> 502/504 (see §4)
+read_timeout = "60s"                   # between two reads from the upstream -> 504
+send_timeout = "60s"
+max_fails = 1                          # passive health: failures before a server
+fail_timeout = "10s"                   # is skipped for fail_timeout (a lone server never is)
+
+[rate_limits.api]            # one limit for the whole process, however many workers
+rate = "10/s"                # or "600/m"
+burst = 20                   # over rate+burst: 429 at once (nginx `nodelay`), never queued
+key = "$remote_addr"         # any variable (§2.2)     -> 429 + Retry-After (seconds, >= 1)
+
+[compression]                # used by routes with compress = true (default for proxy and static)
+gzip = true
+brotli = true
+min_length = 256
+types = ["text/*", "application/json", "application/javascript", "application/xml", "image/svg+xml"]
+
+[[server]]
+listen = ["0.0.0.0:443 tls", "[::]:443 tls"]   # " tls" marks a TLS address (nginx `listen 443 ssl`)
+names = ["www.example.com", "*.example.com"]   # Host / SNI, exact then wildcard
+default = false              # default server of its addresses; else the first in the file
+tls = { cert = "/etc/ssl/certs/site.crt", key = "/etc/ssl/private/site.key" }
+hsts = "max-age=63072000"                      # only sent over TLS
+max_body_size = "500M"
+response_headers = { "X-Content-Type-Options" = "nosniff" }
+trusted_proxies = []          # peers whose X-Forwarded-* are kept and appended to
+
+  [[server.route]]
+  regex = '^/(jatos/testWebSocket|publix/\d+/(group/join|batch/open))'
+  proxy = "jatos"
+  idle_timeout = "7d"         # for upgraded connections
+
+  [[server.route]]
+  prefix = "/jatos"
+  allow = ["192.168.1.0/24", "127.0.0.1"]        # everyone else -> 403
+  proxy = "jatos"
+
+  [[server.route]]
+  prefix = "/"
+  proxy = "jatos"
+
+[[server]]
+listen = ["0.0.0.0:80"]
+  [[server.route]]
+  prefix = "/.well-known/acme-challenge/"
+  static = "/var/www/letsencrypt"
+  [[server.route]]
+  prefix = "/"
+  redirect = "https://$host$request_uri"         # status = 301 by default
+"##;
+
+#[test]
+fn design_example_only_lacks_planned_features() {
+    let errors = errors(DESIGN_EXAMPLE);
+    let rendered = ConfigErrors {
+        errors: errors.clone(),
+    }
+    .to_string();
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.message.contains("is not supported yet")),
+        "{rendered}"
+    );
+    let paths: Vec<&str> = errors.iter().map(|e| e.key_path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "runtime.pid_file",
+            "admin",
+            "upstreams.jatos.max_fails",
+            "upstreams.jatos.fail_timeout",
+            "rate_limits",
+            "compression",
+            "server[0].listen[0]",
+            "server[0].listen[1]",
+            "server[0].tls",
+            "server[0].hsts",
+            "server[0].route[0].idle_timeout",
+            "server[1].route[0].static",
+            "server[1].route[1].redirect",
+        ],
+        "{rendered}"
+    );
+}
