@@ -1,10 +1,11 @@
 //! The compiled, immutable routing snapshot: everything the data path reads.
 //!
-//! A `Snapshot` is built by `config::compile` off the data path and published
+//! A `Snapshot` is built by `config::load_file` (or `load_str`) off the data path and published
 //! through an `ArcSwap`; workers load it once per request and never mutate it.
 //! Every cross-reference is an index into one of the `Vec`s here, so a snapshot
 //! is self-contained and can be dropped as a unit after a reload.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,8 +21,8 @@ pub struct Snapshot {
     pub runtime: Runtime,
     pub limits: Limits,
     pub log: Log,
-    /// Named upstreams in file order, then one anonymous upstream per inline
-    /// `proxy = "http://..."` URL. `ProxyTarget::upstream` indexes this.
+    /// Named upstreams in file order, then one anonymous upstream per distinct
+    /// authority of inline `proxy = "http://..."` URLs. `ProxyTarget::upstream` indexes this.
     pub upstreams: Vec<Upstream>,
     /// One entry per distinct listen address, in file order.
     pub listeners: Vec<Listener>,
@@ -86,6 +87,97 @@ pub struct Listener {
     pub servers: Vec<usize>,
     /// The server with `default = true` for this address, else the first.
     pub default_server: usize,
+    /// Server names of `servers`, indexed for `Snapshot::server_for`.
+    pub names: NameIndex,
+}
+
+/// Host lookup for one listener: exact names in a hash map, wildcards by
+/// descending suffix length so the first hit is the longest (nginx order).
+#[derive(Debug, Default)]
+pub struct NameIndex {
+    exact: HashMap<Box<[u8]>, usize>,
+    wildcards: Vec<(Box<[u8]>, usize)>,
+}
+
+/// DNS names are at most 253 bytes (RFC 1035 §2.3.4); a longer Host matches no
+/// name, so lower-casing into a fixed stack buffer never needs to allocate.
+const MAX_HOST_LEN: usize = 255;
+
+impl NameIndex {
+    /// Indexes `(name, server)` pairs; the first server to claim a name keeps it
+    /// (config validation refuses duplicates before this is built).
+    pub fn new<'a>(names: impl IntoIterator<Item = (&'a ServerName, usize)>) -> NameIndex {
+        let mut index = NameIndex::default();
+        for (name, server) in names {
+            match name {
+                ServerName::Exact(host) => {
+                    index.exact.entry(host.as_bytes().into()).or_insert(server);
+                }
+                ServerName::Wildcard(suffix) => {
+                    if !index
+                        .wildcards
+                        .iter()
+                        .any(|(s, _)| **s == *suffix.as_bytes())
+                    {
+                        index.wildcards.push((suffix.as_bytes().into(), server));
+                    }
+                }
+            }
+        }
+        index
+            .wildcards
+            .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        index
+    }
+
+    /// The server for `host` (already without port and trailing dot), if a name matches.
+    fn find(&self, host: &[u8]) -> Option<usize> {
+        if host.is_empty() || host.len() > MAX_HOST_LEN {
+            return None;
+        }
+        let mut buf = [0u8; MAX_HOST_LEN];
+        let lower = &mut buf[..host.len()];
+        lower.copy_from_slice(host);
+        lower.make_ascii_lowercase();
+        let lower = &*lower;
+        if let Some(&server) = self.exact.get(lower) {
+            return Some(server);
+        }
+        self.wildcards
+            .iter()
+            .find(|(suffix, _)| lower.len() > suffix.len() && lower.ends_with(suffix))
+            .map(|&(_, server)| server)
+    }
+}
+
+impl Snapshot {
+    /// Server for a request on listener `listener` with Host `host` (as sent,
+    /// may carry ":port", may be absent): exact name (case-insensitive, trailing
+    /// dot ignored), then the longest matching wildcard, then the listener's
+    /// default server. Panics if `listener` is not an index into `listeners`.
+    pub fn server_for(&self, listener: usize, host: Option<&[u8]>) -> usize {
+        let listener = &self.listeners[listener];
+        host.map(host_name)
+            .and_then(|name| listener.names.find(name))
+            .unwrap_or(listener.default_server)
+    }
+}
+
+/// The host part of a Host header value (RFC 9110 §7.2: `uri-host [ ":" port ]`),
+/// without the trailing dot of a fully qualified name. IPv6 literals keep their brackets.
+fn host_name(host: &[u8]) -> &[u8] {
+    let host = if host.first() == Some(&b'[') {
+        match host.iter().position(|&b| b == b']') {
+            Some(end) => &host[..=end],
+            None => host,
+        }
+    } else {
+        match host.iter().rposition(|&b| b == b':') {
+            Some(colon) => &host[..colon],
+            None => host,
+        }
+    };
+    host.strip_suffix(b".").unwrap_or(host)
 }
 
 #[derive(Debug)]
@@ -130,7 +222,7 @@ pub struct Route {
     /// How the route was written, for logs and errors: `prefix "/jatos"`.
     pub label: Box<str>,
     pub action: Action,
-    /// `allow` / `deny` of the route; `Acl::permits` decides (deny first).
+    /// `allow` / `deny` of the route; `Access::permits` decides (deny first).
     pub access: Access,
     /// Effective limit: route, else server, else `[limits]`.
     pub max_body_size: Option<u64>,
@@ -185,4 +277,129 @@ pub struct HeaderEdit {
     pub name: Bytes,
     /// `None` removes the header.
     pub value: Option<Template>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    const SERVERS: &str = r#"
+[[server]]
+listen = ["127.0.0.1:80"]
+names = ["first.test"]
+[[server]]
+listen = ["127.0.0.1:80", "127.0.0.1:81"]
+names = ["www.Example.com", "*.example.com", "[::1]"]
+[[server]]
+listen = ["127.0.0.1:80"]
+names = ["*.api.example.com", "example.com"]
+[[server]]
+listen = ["127.0.0.1:81"]
+names = ["other.test"]
+default = true
+"#;
+
+    fn snapshot() -> Snapshot {
+        load_str(SERVERS, "servers.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn exact_names_ignore_case_port_and_trailing_dot() {
+        let s = snapshot();
+        let on80 = |host: &str| s.server_for(0, Some(host.as_bytes()));
+        assert_eq!(on80("first.test"), 0);
+        assert_eq!(on80("www.example.com"), 1);
+        assert_eq!(on80("WWW.EXAMPLE.COM"), 1);
+        assert_eq!(on80("www.example.com:80"), 1);
+        assert_eq!(on80("www.example.com."), 1);
+        assert_eq!(on80("www.example.com.:8080"), 1);
+        assert_eq!(on80("example.com"), 2);
+        assert_eq!(on80("[::1]:80"), 1);
+        assert_eq!(on80("[::1]"), 1);
+    }
+
+    #[test]
+    fn longest_wildcard_wins() {
+        let s = snapshot();
+        let on80 = |host: &str| s.server_for(0, Some(host.as_bytes()));
+        assert_eq!(on80("a.example.com"), 1);
+        assert_eq!(on80("a.b.example.com:443"), 1);
+        assert_eq!(on80("v1.api.example.com"), 2);
+        assert_eq!(on80("V1.API.Example.COM"), 2);
+        assert_eq!(
+            on80("api.example.com"),
+            1,
+            "*.api.example.com needs a label before .api"
+        );
+    }
+
+    #[test]
+    fn unknown_or_absent_host_goes_to_the_default_server() {
+        let s = snapshot();
+        assert_eq!(
+            s.listeners[0].default_server, 0,
+            "first server of 127.0.0.1:80"
+        );
+        assert_eq!(s.server_for(0, None), 0);
+        assert_eq!(s.server_for(0, Some(b"unknown.test")), 0);
+        assert_eq!(s.server_for(0, Some(b"")), 0);
+        assert_eq!(s.server_for(0, Some(b":80")), 0);
+        assert_eq!(s.server_for(0, Some(&[b'a'; 300])), 0);
+        assert_eq!(s.server_for(0, Some(b"\xff\xfe")), 0);
+        assert_eq!(
+            s.server_for(0, Some(b"other.test")),
+            0,
+            "other.test only listens on :81"
+        );
+
+        assert_eq!(s.listeners[1].default_server, 3, "default = true");
+        assert_eq!(s.server_for(1, None), 3);
+        assert_eq!(s.server_for(1, Some(b"www.example.com")), 1);
+        assert_eq!(s.server_for(1, Some(b"other.test:81")), 3);
+        assert_eq!(
+            s.server_for(1, Some(b"first.test")),
+            3,
+            "first.test only listens on :80"
+        );
+    }
+
+    #[test]
+    fn server_for_does_not_allocate() {
+        let s = snapshot();
+        let hosts: [&[u8]; 4] = [
+            b"WWW.example.com:80",
+            b"v1.api.example.com",
+            b"unknown",
+            b"[::1]:80",
+        ];
+        let mut servers = [usize::MAX; 4];
+        let allocations = crate::route::alloc_counter::allocations_in(|| {
+            for (server, host) in servers.iter_mut().zip(hosts) {
+                *server = s.server_for(0, Some(host));
+            }
+        });
+        assert_eq!(servers, [1, 2, 0, 1]);
+        assert_eq!(allocations, 0);
+    }
+
+    #[test]
+    fn access_checks_deny_first() {
+        let net = |s: &str| crate::acl::parse_entry(s).unwrap();
+        let access = Access {
+            allow: Acl::new(net("10.0.0.0/8")),
+            deny: Acl::new(net("10.0.0.5")),
+        };
+        assert!(access.permits("10.1.1.1".parse().unwrap()));
+        assert!(!access.permits("10.0.0.5".parse().unwrap()));
+        assert!(!access.permits("::ffff:10.0.0.5".parse().unwrap()));
+        assert!(!access.permits("192.0.2.1".parse().unwrap()));
+        let deny_only = Access {
+            allow: Acl::default(),
+            deny: Acl::new(net("192.0.2.0/24")),
+        };
+        assert!(deny_only.permits("198.51.100.1".parse().unwrap()));
+        assert!(!deny_only.permits("192.0.2.7".parse().unwrap()));
+        assert!(Access::default().permits("192.0.2.7".parse().unwrap()));
+    }
 }
