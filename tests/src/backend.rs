@@ -25,6 +25,7 @@ pub struct Shared {
     gate: AtomicBool,
     gate_expired: AtomicBool,
     connections: AtomicUsize,
+    open: AtomicUsize,
     requests: Mutex<Vec<Request>>,
 }
 
@@ -131,6 +132,11 @@ impl Backend {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// Connections accepted and not yet closed by either side.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
     /// Every complete request received so far, in arrival order per connection.
     pub fn requests(&self) -> Vec<Request> {
         self.shared
@@ -175,6 +181,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, behaviour: &Arc<Beh
         match listener.accept() {
             Ok((stream, _)) => {
                 let index = shared.connections.fetch_add(1, Ordering::SeqCst);
+                shared.open.fetch_add(1, Ordering::SeqCst);
                 let shared = Arc::clone(shared);
                 let behaviour = Arc::clone(behaviour);
                 workers.push(thread::spawn(move || {
@@ -191,6 +198,11 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, behaviour: &Arc<Beh
 }
 
 fn serve(stream: TcpStream, index: usize, shared: &Shared, behaviour: &Behaviour) {
+    serve_connection(stream, index, shared, behaviour);
+    shared.open.fetch_sub(1, Ordering::SeqCst);
+}
+
+fn serve_connection(stream: TcpStream, index: usize, shared: &Shared, behaviour: &Behaviour) {
     // Accepted sockets inherit nothing from the non-blocking listener on Linux, but be explicit.
     if stream.set_nonblocking(false).is_err() {
         return;
@@ -208,8 +220,9 @@ fn serve(stream: TcpStream, index: usize, shared: &Shared, behaviour: &Behaviour
 
 /// Answers every request 200 with the request body echoed back and `x-echo-*` headers naming
 /// what it received. Keep-alive until the proxy closes. The response also carries hop-by-hop
-/// headers (`Keep-Alive`, a field named in `Connection`) that the proxy must strip, and an
-/// end-to-end one (`X-Backend-End2End`) it must keep.
+/// headers (`Keep-Alive`, a field named in `Connection`) that the proxy must strip, and
+/// end-to-end ones it must keep (`X-Backend-End2End`, two `Set-Cookie`, which can never be
+/// joined into one line: RFC 9110 §5.3).
 pub fn echo_backend() -> Backend {
     Backend::spawn(Arc::new(|conn: &mut Connection<'_>| {
         while let Some(req) = conn.next_request(true) {
@@ -232,7 +245,9 @@ pub fn echo_backend() -> Backend {
                  Keep-Alive: timeout=60, max=1000\r\n\
                  Connection: keep-alive, X-Backend-Hop\r\n\
                  X-Backend-Hop: secret\r\n\
-                 X-Backend-End2End: yes\r\n\r\n",
+                 X-Backend-End2End: yes\r\n\
+                 Set-Cookie: first=1\r\n\
+                 Set-Cookie: second=2\r\n\r\n",
                 length, req.method, req.target, req.connection, req.body_len, req.body_hash,
             );
             let mut out = head.into_bytes();
@@ -265,16 +280,18 @@ pub fn sink_backend() -> Backend {
     }))
 }
 
-/// Waits `delay` after each request before answering 200 "slow": an upstream that is too slow
-/// for `read_timeout`.
+/// Waits `delay` after each request before answering 200 with the request target as the
+/// body: an upstream too slow for `read_timeout`, whose late answers name their request.
 pub fn slow_head_backend(delay: Duration) -> Backend {
     Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
-        while conn.next_request(true).is_some() {
+        while let Some(req) = conn.next_request(true) {
             conn.shared.pause(delay);
-            if conn
-                .write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
-                .is_err()
-            {
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+                req.target.len(),
+                req.target
+            );
+            if conn.write(out.as_bytes()).is_err() {
                 return;
             }
         }
@@ -326,11 +343,45 @@ pub fn close_delimited_backend(body: Vec<u8>) -> Backend {
     }))
 }
 
+/// Answers every request with exactly `raw` and keeps the connection: for valid but unusual
+/// responses (interim 1xx, 204/304 announcing a length) that must not desynchronise the proxy.
+pub fn canned_response_backend(raw: &'static [u8]) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        while conn.next_request(true).is_some() {
+            if conn.write(raw).is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// Answers every request 200 with a `len`-byte body (a repeating pattern), written in 256 KiB
+/// blocks as fast as the proxy takes them: a large download.
+pub fn big_response_backend(len: u64) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        let block = vec![b'd'; 256 * 1024];
+        while conn.next_request(true).is_some() {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+            if conn.write(head.as_bytes()).is_err() {
+                return;
+            }
+            let mut left = len;
+            while left > 0 {
+                let n = usize::try_from(left).map_or(block.len(), |l| l.min(block.len()));
+                if conn.shared.stopped() || conn.write(&block[..n]).is_err() {
+                    return;
+                }
+                left -= n as u64;
+            }
+        }
+    }))
+}
+
 /// Answers every request with exactly `raw` and closes: for malformed upstream responses.
-pub fn malformed_response_backend(raw: &'static [u8]) -> Backend {
+pub fn malformed_response_backend(raw: Vec<u8>) -> Backend {
     Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
         if conn.next_request(true).is_some() {
-            let _ = conn.write(raw);
+            let _ = conn.write(&raw);
             conn.close();
         }
     }))

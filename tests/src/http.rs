@@ -17,7 +17,7 @@ pub use crate::message::{
     Fnv, Framing, Headers, Request, Response, ResponseHead, response_framing,
 };
 
-/// How long one socket read blocks before the stop flag and the deadline are looked at again.
+/// How long one socket read or write blocks before the stop flag and the deadline are looked at again.
 const POLL: Duration = Duration::from_millis(20);
 /// Heads larger than this are a test failure, not something to wait for.
 const MAX_HEAD: usize = 1 << 20;
@@ -70,6 +70,7 @@ impl HttpStream {
         stop: Option<Arc<AtomicBool>>,
     ) -> io::Result<HttpStream> {
         stream.set_read_timeout(Some(POLL))?;
+        stream.set_write_timeout(Some(POLL))?;
         stream.set_nodelay(true)?;
         Ok(HttpStream {
             stream,
@@ -88,10 +89,41 @@ impl HttpStream {
         &self.stream
     }
 
-    /// Write all of `bytes`.
+    /// Write all of `bytes`. Like reads, a write blocked by a peer that does not read gives up
+    /// after the patience (clients) or when the stop flag is set (backends).
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)?;
-        self.stream.flush()
+        let mut rest = bytes;
+        let mut progress = Instant::now();
+        while !rest.is_empty() {
+            match self.stream.write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    rest = &rest[n..];
+                    progress = Instant::now();
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    if self
+                        .stop
+                        .as_ref()
+                        .is_some_and(|s| s.load(Ordering::Relaxed))
+                    {
+                        return Err(io::Error::other("stopped"));
+                    }
+                    if progress.elapsed() >= self.patience {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Send `raw` and read the response to it; panics, naming the request, on any error.
@@ -195,7 +227,8 @@ impl HttpStream {
         }
     }
 
-    /// Read a request head and body. `keep_body` = false only counts and hashes the payload.
+    /// Read a request head and body. `keep_body` = false only counts the payload (no copy, no
+    /// hash: a backend counting a 1 GiB upload must not be the bottleneck it measures).
     pub fn read_request(&mut self, keep_body: bool) -> Result<Request, ReadError> {
         let len = self.head_len()?;
         let head = &self.buf[self.pos..self.pos + len];
@@ -215,8 +248,8 @@ impl HttpStream {
         let mut body = Vec::new();
         let mut hash = Fnv::default();
         let body_len = self.read_body(framing, &mut |chunk| {
-            hash.update(chunk);
             if keep_body {
+                hash.update(chunk);
                 body.extend_from_slice(chunk);
             }
         })?;

@@ -67,6 +67,7 @@ pub struct Request {
     /// The decoded payload, kept only when the backend asked for it.
     pub body: Vec<u8>,
     pub body_len: u64,
+    /// FNV-1a of the payload; that of an empty body when the payload was only counted.
     pub body_hash: u64,
     /// Which accepted connection (0-based, per backend) carried the request.
     pub connection: usize,

@@ -241,6 +241,19 @@ impl Ringway {
         HttpStream::client(stream, CLIENT_PATIENCE).expect("configure client socket")
     }
 
+    /// Send SIGTERM without waiting: for tests of the graceful drain.
+    pub fn sigterm(&self) {
+        let Some(child) = self.child.as_ref() else {
+            return;
+        };
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) takes no pointers; `pid` is our own child, which is reaped only by
+        // `terminate` (it takes `child` first), so the pid still names our process.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+
     /// Send SIGTERM and wait for the exit (SIGKILL after a grace period); returns the exit
     /// status and everything the process wrote.
     pub fn stop(mut self) -> Exited {

@@ -104,7 +104,7 @@ fn truncated_bodies_are_errors() {
 #[test]
 fn malformed_chunk_framing_is_rejected() {
     let backend = backend::malformed_response_backend(
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n".to_vec(),
     );
     let mut client = connect(&backend);
     client.send(&request::get("/")).expect("send");
@@ -116,7 +116,8 @@ fn malformed_chunk_framing_is_rejected() {
 
 #[test]
 fn bare_lf_heads_are_rejected() {
-    let backend = backend::malformed_response_backend(b"HTTP/1.1 200 OK\nContent-Length: 0\n\n");
+    let backend =
+        backend::malformed_response_backend(b"HTTP/1.1 200 OK\nContent-Length: 0\n\n".to_vec());
     let mut client = connect(&backend);
     client.send(&request::get("/")).expect("send");
     let outcome = client.read_response("GET");
@@ -143,7 +144,10 @@ fn slow_backend_answers_after_its_delay() {
     let backend = backend::slow_head_backend(Duration::from_millis(300));
     let mut client = connect(&backend);
     let began = std::time::Instant::now();
-    assert_eq!(client.roundtrip(&request::get("/")).body_text(), "slow");
+    assert_eq!(
+        client.roundtrip(&request::get("/late")).body_text(),
+        "/late"
+    );
     assert!(began.elapsed() >= Duration::from_millis(300));
 }
 

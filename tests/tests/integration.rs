@@ -5,6 +5,8 @@
 
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/headers.rs"]
+mod headers;
 #[path = "integration/limits.rs"]
 mod limits;
 #[path = "integration/proxying.rs"]

@@ -3,10 +3,12 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Output};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use ringway_tests::binary::ringway_binary;
 use ringway_tests::proxy::{TempDir, free_addr};
-use ringway_tests::{Ringway, request};
+use ringway_tests::{Driver, Ringway, TEST_LIMITS, backend, both_drivers, proxy_config, request};
 use serde_json::Value;
 
 fn ringway(args: &[&str], cwd: &Path) -> Output {
@@ -201,4 +203,35 @@ fn demo_echoes_the_proxied_request_as_json() {
     for (name, value) in expected {
         assert_eq!(json_header(headers, name), Some(value), "{name} in {json}");
     }
+}
+
+both_drivers!(sigterm_drains_in_flight_requests);
+
+/// DESIGN.md §3: SIGTERM drains gracefully then exits 0; a request in flight is answered.
+fn sigterm_drains_in_flight_requests(driver: Driver) {
+    let backend = backend::slow_head_backend(Duration::from_millis(700));
+    let config = proxy_config(backend.addr(), TEST_LIMITS)
+        .replace(r#"shutdown_timeout = "1s""#, r#"shutdown_timeout = "5s""#);
+    let proxy = Ringway::start(&config, driver);
+    let in_flight = {
+        let mut client = proxy.connect();
+        thread::spawn(move || client.roundtrip(&request::get("/in-flight")))
+    };
+    thread::sleep(Duration::from_millis(200));
+    let began = Instant::now();
+    proxy.sigterm();
+    let resp = in_flight.join().expect("in-flight client");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body_text(), "/in-flight");
+    let exited = proxy.stop();
+    assert!(
+        exited.status.success(),
+        "exit after SIGTERM: {}",
+        exited.status
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "drain took {:?} with nothing left in flight",
+        began.elapsed()
+    );
 }

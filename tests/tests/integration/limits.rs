@@ -9,7 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ringway_tests::{
-    Driver, LISTEN, Ringway, backend, both_drivers, proxy_config, pseudo_random_body, request,
+    Driver, LISTEN, Ringway, TEST_LIMITS, backend, both_drivers, proxy_config, pseudo_random_body,
+    request,
 };
 
 both_drivers!(
@@ -23,6 +24,8 @@ both_drivers!(
     incomplete_head_is_408,
     slowloris_trickle_is_408,
     one_gib_upload_streams_in_bounded_memory,
+    one_gib_download_to_a_slow_reader_in_bounded_memory,
+    idle_keep_alive_connection_is_closed,
 );
 
 const SMALL_BODY: &str = r#"header_timeout = "3s"
@@ -315,5 +318,53 @@ listen = ["{LISTEN}"]
     assert!(
         hwm < 64 * 1024,
         "ringway peak RSS {hwm} KiB for a streamed upload (limit 64 MiB)"
+    );
+}
+
+fn one_gib_download_to_a_slow_reader_in_bounded_memory(driver: Driver) {
+    const TOTAL: u64 = 1 << 30;
+    let backend = backend::big_response_backend(TOTAL);
+    let proxy = Ringway::start(&proxy_config(backend.addr(), TEST_LIMITS), driver);
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(30));
+    let began = Instant::now();
+    client.send(&request::get("/gib")).expect("send");
+    let head = client.read_response_head().expect("response head");
+    assert_eq!(head.status, 200);
+    // Not reading for a while: a proxy without backpressure would buffer what the upstream
+    // keeps sending.
+    thread::sleep(Duration::from_secs(1));
+    let framing = ringway_tests::http::response_framing("GET", &head).expect("framing");
+    let mut received = 0u64;
+    client
+        .read_body(framing, &mut |part| received += part.len() as u64)
+        .expect("the whole download");
+    assert_eq!(received, TOTAL);
+    let hwm = proxy.vm_hwm_kib();
+    eprintln!(
+        "1 GiB download on {driver:?}: {:?}, ringway VmHWM {hwm} KiB",
+        began.elapsed()
+    );
+    assert!(
+        hwm < 64 * 1024,
+        "ringway peak RSS {hwm} KiB for a streamed download (limit 64 MiB)"
+    );
+}
+
+fn idle_keep_alive_connection_is_closed(driver: Driver) {
+    let backend = backend::echo_backend();
+    let limits = r#"header_timeout = "3s"
+keepalive_timeout = "1s""#;
+    let proxy = Ringway::start(&proxy_config(backend.addr(), limits), driver);
+    let mut client = proxy.connect();
+    assert_eq!(client.roundtrip(&request::get("/before-idle")).status, 200);
+    let began = Instant::now();
+    client
+        .expect_close(Duration::from_secs(4))
+        .expect("an idle keep-alive connection is closed after keepalive_timeout");
+    let idle = began.elapsed();
+    assert!(
+        idle >= Duration::from_millis(800) && idle <= Duration::from_millis(3000),
+        "closed after {idle:?} idle, keepalive_timeout is 1s"
     );
 }

@@ -10,6 +10,8 @@ both_drivers!(
     unmatched_path_is_404,
     server_without_routes_answers_404,
     server_chosen_by_host,
+    path_tricks_cannot_bypass_an_acl,
+    response_headers_apply_to_error_pages,
 );
 
 /// The example of nginx's `location` documentation, as ringway routes with distinct bodies.
@@ -263,5 +265,108 @@ default = true
         let resp = client.roundtrip(&request::with_body("GET", "/", &[("Host", host)], b""));
         assert_eq!(resp.status, 200, "Host {host}");
         assert_eq!(resp.body_text(), expected, "server chosen for Host {host}");
+    }
+}
+
+/// Routes match the normalised path, as nginx's locations do: escapes decoded, slashes
+/// merged, dot segments resolved. Matching the raw path would let `/%61dmin` slip past a
+/// `deny` on `/admin` into the catch-all route.
+fn path_tricks_cannot_bypass_an_acl(driver: Driver) {
+    let backend = backend::echo_backend();
+    let config = format!(
+        r#"[log]
+access = "off"
+[upstreams.app]
+servers = ["{}"]
+[[server]]
+listen = ["{LISTEN}"]
+  [[server.route]]
+  prefix = "/admin"
+  deny = ["0.0.0.0/0", "::/0"]
+  proxy = "app"
+  [[server.route]]
+  prefix = "/"
+  proxy = "app"
+"#,
+        backend.addr()
+    );
+    let proxy = Ringway::start(&config, driver);
+    let table = [
+        ("/admin", 403),
+        ("/admin/users", 403),
+        ("//admin", 403),
+        ("/./admin", 403),
+        ("/%61dmin", 403),
+        ("/%2Fadmin", 403),
+        ("/public/../admin", 403),
+        ("/public/%2e%2e/admin", 403),
+        ("/../admin", 400),
+        ("/public/page", 200),
+    ];
+    let mut failures = Vec::new();
+    for (target, status) in table {
+        let mut client = proxy.connect();
+        let resp = client.roundtrip(&request::get(target));
+        if resp.status != status {
+            failures.push(format!("{target}: {} instead of {status}", resp.status));
+        }
+    }
+    let seen: Vec<String> = backend.requests().into_iter().map(|r| r.target).collect();
+    assert!(
+        failures.is_empty(),
+        "ACL bypass: {failures:?}; upstream saw {seen:?}"
+    );
+    assert_eq!(seen, ["/public/page"]);
+}
+
+/// DESIGN.md §2.2: `response_headers` apply to every response, ringway's own error pages
+/// included (nginx `add_header ... always`).
+fn response_headers_apply_to_error_pages(driver: Driver) {
+    let backend = backend::echo_backend();
+    let down = backend::closed_port();
+    let config = format!(
+        r#"[log]
+access = "off"
+[upstreams.app]
+servers = ["{}"]
+[upstreams.down]
+servers = ["{down}"]
+[[server]]
+listen = ["{LISTEN}"]
+response_headers = {{ "X-Frame-Options" = "DENY" }}
+  [[server.route]]
+  prefix = "/ok/"
+  proxy = "app"
+  [[server.route]]
+  prefix = "/denied/"
+  deny = ["127.0.0.1"]
+  proxy = "app"
+  [[server.route]]
+  prefix = "/down/"
+  proxy = "down"
+  [[server.route]]
+  path = "/fixed"
+  respond = 200
+  body = "fixed"
+"#,
+        backend.addr()
+    );
+    let proxy = Ringway::start(&config, driver);
+    let table = [
+        ("/ok/x", 200),
+        ("/denied/x", 403),
+        ("/down/x", 502),
+        ("/missing", 404),
+        ("/fixed", 200),
+    ];
+    for (target, status) in table {
+        let mut client = proxy.connect();
+        let resp = client.roundtrip(&request::get(target));
+        assert_eq!(resp.status, status, "{target}");
+        assert_eq!(
+            resp.header("x-frame-options"),
+            Some("DENY"),
+            "{target} ({status})"
+        );
     }
 }

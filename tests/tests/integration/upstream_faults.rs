@@ -18,6 +18,7 @@ both_drivers!(
     malformed_upstream_responses_are_502,
     upstream_dying_mid_response_closes_client,
     stale_pooled_connection_is_retried,
+    client_gone_while_upstream_is_slow,
 );
 
 fn refused_connection_is_502(driver: Driver) {
@@ -99,43 +100,54 @@ listen = ["{LISTEN}"]
 }
 
 /// Responses an upstream may not send; each must become a 502 for the client.
-const MALFORMED: &[(&str, &[u8])] = &[
-    ("not HTTP at all", b"NOT HTTP AT ALL\r\n\r\n"),
-    (
-        "status not a number",
-        b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n",
-    ),
-    (
-        "two status digits",
-        b"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
-    ),
-    (
-        "two different Content-Length",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-    ),
-    (
-        "negative Content-Length",
-        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-    ),
-    (
-        "bare LF line ends",
-        b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
-    ),
-    (
-        "obs-fold",
-        b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
-    ),
-    (
-        "NUL in a header value",
-        b"HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok",
-    ),
-    ("closed without a response", b""),
-];
+fn malformed_responses() -> Vec<(&'static str, Vec<u8>)> {
+    let mut huge_head = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for i in 0..2000 {
+        huge_head.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "f".repeat(100)).as_bytes());
+    }
+    huge_head.extend_from_slice(b"Content-Length: 2\r\n\r\nok");
+    let fixed: &[(&str, &[u8])] = &[
+        ("not HTTP at all", b"NOT HTTP AT ALL\r\n\r\n"),
+        (
+            "status not a number",
+            b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (
+            "two status digits",
+            b"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (
+            "two different Content-Length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        ),
+        (
+            "negative Content-Length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        ),
+        (
+            "bare LF line ends",
+            b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+        ),
+        (
+            "obs-fold",
+            b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        (
+            "NUL in a header value",
+            b"HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        ("closed without a response", b""),
+    ];
+    let mut cases: Vec<(&str, Vec<u8>)> = fixed.iter().map(|(n, r)| (*n, r.to_vec())).collect();
+    cases.push(("a 200 KiB response head", huge_head));
+    cases
+}
 
 fn malformed_upstream_responses_are_502(driver: Driver) {
-    let backends: Vec<_> = MALFORMED
+    let cases = malformed_responses();
+    let backends: Vec<_> = cases
         .iter()
-        .map(|(_, raw)| backend::malformed_response_backend(raw))
+        .map(|(_, raw)| backend::malformed_response_backend(raw.clone()))
         .collect();
     let mut config = String::from("[log]\naccess = \"off\"\n");
     for (i, b) in backends.iter().enumerate() {
@@ -150,7 +162,7 @@ fn malformed_upstream_responses_are_502(driver: Driver) {
     }
     let proxy = Ringway::start(&config, driver);
     let mut failures = Vec::new();
-    for (i, (name, _)) in MALFORMED.iter().enumerate() {
+    for (i, (name, _)) in cases.iter().enumerate() {
         let mut client = proxy.connect();
         client
             .send(&request::get(&format!("/bad{i}/x")))
@@ -224,4 +236,32 @@ fn stale_pooled_connection_is_retried(driver: Driver) {
     }
     assert_eq!(backend.connections(), 3);
     assert_eq!(backend.request_count(), 3);
+}
+
+/// A client that gives up while the upstream is still working must not leave that upstream
+/// connection in the pool: its late answer would be served to the next request.
+fn client_gone_while_upstream_is_slow(driver: Driver) {
+    let backend = backend::slow_head_backend(Duration::from_millis(500));
+    let proxy = Ringway::start(&proxy_config(backend.addr(), TEST_LIMITS), driver);
+    for round in 0..3 {
+        let mut client = proxy.connect();
+        client
+            .send(&request::get(&format!("/abandoned/{round}")))
+            .expect("send");
+        thread::sleep(Duration::from_millis(100));
+        drop(client);
+    }
+    // Let the late answers arrive at the proxy.
+    thread::sleep(Duration::from_millis(800));
+    let mut client = proxy.connect();
+    for round in 0..3 {
+        let target = format!("/wanted/{round}");
+        let resp = client.roundtrip(&request::get(&target));
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.body_text(),
+            target,
+            "got the answer to another request"
+        );
+    }
 }
