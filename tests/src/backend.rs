@@ -403,6 +403,23 @@ pub fn closing_after_response_backend() -> Backend {
     }))
 }
 
+/// Answers `413` as soon as a request head arrives, without reading the body, then keeps the
+/// connection open and unread for `hold`: an upstream that refuses an upload early, as
+/// application servers do for oversized or unauthorised uploads (RFC 9112 §9.5: a client
+/// sending a body monitors the connection for such an answer).
+pub fn early_response_backend(hold: Duration) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        if conn.stream.wait_for_head().is_err() {
+            return;
+        }
+        let out = b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!";
+        if conn.write(out).is_ok() {
+            conn.shared.pause(hold);
+        }
+        conn.close();
+    }))
+}
+
 /// Sends a head promising more body than it sends, then closes: an upstream that dies in the
 /// middle of a response. `chunked` picks chunked framing (no last chunk) instead of a length.
 pub fn dying_mid_response_backend(chunked: bool) -> Backend {

@@ -227,6 +227,11 @@ impl HttpStream {
         }
     }
 
+    /// Wait until a complete head is buffered, without consuming it; returns its length.
+    pub fn wait_for_head(&mut self) -> Result<usize, ReadError> {
+        self.head_len()
+    }
+
     /// Read a request head and body. `keep_body` = false only counts the payload (no copy, no
     /// hash: a backend counting a 1 GiB upload must not be the bottleneck it measures).
     pub fn read_request(&mut self, keep_body: bool) -> Result<Request, ReadError> {

@@ -19,6 +19,8 @@ both_drivers!(
     upstream_dying_mid_response_closes_client,
     stale_pooled_connection_is_retried,
     client_gone_while_upstream_is_slow,
+    stale_pooled_connection_is_not_used_for_a_post,
+    early_upstream_response_reaches_the_client,
 );
 
 fn refused_connection_is_502(driver: Driver) {
@@ -264,4 +266,84 @@ fn client_gone_while_upstream_is_slow(driver: Driver) {
             "got the answer to another request"
         );
     }
+}
+
+/// A pooled connection the upstream has closed (its FIN already arrived) must not carry a
+/// request whose body cannot be replayed (RFC 9112 §9.3.1: no automatic retry of a
+/// non-idempotent request that may have been applied): nginx drops cached connections as
+/// soon as the server closes them. Here the upstream closes every connection after one
+/// response.
+fn stale_pooled_connection_is_not_used_for_a_post(driver: Driver) {
+    let backend = backend::closing_after_response_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), TEST_LIMITS), driver);
+    let mut client = proxy.connect();
+    for round in 0..3 {
+        let get = format!("/get/{round}");
+        assert_eq!(client.roundtrip(&request::get(&get)).body_text(), get);
+        thread::sleep(Duration::from_millis(100));
+        let post = format!("/post/{round}");
+        let resp = client.roundtrip(&request::with_body("POST", &post, &[], b"payload"));
+        assert_eq!(
+            resp.status, 200,
+            "POST round {round} on a connection the upstream had closed"
+        );
+        assert_eq!(resp.body_text(), post);
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An upstream may answer before it has read the request body. A client sending a body
+/// "SHOULD monitor the network connection for an error response while it is transmitting the
+/// request" (RFC 9112 §9.5): the proxy must relay that answer rather than block on a body the
+/// upstream no longer reads until send_timeout (HAProxy relays it).
+fn early_upstream_response_reaches_the_client(driver: Driver) {
+    const BODY: u64 = 64 << 20;
+    let backend = backend::early_response_backend(Duration::from_secs(8));
+    let config = format!(
+        r#"[log]
+access = "off"
+[limits]
+max_body_size = "0"
+[upstreams.app]
+servers = ["{}"]
+[[server]]
+listen = ["{LISTEN}"]
+  [[server.route]]
+  prefix = "/"
+  proxy = "app"
+"#,
+        backend.addr()
+    );
+    let proxy = Ringway::start(&config, driver);
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(5));
+    let mut writer = client.get_ref().try_clone().expect("clone the socket");
+    let uploader = thread::spawn(move || {
+        use std::io::Write as _;
+        let head =
+            format!("PUT /upload HTTP/1.1\r\nHost: test.local\r\nContent-Length: {BODY}\r\n\r\n");
+        writer.write_all(head.as_bytes())?;
+        let block = vec![b'u'; 256 * 1024];
+        let mut sent = 0;
+        while sent < BODY {
+            writer.write_all(&block)?;
+            sent += block.len() as u64;
+        }
+        Ok::<u64, std::io::Error>(sent)
+    });
+    let began = Instant::now();
+    let outcome = client.read_response("PUT");
+    let waited = began.elapsed();
+    // Unblock the uploader whatever happened.
+    let _ = client.get_ref().shutdown(std::net::Shutdown::Both);
+    let _ = uploader.join();
+    let resp = outcome.unwrap_or_else(|e| {
+        panic!("no answer {waited:?} after the upstream refused the upload early: {e}")
+    });
+    assert_eq!(
+        resp.status, 413,
+        "the upstream's own answer, got {}",
+        resp.status
+    );
+    assert_eq!(resp.body_text(), "too big!");
 }
