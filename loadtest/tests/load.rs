@@ -63,6 +63,15 @@ fn one_second_of_load_against_the_backend() {
     );
     // Closed loop over 8 connections: no latency can exceed the window.
     assert!(l.max < 1_100_000.0);
+    // Little's law: with every moment of a connection attributed to one
+    // request, mean latency is connections / throughput (edge effects of
+    // the window are a few requests out of thousands).
+    let little = 8.0 / report.requests_per_sec * 1e6;
+    assert!(
+        (l.mean - little).abs() < little * 0.1,
+        "mean {} µs, Little's law {little} µs",
+        l.mean
+    );
     backend.stop().unwrap();
 }
 
