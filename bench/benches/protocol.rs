@@ -44,7 +44,9 @@ fn parse(c: &mut Criterion) {
 
 fn write_head(c: &mut Criterion) {
     let mut buf = BytesMut::from(BROWSER_HEAD);
-    let head = parse_request(&mut buf, &LIMITS, Vec::new()).unwrap().unwrap();
+    let head = parse_request(&mut buf, &LIMITS, Vec::new())
+        .unwrap()
+        .unwrap();
     let forwarded = Forwarded {
         client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
         proto: b"http",
@@ -94,7 +96,9 @@ fn chunked(c: &mut Criterion) {
         b.iter(|| {
             let mut decoder = BodyDecoder::new(BodyFraming::Chunked, None);
             let mut payload = 0usize;
-            decoder.advance(black_box(&body), |p| payload += p.len()).unwrap();
+            decoder
+                .advance(black_box(&body), |p| payload += p.len())
+                .unwrap();
             black_box(payload);
         })
     });

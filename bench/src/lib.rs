@@ -2,7 +2,8 @@
 //! holds the sample inputs the benches share.
 
 /// A small request head, as a load generator sends it.
-pub const SMALL_HEAD: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: ringway-load\r\n\r\n";
+pub const SMALL_HEAD: &[u8] =
+    b"GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: ringway-load\r\n\r\n";
 
 /// A browser-sized request head (~700 bytes, 12 headers).
 pub const BROWSER_HEAD: &[u8] = b"GET /jatos/api/v1/studies?limit=20&offset=40 HTTP/1.1\r\n\
@@ -25,7 +26,9 @@ pub fn config_with_routes(n: usize) -> String {
         "[log]\naccess = \"off\"\n[upstreams.app]\nservers = [\"127.0.0.1:9000\"]\n[[server]]\nlisten = [\"127.0.0.1:8080\"]\n",
     );
     for i in 0..n {
-        cfg.push_str(&format!("[[server.route]]\nprefix = \"/section{i}/\"\nproxy = \"app\"\n"));
+        cfg.push_str(&format!(
+            "[[server.route]]\nprefix = \"/section{i}/\"\nproxy = \"app\"\n"
+        ));
         if i % 10 == 0 {
             cfg.push_str(&format!(
                 "[[server.route]]\nregex = '^/api/v{i}/items/\\d+$'\nproxy = \"app\"\n"

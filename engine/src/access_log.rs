@@ -46,7 +46,9 @@ impl AccessLog {
                 let fd: OwnedFd = io::stdout().as_fd().try_clone_to_owned()?;
                 Some(File::from(fd))
             }
-            AccessTarget::File(path) => Some(OpenOptions::new().create(true).append(true).open(path)?),
+            AccessTarget::File(path) => {
+                Some(OpenOptions::new().create(true).append(true).open(path)?)
+            }
         };
         Ok(AccessLog {
             sink,

@@ -9,7 +9,11 @@ use crate::engine::{Engine, Overrides};
 use crate::snapshot::{Driver, Snapshot};
 
 #[derive(Debug, Parser)]
-#[command(name = "ringway", version, about = "A thread-per-core reverse proxy on io_uring")]
+#[command(
+    name = "ringway",
+    version,
+    about = "A thread-per-core reverse proxy on io_uring"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -109,7 +113,11 @@ pub fn main(cli: Cli) -> i32 {
 fn check(path: &Path) -> i32 {
     match config::load_file(path) {
         Ok(snapshot) => {
-            let routes: usize = snapshot.servers.iter().map(|s| s.routes.routes().len()).sum();
+            let routes: usize = snapshot
+                .servers
+                .iter()
+                .map(|s| s.routes.routes().len())
+                .sum();
             println!(
                 "{}: configuration OK ({} servers, {} routes, {} upstreams)",
                 path.display(),
@@ -141,10 +149,10 @@ fn load_for_run(config: Option<&Path>) -> Result<Snapshot, String> {
 pub fn serve(mut snapshot: Snapshot, overrides: &Overrides, banner: Option<&str>) -> i32 {
     overrides.apply(&mut snapshot);
     init_tracing(snapshot.log.level);
-    let origin = snapshot
-        .source
-        .as_ref()
-        .map_or_else(|| "<embedded default>".to_string(), |p| p.display().to_string());
+    let origin = snapshot.source.as_ref().map_or_else(
+        || "<embedded default>".to_string(),
+        |p| p.display().to_string(),
+    );
     let signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -164,7 +172,11 @@ pub fn serve(mut snapshot: Snapshot, overrides: &Overrides, banner: Option<&str>
             return 1;
         }
     };
-    let addrs: Vec<String> = engine.local_addrs().iter().map(ToString::to_string).collect();
+    let addrs: Vec<String> = engine
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let driver = engine.drivers().first().map_or("none", |d| d.name());
     tracing::info!(
         config = %origin,
@@ -186,7 +198,9 @@ fn wait_for_stop(mut signals: signal_hook::iterator::Signals) {
     for signal in signals.forever() {
         match signal {
             signal_hook::consts::SIGHUP => {
-                tracing::warn!("SIGHUP: reload is not supported yet; restart ringway to apply a new config");
+                tracing::warn!(
+                    "SIGHUP: reload is not supported yet; restart ringway to apply a new config"
+                );
             }
             _ => {
                 tracing::info!("signal {signal}: stopping");
@@ -197,8 +211,9 @@ fn wait_for_stop(mut signals: signal_hook::iterator::Signals) {
 }
 
 fn init_tracing(level: tracing::Level) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str().to_ascii_lowercase()));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(level.as_str().to_ascii_lowercase())
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

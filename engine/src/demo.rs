@@ -40,7 +40,9 @@ pub fn run(listen: SocketAddr, overrides: &Overrides) -> i32 {
     let spawned = std::thread::Builder::new()
         .name("ringway-demo-echo".into())
         .spawn(move || {
-            let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
+            let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build();
             match rt {
                 Ok(mut rt) => rt.block_on(echo_backend(backend)),
                 Err(e) => eprintln!("ringway demo: echo backend runtime: {e}"),
@@ -149,7 +151,15 @@ async fn echo_connection(mut stream: TcpStream, peer: SocketAddr) {
         json.push(b'\n');
         let mut out = Vec::with_capacity(json.len() + 128);
         let close = !head.keep_alive();
-        write_simple_response(&mut out, 200, Some(b"application/json"), &[], &json, close, false);
+        write_simple_response(
+            &mut out,
+            200,
+            Some(b"application/json"),
+            &[],
+            &json,
+            close,
+            false,
+        );
         let (result, _) = stream.write_all(out).await;
         if result.is_err() || close {
             return;

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
-use ringway_protocol::h1::{BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, Version};
+use ringway_protocol::h1::{
+    BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, Version,
+};
 use ringway_protocol::{ProtocolError, normalize_path, parse_request, write_simple_response};
 
 use crate::access_log::{Entry, RequestLine};
@@ -85,7 +87,8 @@ pub async fn serve(
             HeadRead::Closed => false,
             HeadRead::Rejected(error, started) => {
                 tracing::debug!(peer = %peer, "rejected request: {}", error.reason());
-                conn.answer_unrouted(&snapshot, error.status(), started).await;
+                conn.answer_unrouted(&snapshot, error.status(), started)
+                    .await;
                 false
             }
             HeadRead::TimedOut(started) => {
@@ -121,7 +124,9 @@ impl Connection<'_> {
                 }
             }
             let wait = match started {
-                Some(at) => (at + snapshot.limits.header_timeout).saturating_duration_since(Instant::now()),
+                Some(at) => {
+                    (at + snapshot.limits.header_timeout).saturating_duration_since(Instant::now())
+                }
                 None => snapshot.limits.keepalive_timeout,
             };
             let read = read_more(&mut self.stream, &mut self.buf, self.worker.buffer_size);
@@ -168,20 +173,28 @@ impl Connection<'_> {
         let server = &snapshot.servers[snapshot.server_for(self.listener, head.host())];
         let path = match normalize_path(head.path()) {
             Ok(path) => path,
-            Err(error) => return self.respond_error(head, server, None, error.status(), true).await,
+            Err(error) => {
+                return self
+                    .respond_error(head, server, None, error.status(), true)
+                    .await;
+            }
         };
         let Some(found) = server.routes.find(&path) else {
             return self.respond_error(head, server, None, 404, false).await;
         };
         let route = found.route;
         if !route.access.permits(self.peer.ip()) {
-            return self.respond_error(head, server, Some(route), 403, false).await;
+            return self
+                .respond_error(head, server, Some(route), 403, false)
+                .await;
         }
         let body = BodyDecoder::new(head.framing(), route.max_body_size);
         if let Err(error) = body.check_declared() {
             // Refused before a byte of the body is read, so 100-continue
             // clients never send it (RFC 9110 §10.1.1).
-            return self.respond_error(head, server, Some(route), error.status(), true).await;
+            return self
+                .respond_error(head, server, Some(route), error.status(), true)
+                .await;
         }
         match &route.action {
             Action::Respond { status, body: text } => {
@@ -205,7 +218,11 @@ impl Connection<'_> {
                         )
                     },
                 );
-                let body_bytes = if head.method() == Method::Head { 0 } else { text.len() as u64 };
+                let body_bytes = if head.method() == Method::Head {
+                    0
+                } else {
+                    text.len() as u64
+                };
                 self.send_out(out, status, body_bytes, close).await
             }
             Action::Proxy(target) => {
@@ -267,9 +284,22 @@ impl Connection<'_> {
         let server = &snapshot.servers[listener.default_server];
         let page = error_page(status);
         let mut out = std::mem::take(&mut self.out);
-        with_edits(&[&server.response_headers], None, &mut self.arena, |edits| {
-            write_simple_response(&mut out, status, Some(b"text/html"), edits, page.as_bytes(), true, false)
-        });
+        with_edits(
+            &[&server.response_headers],
+            None,
+            &mut self.arena,
+            |edits| {
+                write_simple_response(
+                    &mut out,
+                    status,
+                    Some(b"text/html"),
+                    edits,
+                    page.as_bytes(),
+                    true,
+                    false,
+                )
+            },
+        );
         let outcome = self.send_out(out, status, page.len() as u64, true).await;
         self.worker.access_log.log(&Entry {
             peer: self.peer,
@@ -284,11 +314,20 @@ impl Connection<'_> {
     }
 
     /// Write `out` to the client and keep its allocation for the next head.
-    pub async fn send_out(&mut self, out: Vec<u8>, status: u16, body_bytes: u64, close: bool) -> Outcome {
+    pub async fn send_out(
+        &mut self,
+        out: Vec<u8>,
+        status: u16,
+        body_bytes: u64,
+        close: bool,
+    ) -> Outcome {
         let write = write_vec(&mut self.stream, out);
         let (result, out) = match monoio::time::timeout(Duration::from_secs(60), write).await {
             Ok(done) => done,
-            Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), Vec::with_capacity(1024)),
+            Err(_) => (
+                Err(std::io::ErrorKind::TimedOut.into()),
+                Vec::with_capacity(1024),
+            ),
         };
         self.out = out;
         if close && status >= 400 && result.is_ok() {

@@ -49,7 +49,10 @@ impl Overrides {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("worker {worker}: {message}")]
     Worker { worker: usize, message: String },
     #[error("cannot start worker thread: {0}")]
@@ -107,7 +110,11 @@ impl Engine {
         let access = (snapshot.log.access.clone(), snapshot.log.format);
         let snapshots = Arc::new(ArcSwap::from_pointee(snapshot));
         let stop = Arc::new(AtomicBool::new(false));
-        let cores = if runtime.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let cores = if runtime.pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::with_capacity(workers);
         for (index, listeners) in per_worker.into_iter().enumerate() {
@@ -142,7 +149,14 @@ impl Engine {
                         stop,
                         active: Default::default(),
                     });
-                    run_on_driver(runtime.driver, runtime.ring_entries, index, &ready, worker, listeners);
+                    run_on_driver(
+                        runtime.driver,
+                        runtime.ring_entries,
+                        index,
+                        &ready,
+                        worker,
+                        listeners,
+                    );
                 })
                 .map_err(StartError::Spawn)?;
             threads.push(thread);
@@ -228,7 +242,10 @@ fn run_on_driver(
             }),
         }
     }
-    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build() {
+    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+    {
         Ok(mut rt) => {
             let _ = ready.send(Ok(DriverInUse::Epoll));
             rt.block_on(worker::run(worker, listeners));

@@ -7,9 +7,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ringway_protocol::h1::{BodyDecoder, BodyFraming, HeadLimits, Method, RequestHead, ResponseHead, Version};
+use ringway_protocol::h1::{
+    BodyDecoder, BodyFraming, HeadLimits, Method, RequestHead, ResponseHead, Version,
+};
 use ringway_protocol::{
-    ClientResponse, Forwarded, UpstreamRequest, parse_response, write_request_head, write_response_head,
+    ClientResponse, Forwarded, UpstreamRequest, parse_response, write_request_head,
+    write_response_head,
 };
 
 use crate::buffer::{read_more, write_all, write_vec};
@@ -44,7 +47,13 @@ pub async fn forward(
 ) -> Outcome {
     let route = found.route;
     let upstream = &snapshot.upstreams[target.upstream];
-    build_target(&mut conn.target, head, path, found.matched_len, target.replace_uri.as_ref());
+    build_target(
+        &mut conn.target,
+        head,
+        path,
+        found.matched_len,
+        target.replace_uri.as_ref(),
+    );
 
     // The upstream request head, written once and resent as is on a retry.
     let trusted_peer = server.trusted_proxies.contains(conn.peer.ip());
@@ -57,16 +66,21 @@ pub async fn forward(
     {
         let vars = conn.vars(head, path);
         let target_bytes = &conn.target;
-        with_edits(&[&route.request_headers], Some(&vars), &mut conn.arena, |edits| {
-            let request = UpstreamRequest {
-                target: target_bytes,
-                forwarded: &forwarded,
-                default_host: upstream.name.as_bytes(),
-                pass_upgrade: false,
-                edits,
-            };
-            write_request_head(&mut request_head, head, &request);
-        });
+        with_edits(
+            &[&route.request_headers],
+            Some(&vars),
+            &mut conn.arena,
+            |edits| {
+                let request = UpstreamRequest {
+                    target: target_bytes,
+                    forwarded: &forwarded,
+                    default_host: upstream.name.as_bytes(),
+                    pass_upgrade: false,
+                    edits,
+                };
+                write_request_head(&mut request_head, head, &request);
+            },
+        );
     }
     let request_head = Bytes::from(request_head);
 
@@ -79,7 +93,16 @@ pub async fn forward(
         }
     }
 
-    let result = exchange(conn, route, upstream, target.upstream, head, &mut body, request_head).await;
+    let result = exchange(
+        conn,
+        route,
+        upstream,
+        target.upstream,
+        head,
+        &mut body,
+        request_head,
+    )
+    .await;
     let (mut up, response) = match result {
         Ok(pair) => pair,
         Err(error) => return fail(conn, head, server, route, &body, error).await,
@@ -158,10 +181,16 @@ async fn exchange(
     let mut allow_pooled = true;
     loop {
         let addr = upstream.servers[(first + server_attempt) % servers].addr;
-        let pooled = if allow_pooled { conn.worker.pool.borrow_mut().take(addr) } else { None };
+        let pooled = if allow_pooled {
+            conn.worker.pool.borrow_mut().take(addr)
+        } else {
+            None
+        };
         let mut up = match pooled {
             Some(up) => up,
-            None => match upstream::connect(addr, route.connect_timeout, conn.worker.buffer_size).await {
+            None => match upstream::connect(addr, route.connect_timeout, conn.worker.buffer_size)
+                .await
+            {
                 Ok(up) => up,
                 Err(error) => {
                     tracing::debug!(upstream = %addr, "{error}");
@@ -175,13 +204,17 @@ async fn exchange(
         };
         match send_and_receive(conn, route, &mut up, head, body, request_head.clone()).await {
             Ok(response) => return Ok((up, response)),
-            Err(ProxyError::UpstreamClosed { source, .. }) if up.reused && (replayable || !sent_body(body, head)) => {
+            Err(ProxyError::UpstreamClosed { source, .. })
+                if up.reused && (replayable || !sent_body(body, head)) =>
+            {
                 // A keep-alive connection the server had already closed:
                 // nothing was processed, try once more on a new connection.
                 tracing::debug!(upstream = %addr, "stale keep-alive connection: {source}");
                 allow_pooled = false;
             }
-            Err(ProxyError::UpstreamClosed { source, .. }) if replayable && server_attempt + 1 < servers => {
+            Err(ProxyError::UpstreamClosed { source, .. })
+                if replayable && server_attempt + 1 < servers =>
+            {
                 tracing::debug!(upstream = %addr, "{source}; trying the next server");
                 server_attempt += 1;
             }
@@ -227,10 +260,14 @@ async fn send_body(
 ) -> Result<(), ProxyError> {
     loop {
         if !conn.buf.is_empty() && !body.is_done() {
-            let n = body.advance(&conn.buf, |_| {}).map_err(ProxyError::ClientProtocol)?;
+            let n = body
+                .advance(&conn.buf, |_| {})
+                .map_err(ProxyError::ClientProtocol)?;
             if n > 0 {
                 let chunk = conn.buf.split_to(n).freeze();
-                match monoio::time::timeout(route.send_timeout, write_all(&mut up.stream, chunk)).await {
+                match monoio::time::timeout(route.send_timeout, write_all(&mut up.stream, chunk))
+                    .await
+                {
                     Ok(Ok(())) => {}
                     Ok(Err(source)) => {
                         return Err(ProxyError::UpstreamClosed {
@@ -247,7 +284,11 @@ async fn send_body(
         }
         let read = read_more(&mut conn.stream, &mut conn.buf, conn.worker.buffer_size);
         match monoio::time::timeout(route.read_timeout, read).await {
-            Ok(Ok(0)) => return Err(ProxyError::ClientIo(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(Ok(0)) => {
+                return Err(ProxyError::ClientIo(
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(ProxyError::ClientIo(e)),
             Err(_) => return Err(ProxyError::ClientTimeout),
@@ -263,11 +304,18 @@ async fn read_response_head(
 ) -> Result<ResponseHead, ProxyError> {
     loop {
         if !up.buf.is_empty() {
-            match parse_response(&mut up.buf, &RESPONSE_HEAD_LIMITS, method, std::mem::take(&mut conn.scratch)) {
+            match parse_response(
+                &mut up.buf,
+                &RESPONSE_HEAD_LIMITS,
+                method,
+                std::mem::take(&mut conn.scratch),
+            ) {
                 Ok(Some(response)) if response.status() == 101 => {
                     // Upgrades are not requested yet, so a 101 is a protocol violation.
                     conn.scratch = response.into_scratch();
-                    return Err(ProxyError::UpstreamProtocol(ringway_protocol::ProtocolError::BadStatus));
+                    return Err(ProxyError::UpstreamProtocol(
+                        ringway_protocol::ProtocolError::BadStatus,
+                    ));
                 }
                 Ok(Some(response)) if response.status() < 200 => {
                     // Interim responses (100, 103) are not relayed; the final one follows.
@@ -367,7 +415,9 @@ async fn relay_response(
                 flush(conn, route, &mut out, &mut head_pending, &mut sent)
                     .await
                     .map_err(|e| mid(e, sent))?;
-                write_chunk(conn, route, run.freeze()).await.map_err(|e| mid(e, sent))?;
+                write_chunk(conn, route, run.freeze())
+                    .await
+                    .map_err(|e| mid(e, sent))?;
                 sent += n as u64;
             }
         }
@@ -441,8 +491,13 @@ async fn fail(
         return closed(0);
     };
     // After a failure mid-body the rest of the body is still on the wire.
-    let close = !body.is_done() || matches!(error, ProxyError::ClientProtocol(_) | ProxyError::ClientTimeout);
-    conn.respond_error(head, server, Some(route), status, close).await
+    let close = !body.is_done()
+        || matches!(
+            error,
+            ProxyError::ClientProtocol(_) | ProxyError::ClientTimeout
+        );
+    conn.respond_error(head, server, Some(route), status, close)
+        .await
 }
 
 fn closed(status: u16) -> Outcome {

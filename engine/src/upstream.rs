@@ -40,7 +40,11 @@ impl UpstreamPool {
         if self.cursors.len() <= upstream_index {
             self.cursors.resize(upstream_index + 1, 0);
         }
-        let total: u64 = upstream.servers.iter().map(|s| u64::from(s.weight.max(1))).sum();
+        let total: u64 = upstream
+            .servers
+            .iter()
+            .map(|s| u64::from(s.weight.max(1)))
+            .sum();
         let cursor = self.cursors[upstream_index];
         self.cursors[upstream_index] = cursor.wrapping_add(1);
         let mut slot = cursor % total.max(1);
