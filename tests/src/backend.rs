@@ -251,6 +251,15 @@ pub fn echo_backend() -> Backend {
                 length, req.method, req.target, req.connection, req.body_len, req.body_hash,
             );
             let mut out = head.into_bytes();
+            // `X-Echo-Big-Header: N` asks for an N-byte response field, to test large heads.
+            if let Some(n) = req
+                .headers
+                .get("x-echo-big-header")
+                .and_then(|v| v.parse().ok())
+            {
+                out.truncate(out.len() - 2);
+                out.extend_from_slice(format!("X-Big: {}\r\n\r\n", "b".repeat(n)).as_bytes());
+            }
             out.extend_from_slice(body);
             let close = req
                 .headers

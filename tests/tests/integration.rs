@@ -3,8 +3,12 @@
 //! One module per concern. Every test that runs the proxy runs once per monoio driver
 //! (`both_drivers!`), so `cargo test -p ringway-tests epoll` selects the epoll half.
 
+#[path = "integration/access_log.rs"]
+mod access_log;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/connections.rs"]
+mod connections;
 #[path = "integration/headers.rs"]
 mod headers;
 #[path = "integration/limits.rs"]

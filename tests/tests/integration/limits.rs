@@ -26,6 +26,7 @@ both_drivers!(
     one_gib_upload_streams_in_bounded_memory,
     one_gib_download_to_a_slow_reader_in_bounded_memory,
     idle_keep_alive_connection_is_closed,
+    connections_over_max_connections_wait_in_the_backlog,
 );
 
 const SMALL_BODY: &str = r#"header_timeout = "3s"
@@ -367,4 +368,30 @@ keepalive_timeout = "1s""#;
         idle >= Duration::from_millis(800) && idle <= Duration::from_millis(3000),
         "closed after {idle:?} idle, keepalive_timeout is 1s"
     );
+}
+
+fn connections_over_max_connections_wait_in_the_backlog(driver: Driver) {
+    let backend = backend::echo_backend();
+    let config = proxy_config(backend.addr(), TEST_LIMITS)
+        .replace("[runtime]\n", "[runtime]\nmax_connections = 2\n");
+    let proxy = Ringway::start(&config, driver);
+    // The readiness probe of `Ringway::start` may still count for a moment; let it go.
+    thread::sleep(Duration::from_millis(200));
+    let mut first = proxy.connect();
+    let mut second = proxy.connect();
+    assert_eq!(first.roundtrip(&request::get("/1")).status, 200);
+    assert_eq!(second.roundtrip(&request::get("/2")).status, 200);
+    let mut third = proxy.connect();
+    third.send(&request::get("/3")).expect("send");
+    third.set_patience(Duration::from_millis(700));
+    assert!(
+        third.read_response("GET").is_err(),
+        "a third connection was served with max_connections = 2"
+    );
+    drop(first);
+    third.set_patience(Duration::from_secs(5));
+    let resp = third
+        .read_response("GET")
+        .expect("served once a slot is free");
+    assert_eq!(resp.header("x-echo-target"), Some("/3"));
 }

@@ -21,6 +21,8 @@ both_drivers!(
     client_gone_while_upstream_is_slow,
     stale_pooled_connection_is_not_used_for_a_post,
     early_upstream_response_reaches_the_client,
+    round_robin_spreads_requests_by_weight,
+    refused_server_is_skipped,
 );
 
 fn refused_connection_is_502(driver: Driver) {
@@ -346,4 +348,68 @@ listen = ["{LISTEN}"]
         resp.status
     );
     assert_eq!(resp.body_text(), "too big!");
+}
+
+fn round_robin_spreads_requests_by_weight(driver: Driver) {
+    let light = backend::echo_backend();
+    let heavy = backend::echo_backend();
+    let config = format!(
+        r#"[log]
+access = "off"
+[upstreams.app]
+servers = [{{ addr = "{}", weight = 1 }}, {{ addr = "{}", weight = 3 }}]
+[[server]]
+listen = ["{LISTEN}"]
+  [[server.route]]
+  prefix = "/"
+  proxy = "app"
+"#,
+        light.addr(),
+        heavy.addr()
+    );
+    let proxy = Ringway::start(&config, driver);
+    let mut client = proxy.connect();
+    for i in 0..40 {
+        assert_eq!(
+            client.roundtrip(&request::get(&format!("/rr/{i}"))).status,
+            200
+        );
+    }
+    assert_eq!(
+        (light.request_count(), heavy.request_count()),
+        (10, 30),
+        "weights 1:3 over 40 requests"
+    );
+}
+
+/// DESIGN.md §4: a server that refuses the connection is skipped for the next one. Nothing
+/// was sent, so this holds for a POST too.
+fn refused_server_is_skipped(driver: Driver) {
+    let backend = backend::echo_backend();
+    let config = format!(
+        r#"[log]
+access = "off"
+[upstreams.app]
+servers = ["{}", "{}"]
+[[server]]
+listen = ["{LISTEN}"]
+  [[server.route]]
+  prefix = "/"
+  proxy = "app"
+"#,
+        backend::closed_port(),
+        backend.addr()
+    );
+    let proxy = Ringway::start(&config, driver);
+    let mut client = proxy.connect();
+    for i in 0..4 {
+        let get = format!("/get/{i}");
+        let resp = client.roundtrip(&request::get(&get));
+        assert_eq!(resp.status, 200, "{get}");
+        let post = format!("/post/{i}");
+        let resp = client.roundtrip(&request::with_body("POST", &post, &[], b"body"));
+        assert_eq!(resp.status, 200, "{post}");
+        assert_eq!(resp.body_text(), "body");
+    }
+    assert_eq!(backend.request_count(), 8);
 }
