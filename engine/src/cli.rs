@@ -194,19 +194,29 @@ pub fn serve(mut snapshot: Snapshot, overrides: &Overrides, banner: Option<&str>
     0
 }
 
+/// Block until SIGTERM or SIGINT. A second SIGINT while draining exits at
+/// once (an operator pressing Ctrl-C twice); a repeated SIGTERM, which
+/// service managers send, keeps draining.
 fn wait_for_stop(mut signals: signal_hook::iterator::Signals) {
     for signal in signals.forever() {
-        match signal {
-            signal_hook::consts::SIGHUP => {
-                tracing::warn!(
-                    "SIGHUP: reload is not supported yet; restart ringway to apply a new config"
-                );
-            }
-            _ => {
-                tracing::info!("signal {signal}: stopping");
-                return;
-            }
+        if signal == signal_hook::consts::SIGHUP {
+            tracing::warn!(
+                "SIGHUP: reload is not supported yet; restart ringway to apply a new config"
+            );
+            continue;
         }
+        tracing::info!("signal {signal}: draining; a second SIGINT stops at once");
+        let _ = std::thread::Builder::new()
+            .name("ringway-signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if signal == signal_hook::consts::SIGINT {
+                        tracing::warn!("second SIGINT while draining: exiting now");
+                        std::process::exit(1);
+                    }
+                }
+            });
+        return;
     }
 }
 

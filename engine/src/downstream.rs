@@ -97,7 +97,7 @@ pub async fn serve(
                 false
             }
         };
-        if !keep_alive || worker.stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if !keep_alive || worker.shutdown.is_stopping() {
             return;
         }
         first = false;
@@ -129,8 +129,19 @@ impl Connection<'_> {
                 }
                 None => snapshot.limits.keepalive_timeout,
             };
+            let between_requests = self.buf.is_empty();
             let read = read_more(&mut self.stream, &mut self.buf, self.worker.buffer_size);
-            match monoio::time::timeout(wait, read).await {
+            let read = monoio::time::timeout(wait, read);
+            let result = if between_requests {
+                // Between requests: a stopping worker closes the connection.
+                monoio::select! {
+                    result = read => result,
+                    () = self.worker.shutdown.wait() => return HeadRead::Closed,
+                }
+            } else {
+                read.await
+            };
+            match result {
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
                 Ok(Ok(_)) => {}
                 // A connection that never sent a byte is closed silently, as nginx does.
@@ -345,7 +356,7 @@ impl Connection<'_> {
     /// closing, stop sending and discard what the client still sends for a
     /// short while. Closing a socket with unread input makes the kernel send a
     /// reset, which can destroy the answer before the client has read it.
-    async fn linger(&mut self) {
+    pub async fn linger(&mut self) {
         let _ = self.stream.shutdown().await;
         let until = Instant::now() + LINGER_TIME;
         let mut discarded = 0;

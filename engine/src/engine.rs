@@ -147,6 +147,8 @@ impl Engine {
                         pool: Default::default(),
                         access_log,
                         stop,
+                        shutdown: Default::default(),
+                        shutdown_timeout: runtime.shutdown_timeout,
                         active: Default::default(),
                     });
                     run_on_driver(

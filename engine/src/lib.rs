@@ -17,6 +17,7 @@ pub mod error;
 pub mod listener;
 pub mod proxy;
 pub mod route;
+pub mod shutdown;
 pub mod snapshot;
 pub mod template;
 pub mod upstream;

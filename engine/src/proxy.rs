@@ -108,11 +108,29 @@ pub async fn forward(
         Err(error) => return fail(conn, head, server, route, &body, error).await,
     };
     let addr = up.addr;
-    let outcome = relay_response(conn, route, server, head, path, &mut up, &response).await;
+    // An early answer (see `send_body`) leaves the rest of the request body
+    // unread on both connections: neither can carry another request.
+    let body_unsent = !body.is_done();
+    let outcome = relay_response(
+        conn,
+        route,
+        server,
+        head,
+        path,
+        &mut up,
+        &response,
+        body_unsent,
+    )
+    .await;
     match outcome {
         Ok((body_bytes, reusable, close)) => {
-            if reusable {
+            if reusable && !body_unsent {
                 conn.worker.pool.borrow_mut().put(up, upstream.keepalive);
+            }
+            if body_unsent {
+                // The client is still sending the body: drain a little so the
+                // close does not reset the answer away (see `linger`).
+                conn.linger().await;
             }
             Outcome {
                 status: response.status(),
@@ -182,7 +200,7 @@ async fn exchange(
     loop {
         let addr = upstream.servers[(first + server_attempt) % servers].addr;
         let pooled = if allow_pooled {
-            conn.worker.pool.borrow_mut().take(addr)
+            conn.worker.pool.borrow_mut().take(addr, !replayable)
         } else {
             None
         };
@@ -252,38 +270,95 @@ async fn send_and_receive(
 /// Stream the request body: validate framing as bytes arrive and forward
 /// exactly the bytes that belong to the body, verbatim, never more than one
 /// buffer at a time.
+///
+/// While it does, the upstream connection is watched: an upstream may answer
+/// (413, 401, ...) before it has read the body, and then stop reading it. The
+/// sender "SHOULD monitor the network connection for an error response while
+/// it is transmitting the request" (RFC 9112 §9.5): sending stops and the
+/// answer is relayed; the client connection closes after it, since the rest of
+/// its body was never read.
 async fn send_body(
     conn: &mut Connection<'_>,
     route: &Route,
     up: &mut UpstreamConn,
     body: &mut BodyDecoder,
 ) -> Result<(), ProxyError> {
+    // The whole body already arrived with the head (the common case for small
+    // bodies): one write, no watching needed.
+    if !body.is_done() && !conn.buf.is_empty() {
+        let n = body
+            .advance(&conn.buf, |_| {})
+            .map_err(ProxyError::ClientProtocol)?;
+        if body.is_done() {
+            let chunk = conn.buf.split_to(n).freeze();
+            return match monoio::time::timeout(route.send_timeout, write_all(&mut up.stream, chunk))
+                .await
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(source)) => Err(ProxyError::UpstreamClosed {
+                    source,
+                    retryable: false,
+                }),
+                Err(_) => Err(ProxyError::UpstreamTimeout),
+            };
+        }
+        return send_body_watched(conn, route, up, body, n).await;
+    }
+    if body.is_done() {
+        return Ok(());
+    }
+    send_body_watched(conn, route, up, body, 0).await
+}
+
+/// The rest of `send_body`, racing every wait against the upstream becoming
+/// readable. `ready` bytes at the front of the client buffer are already
+/// validated body bytes.
+async fn send_body_watched(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    up: &mut UpstreamConn,
+    body: &mut BodyDecoder,
+    mut ready: usize,
+) -> Result<(), ProxyError> {
+    let watch = ReadWatch::new(&up.stream).map_err(|source| ProxyError::UpstreamClosed {
+        source,
+        retryable: false,
+    })?;
     loop {
-        if !conn.buf.is_empty() && !body.is_done() {
-            let n = body
+        if ready == 0 && !conn.buf.is_empty() && !body.is_done() {
+            ready = body
                 .advance(&conn.buf, |_| {})
                 .map_err(ProxyError::ClientProtocol)?;
-            if n > 0 {
-                let chunk = conn.buf.split_to(n).freeze();
-                match monoio::time::timeout(route.send_timeout, write_all(&mut up.stream, chunk))
-                    .await
-                {
-                    Ok(Ok(())) => {}
-                    Ok(Err(source)) => {
-                        return Err(ProxyError::UpstreamClosed {
-                            source,
-                            retryable: false,
-                        });
-                    }
-                    Err(_) => return Err(ProxyError::UpstreamTimeout),
+        }
+        if ready > 0 {
+            let chunk = conn.buf.split_to(ready).freeze();
+            ready = 0;
+            let write = monoio::time::timeout(route.send_timeout, write_all(&mut up.stream, chunk));
+            let written = monoio::select! {
+                written = write => written,
+                () = watch.readable() => return Ok(()),
+            };
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    return Err(ProxyError::UpstreamClosed {
+                        source,
+                        retryable: false,
+                    });
                 }
+                Err(_) => return Err(ProxyError::UpstreamTimeout),
             }
         }
         if body.is_done() {
             return Ok(());
         }
         let read = read_more(&mut conn.stream, &mut conn.buf, conn.worker.buffer_size);
-        match monoio::time::timeout(route.read_timeout, read).await {
+        let read = monoio::time::timeout(route.read_timeout, read);
+        let result = monoio::select! {
+            result = read => result,
+            () = watch.readable() => return Ok(()),
+        };
+        match result {
             Ok(Ok(0)) => {
                 return Err(ProxyError::ClientIo(
                     std::io::ErrorKind::UnexpectedEof.into(),
@@ -293,6 +368,34 @@ async fn send_body(
             Ok(Err(e)) => return Err(ProxyError::ClientIo(e)),
             Err(_) => return Err(ProxyError::ClientTimeout),
         }
+    }
+}
+
+/// Readiness of an upstream socket while its stream is busy writing: a second
+/// handle on the same socket (a dup'd descriptor) that is only ever polled,
+/// never read, so cancelling a wait on it loses no data.
+struct ReadWatch {
+    stream: monoio::net::TcpStream,
+}
+
+impl ReadWatch {
+    fn new(stream: &monoio::net::TcpStream) -> std::io::Result<ReadWatch> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let fd = stream.as_raw_fd();
+        // SAFETY: `fd` is the open socket owned by `stream`, which outlives
+        // this call; it is only borrowed to duplicate it.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let owned = borrowed.as_fd().try_clone_to_owned()?;
+        let std_stream = std::net::TcpStream::from(owned);
+        Ok(ReadWatch {
+            stream: monoio::net::TcpStream::from_std(std_stream)?,
+        })
+    }
+
+    /// Resolves when the upstream has sent something (or closed). Errors count
+    /// as readable: reading the response head will report them.
+    async fn readable(&self) {
+        let _ = self.stream.readable(false).await;
     }
 }
 
@@ -365,14 +468,16 @@ async fn relay_response(
     path: &[u8],
     up: &mut UpstreamConn,
     response: &ResponseHead,
+    force_close: bool,
 ) -> Result<(u64, bool, bool), (ProxyError, u64)> {
     let framing = response.framing();
     // An HTTP/1.0 client cannot read chunked framing: de-chunk and close.
     let dechunk = head.version() == Version::Http10 && framing == BodyFraming::Chunked;
-    let close = !head.keep_alive()
+    let close = force_close
+        || !head.keep_alive()
         || framing == BodyFraming::UntilClose
         || dechunk
-        || conn.worker.stop.load(std::sync::atomic::Ordering::Relaxed);
+        || conn.worker.shutdown.is_stopping();
     let mut out = std::mem::take(&mut conn.out);
     {
         let vars = conn.vars(head, path);

@@ -58,11 +58,19 @@ impl UpstreamPool {
         0
     }
 
-    /// An idle connection to `addr`, if one is pooled.
-    pub fn take(&mut self, addr: SocketAddr) -> Option<UpstreamConn> {
-        let mut conn = self.idle.get_mut(&addr)?.pop()?;
-        conn.reused = true;
-        Some(conn)
+    /// An idle connection to `addr`, if one is pooled. With `verify`, idle
+    /// connections the server has closed meanwhile are discarded first: a
+    /// request that cannot be replayed must not be sent on one.
+    pub fn take(&mut self, addr: SocketAddr, verify: bool) -> Option<UpstreamConn> {
+        let idle = self.idle.get_mut(&addr)?;
+        while let Some(mut conn) = idle.pop() {
+            if verify && !is_open(&conn.stream) {
+                continue;
+            }
+            conn.reused = true;
+            return Some(conn);
+        }
+        None
     }
 
     /// Keep `conn` for reuse unless `keepalive` idle connections to its server
@@ -108,6 +116,26 @@ pub fn set_nodelay(stream: &TcpStream) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY: {e}");
     }
+}
+
+/// Is an idle connection still open? A server that closed it has left an
+/// EOF (or, against the protocol, stray bytes) to read; an open idle
+/// connection has nothing. One non-blocking `recv(MSG_PEEK)`, paid only by
+/// requests that cannot be retried.
+fn is_open(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a valid, writable 1-byte buffer for the duration of the
+    // call, and the fd is owned by `stream`, which outlives the call.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            (&raw mut byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
 /// Is `e` the kind of failure a server that closed an idle keep-alive

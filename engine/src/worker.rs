@@ -13,6 +13,7 @@ use monoio::net::TcpListener;
 
 use crate::access_log::AccessLog;
 use crate::downstream;
+use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 use crate::upstream::{UpstreamPool, set_nodelay};
 
@@ -27,7 +28,11 @@ pub struct Worker {
     pub max_connections: usize,
     pub pool: RefCell<UpstreamPool>,
     pub access_log: AccessLog,
+    /// Set by the control thread on SIGTERM/SIGINT.
     pub stop: Arc<AtomicBool>,
+    /// The worker-local view of `stop`, which also wakes idle connections.
+    pub shutdown: Shutdown,
+    pub shutdown_timeout: Duration,
     pub active: Cell<usize>,
 }
 
@@ -38,7 +43,9 @@ pub struct WorkerListener {
     pub socket: std::net::TcpListener,
 }
 
-/// The worker's main future: accept on every listener until the stop flag is set.
+/// The worker's main future: accept on every listener until the stop flag is
+/// set, then drain: stop accepting, close idle keep-alive connections, and let
+/// requests in flight finish for up to `shutdown_timeout`.
 pub async fn run(worker: Rc<Worker>, listeners: Vec<WorkerListener>) {
     for l in listeners {
         let local_port = l.socket.local_addr().map_or(0, |a| a.port());
@@ -52,6 +59,18 @@ pub async fn run(worker: Rc<Worker>, listeners: Vec<WorkerListener>) {
     while !worker.stop.load(Ordering::Relaxed) {
         monoio::time::sleep(STOP_POLL).await;
     }
+    worker.shutdown.begin();
+    let deadline = std::time::Instant::now() + worker.shutdown_timeout;
+    while worker.active.get() > 0 && std::time::Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if worker.active.get() > 0 {
+        tracing::warn!(
+            worker = worker.index,
+            "shutdown_timeout reached; closing {} connections",
+            worker.active.get()
+        );
+    }
 }
 
 async fn accept_loop(worker: Rc<Worker>, socket: TcpListener, listener: usize, local_port: u16) {
@@ -61,7 +80,13 @@ async fn accept_loop(worker: Rc<Worker>, socket: TcpListener, listener: usize, l
             monoio::time::sleep(Duration::from_millis(5)).await;
             continue;
         }
-        match socket.accept().await {
+        let accepted = monoio::select! {
+            accepted = socket.accept() => accepted,
+            // Dropping the socket closes it: the kernel sends new
+            // connections to the other workers' sockets, or refuses them.
+            () = worker.shutdown.wait() => return,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 set_nodelay(&stream);
                 worker.active.set(worker.active.get() + 1);
