@@ -211,30 +211,19 @@ impl Connection<'_> {
             Action::Respond { status, body: text } => {
                 let vars = self.vars(head, &path);
                 let close = !head.keep_alive() || head.framing() != BodyFraming::Empty;
-                let status = *status;
-                let mut out = std::mem::take(&mut self.out);
-                with_edits(
-                    &[&server.response_headers, &route.response_headers],
+                let lists = [&server.response_headers, &route.response_headers];
+                let content_type = b"text/plain; charset=utf-8";
+                let head_only = head.method() == Method::Head;
+                self.answer(
+                    *status,
+                    content_type,
+                    text,
+                    &lists,
                     Some(&vars),
-                    &mut self.arena,
-                    |edits| {
-                        write_simple_response(
-                            &mut out,
-                            status,
-                            Some(b"text/plain; charset=utf-8"),
-                            edits,
-                            text,
-                            close,
-                            head.method() == Method::Head,
-                        )
-                    },
-                );
-                let body_bytes = if head.method() == Method::Head {
-                    0
-                } else {
-                    text.len() as u64
-                };
-                self.send_out(out, status, body_bytes, close).await
+                    close,
+                    head_only,
+                )
+                .await
             }
             Action::Proxy(target) => {
                 proxy::forward(self, snapshot, server, &found, &path, head, body, target).await
@@ -268,24 +257,18 @@ impl Connection<'_> {
         let route_headers = route.map_or(&empty, |r| &r.response_headers);
         let vars = self.vars(head, head.path());
         let page = error_page(status);
-        let mut out = std::mem::take(&mut self.out);
-        with_edits(
-            &[&server.response_headers, route_headers],
+        let head_only = head.method() == Method::Head;
+        let lists = [&server.response_headers, route_headers];
+        self.answer(
+            status,
+            b"text/html",
+            page.as_bytes(),
+            &lists,
             Some(&vars),
-            &mut self.arena,
-            |edits| {
-                write_simple_response(
-                    &mut out,
-                    status,
-                    Some(b"text/html"),
-                    edits,
-                    page.as_bytes(),
-                    close,
-                    head.method() == Method::Head,
-                )
-            },
-        );
-        self.send_out(out, status, page.len() as u64, close).await
+            close,
+            head_only,
+        )
+        .await
     }
 
     /// Answer a request that never got as far as a parsed head (400, 408, 431):
@@ -294,24 +277,18 @@ impl Connection<'_> {
         let listener = &snapshot.listeners[self.listener.min(snapshot.listeners.len() - 1)];
         let server = &snapshot.servers[listener.default_server];
         let page = error_page(status);
-        let mut out = std::mem::take(&mut self.out);
-        with_edits(
-            &[&server.response_headers],
-            None,
-            &mut self.arena,
-            |edits| {
-                write_simple_response(
-                    &mut out,
-                    status,
-                    Some(b"text/html"),
-                    edits,
-                    page.as_bytes(),
-                    true,
-                    false,
-                )
-            },
-        );
-        let outcome = self.send_out(out, status, page.len() as u64, true).await;
+        let lists = [&server.response_headers];
+        let outcome = self
+            .answer(
+                status,
+                b"text/html",
+                page.as_bytes(),
+                &lists,
+                None,
+                true,
+                false,
+            )
+            .await;
         self.worker.access_log.log(&Entry {
             peer: self.peer,
             request: None,
@@ -322,6 +299,35 @@ impl Connection<'_> {
             duration: started.elapsed(),
             upstream: None,
         });
+    }
+
+    /// Write one of ringway's own responses (`respond` routes, error pages)
+    /// with the `response_headers` of `lists` applied, and send it.
+    #[allow(clippy::too_many_arguments)] // the parts of one response
+    async fn answer(
+        &mut self,
+        status: u16,
+        content_type: &[u8],
+        body: &[u8],
+        lists: &[&HeaderEdits],
+        vars: Option<&RequestVars<'_>>,
+        close: bool,
+        head_only: bool,
+    ) -> Outcome {
+        let mut out = std::mem::take(&mut self.out);
+        with_edits(lists, vars, &mut self.arena, |edits| {
+            write_simple_response(
+                &mut out,
+                status,
+                Some(content_type),
+                edits,
+                body,
+                close,
+                head_only,
+            )
+        });
+        let body_bytes = if head_only { 0 } else { body.len() as u64 };
+        self.send_out(out, status, body_bytes, close).await
     }
 
     /// Write `out` to the client and keep its allocation for the next head.
