@@ -60,6 +60,11 @@ pub struct LoadArgs {
     /// Request body of this many bytes, with Content-Length.
     #[arg(long, default_value_t = 0)]
     pub body_size: usize,
+    /// Open loop: send this many requests per second in total, each
+    /// connection on a fixed schedule, and time each request from its
+    /// scheduled send time (coordinated-omission correction, as wrk2 -R).
+    #[arg(short = 'R', long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
     /// Open a new connection for every request (sends Connection: close).
     #[arg(long)]
     pub close: bool,
@@ -120,6 +125,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} out of range"))
+}
+
+/// A positive, finite number of requests per second.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "invalid rate {text:?}: expected a positive number of requests per second"
+        )),
+    }
 }
 
 /// `Name: value`; the value may be empty, surrounding whitespace is dropped
@@ -212,6 +227,8 @@ mod tests {
             "--json",
             "--pin-cpus",
             "1",
+            "--rate",
+            "2500",
         ])
         .unwrap();
         assert!(cli.command.is_none());
@@ -223,6 +240,10 @@ mod tests {
         assert_eq!(load.headers.len(), 2);
         assert!(load.close && load.json);
         assert_eq!(load.pin_cpus, Some(CpuList(vec![1])));
+        assert_eq!(load.rate, Some(2500.0));
+        assert!(
+            parse_rate("0").is_err() && parse_rate("-1").is_err() && parse_rate("inf").is_err()
+        );
     }
 
     #[test]

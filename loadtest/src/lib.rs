@@ -1,5 +1,5 @@
-//! ringway-load: the load harness of the ringway workspace. A closed-loop
-//! HTTP/1.1 load generator (`client`) with per-thread HdrHistogram latencies
+//! ringway-load: the load harness of the ringway workspace. A closed- or
+//! open-loop HTTP/1.1 load generator (`client`) with per-thread HdrHistogram latencies
 //! (`histogram`) and a wrk-like or JSON report (`report`), and a fixed-body
 //! benchmark backend (`backend`). Both sides run thread-per-core on monoio
 //! (`runtime`), parse with httparse (`request`, `response`) and frame bodies
@@ -63,6 +63,7 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         warmup: args.warmup,
         duration: args.duration,
         timeout: args.timeout,
+        rate: args.rate,
         pin_cpus: args.pin_cpus.map(|cpus| cpus.0),
         driver: args.driver,
     };

@@ -95,6 +95,9 @@ pub struct Report {
     pub connections: usize,
     pub driver: Driver,
     pub keep_alive: bool,
+    /// Open loop: the requests per second asked for; latencies then run
+    /// from each request's scheduled send time. `null` for a closed loop.
+    pub rate: Option<f64>,
     pub warmup_s: f64,
     pub duration_s: f64,
     /// Complete responses, whatever their status.
@@ -134,6 +137,7 @@ pub struct RunShape {
     pub driver: Driver,
     pub keep_alive: bool,
     pub warmup: Duration,
+    pub rate: Option<f64>,
 }
 
 impl Report {
@@ -152,6 +156,7 @@ impl Report {
             connections: shape.connections,
             driver: shape.driver,
             keep_alive: shape.keep_alive,
+            rate: shape.rate,
             warmup_s: shape.warmup.as_secs_f64(),
             duration_s: seconds,
             requests: totals.requests,
@@ -190,6 +195,12 @@ impl Report {
             "  {} threads and {} connections, {mode}, {} driver",
             self.threads, self.connections, self.driver
         );
+        if let Some(rate) = self.rate {
+            let _ = writeln!(
+                out,
+                "  open loop at {rate:.0} requests/s, latency from each request's scheduled send time"
+            );
+        }
         let _ = writeln!(
             out,
             "  Latency  {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",

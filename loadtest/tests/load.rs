@@ -42,6 +42,7 @@ fn load(addr: SocketAddr, connections: usize, duration: Duration) -> LoadConfig 
         warmup: Duration::from_millis(100),
         duration,
         timeout: Duration::from_secs(2),
+        rate: None,
         pin_cpus: None,
         driver: DriverChoice::Auto,
     }

@@ -1,8 +1,9 @@
-//! One client connection's closed loop: send the request, read the whole
-//! response, repeat; reconnect after an error, a close, or every request
-//! with `--close`. Latency runs from the moment a request is due to the last
-//! byte of its response, so it includes the connect when the request needs a
-//! new connection. Steady state allocates nothing: the request bytes and the
+//! One client connection's loop: send the request, read the whole response,
+//! repeat, at once (closed loop) or at the pacer's next scheduled time (open
+//! loop); reconnect after an error, a close, or every request with
+//! `--close`. Latency runs from the moment a request is due to the last byte
+//! of its response, so it includes the connect when the request needs a new
+//! connection. Steady state allocates nothing: the request bytes and the
 //! read buffer are lent to the kernel and handed back after each operation.
 
 use std::cell::RefCell;
@@ -15,6 +16,7 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use monoio::time::{sleep, timeout, timeout_at};
 
+use super::pacer::Pacer;
 use super::{ConnPlan, Timeline};
 use crate::report::{ErrorKind, Totals};
 use crate::response::parse_response_head;
@@ -24,25 +26,36 @@ use crate::socket::{READ_CAPACITY, read_more};
 /// hammered by a busy loop that would only count errors.
 const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(10);
 
-/// Runs `connections` connections on this thread until the deadline.
-pub(super) async fn run_thread(
-    plan: Rc<ConnPlan>,
-    timeline: Timeline,
-    connections: usize,
-) -> Totals {
+/// Which of the run's connections this thread drives: `count` slots
+/// `first`, `first + step`, ... out of `total`, which set the open-loop
+/// phase of each.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Slots {
+    pub first: usize,
+    pub step: usize,
+    pub count: usize,
+    pub total: usize,
+}
+
+/// Runs this thread's connections until the deadline.
+pub(super) async fn run_thread(plan: Rc<ConnPlan>, timeline: Timeline, slots: Slots) -> Totals {
     let stats = Rc::new(ThreadStats {
         timeline,
         totals: RefCell::new(Totals::default()),
     });
     let deadline = monoio::time::Instant::from_std(timeline.deadline);
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
+    let tasks: Vec<_> = (0..slots.count)
+        .map(|k| {
             let plan = Rc::clone(&plan);
             let stats = Rc::clone(&stats);
+            let pacer = plan.interval.map(|interval| {
+                let slot = slots.first + k * slots.step;
+                Pacer::new(timeline.start, interval, slot, slots.total)
+            });
             // At the deadline the connection is dropped wherever it is: an
             // unfinished exchange is neither a request nor an error.
             monoio::spawn(async move {
-                let _ = timeout_at(deadline, drive(&plan, &stats)).await;
+                let _ = timeout_at(deadline, drive(&plan, &stats, pacer)).await;
             })
         })
         .collect();
@@ -84,20 +97,28 @@ impl ThreadStats {
 }
 
 /// The loop of one connection slot; it only ends by being dropped.
-async fn drive(plan: &ConnPlan, stats: &ThreadStats) {
+async fn drive(plan: &ConnPlan, stats: &ThreadStats, mut pacer: Option<Pacer>) {
     let mut request = plan.request.clone();
     let mut buf = BytesMut::with_capacity(READ_CAPACITY);
+    // After a failed connect the same request is still due: its clock keeps
+    // running from its scheduled time.
+    let mut pending = None;
     loop {
-        let mut started = Instant::now();
+        let mut started = match pending.take() {
+            Some(started) => started,
+            None => due(&mut pacer).await,
+        };
         let stream = match timeout(plan.timeout, TcpStream::connect_addr(plan.addr)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(_)) => {
                 stats.error(ErrorKind::Connect);
                 sleep(CONNECT_RETRY_DELAY).await;
+                pending = pacer.is_some().then_some(started);
                 continue;
             }
             Err(_) => {
                 stats.error(ErrorKind::Timeout);
+                pending = pacer.is_some().then_some(started);
                 continue;
             }
         };
@@ -130,9 +151,21 @@ async fn drive(plan: &ConnPlan, stats: &ThreadStats) {
                     break;
                 }
             }
-            started = ended;
+            started = match &mut pacer {
+                Some(pacer) => pacer.wait().await,
+                None => ended,
+            };
         }
         (request, buf) = conn.into_parts(plan);
+    }
+}
+
+/// When the next request is due: now in a closed loop, at its scheduled
+/// time in an open one.
+async fn due(pacer: &mut Option<Pacer>) -> Instant {
+    match pacer {
+        Some(pacer) => pacer.wait().await,
+        None => Instant::now(),
     }
 }
 

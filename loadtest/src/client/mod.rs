@@ -1,10 +1,12 @@
-//! The closed-loop load generator. `run` starts one thread per client
-//! thread, each with its own monoio runtime and its share of connections;
-//! nothing is shared between threads while the load runs. The threads build
-//! their runtimes first, then all start from one timeline set by the caller:
-//! warmup, then the measured window, then every connection is dropped.
+//! The load generator, closed loop by default or open loop at a fixed rate
+//! (`pacer`). `run` starts one thread per client thread, each with its own
+//! monoio runtime and its share of connections; nothing is shared between
+//! threads while the load runs. The threads build their runtimes first, then
+//! all start from one timeline set by the caller: warmup, then the measured
+//! window, then every connection is dropped.
 
 mod connection;
+mod pacer;
 
 use std::io;
 use std::net::SocketAddr;
@@ -31,6 +33,9 @@ pub struct LoadConfig {
     pub warmup: Duration,
     pub duration: Duration,
     pub timeout: Duration,
+    /// Open loop: requests per second over all connections, each connection
+    /// sending on its own fixed schedule. `None` is a closed loop.
+    pub rate: Option<f64>,
     /// Thread i is pinned to `pin_cpus[i % len]`.
     pub pin_cpus: Option<Vec<usize>>,
     pub driver: DriverChoice,
@@ -46,6 +51,8 @@ pub enum LoadError {
     TooFewConnections { connections: usize, threads: usize },
     #[error("the duration must be longer than zero")]
     ZeroDuration,
+    #[error("the rate must be a positive number of requests per second, not {0}")]
+    InvalidRate(f64),
     #[error(transparent)]
     Request(#[from] BuildError),
     #[error("CPU {0} is not available to this process")]
@@ -61,6 +68,7 @@ pub enum LoadError {
 /// When the load starts, when measuring starts, and when everything stops.
 #[derive(Debug, Clone, Copy)]
 struct Timeline {
+    start: Instant,
     measure_from: Instant,
     deadline: Instant,
 }
@@ -73,10 +81,22 @@ struct ConnPlan {
     is_head: bool,
     close: bool,
     timeout: Duration,
+    /// Open loop: time between two requests of one connection.
+    interval: Option<Duration>,
 }
 
 /// Runs the load and returns its report.
 pub fn run(config: &LoadConfig) -> Result<Report, LoadError> {
+    run_observed(config, |_, _| {})
+}
+
+/// Runs the load, telling `observe` the measured window (start, end) as
+/// soon as it is fixed, before any request is sent; `compare` uses it to
+/// sample the proxy's CPU time over exactly that window.
+pub fn run_observed(
+    config: &LoadConfig,
+    observe: impl FnOnce(Instant, Instant),
+) -> Result<Report, LoadError> {
     if config.threads == 0 {
         return Err(LoadError::NoThreads);
     }
@@ -89,6 +109,12 @@ pub fn run(config: &LoadConfig) -> Result<Report, LoadError> {
     if config.duration.is_zero() {
         return Err(LoadError::ZeroDuration);
     }
+    let interval = match config.rate {
+        None => None,
+        Some(rate) => {
+            Some(pacer::interval(rate, config.connections).ok_or(LoadError::InvalidRate(rate))?)
+        }
+    };
     let request = config.request.build()?;
     if let Some(cpus) = &config.pin_cpus {
         check_cpus(cpus)?;
@@ -112,9 +138,11 @@ pub fn run(config: &LoadConfig) -> Result<Report, LoadError> {
             is_head: config.request.is_head(),
             close: config.request.close,
             timeout: config.timeout,
+            interval,
         };
         let ready_tx = ready_tx.clone();
         let choice = config.driver;
+        let (threads, total_connections) = (config.threads, config.connections);
         let handle = thread::Builder::new()
             .name(format!("ringway-load-{index}"))
             .spawn(move || {
@@ -127,7 +155,13 @@ pub fn run(config: &LoadConfig) -> Result<Report, LoadError> {
                     let timeline = start_rx.recv();
                     async move {
                         let timeline = timeline.ok()?;
-                        Some(connection::run_thread(Rc::new(plan), timeline, connections).await)
+                        let slots = connection::Slots {
+                            first: index,
+                            step: threads,
+                            count: connections,
+                            total: total_connections,
+                        };
+                        Some(connection::run_thread(Rc::new(plan), timeline, slots).await)
                     }
                 });
                 match outcome {
@@ -166,9 +200,11 @@ pub fn run(config: &LoadConfig) -> Result<Report, LoadError> {
 
     let now = Instant::now();
     let timeline = Timeline {
+        start: now,
         measure_from: now + config.warmup,
         deadline: now + config.warmup + config.duration,
     };
+    observe(timeline.measure_from, timeline.deadline);
     for start in &starts {
         let _ = start.send(timeline);
     }
@@ -184,6 +220,7 @@ pub fn run(config: &LoadConfig) -> Result<Report, LoadError> {
         driver: driver.unwrap_or(Driver::Epoll),
         keep_alive: !config.request.close,
         warmup: config.warmup,
+        rate: config.rate,
     };
     Ok(Report::new(shape, &totals, config.duration))
 }

@@ -21,6 +21,7 @@ fn sample_report() -> Report {
         driver: Driver::IoUring,
         keep_alive: true,
         warmup: Duration::from_secs(1),
+        rate: None,
     };
     Report::new(shape, &sample_totals(), Duration::from_secs(2))
 }
@@ -66,6 +67,7 @@ fn shape_of(report: &Report) -> RunShape {
         driver: report.driver,
         keep_alive: report.keep_alive,
         warmup: Duration::from_secs_f64(report.warmup_s),
+        rate: report.rate,
     }
 }
 
@@ -128,4 +130,23 @@ fn totals_merge_sums_threads() {
             ..ErrorCounts::default()
         }
     );
+}
+
+#[test]
+fn open_loop_runs_say_so() {
+    let report = Report::new(
+        RunShape {
+            rate: Some(5_000.0),
+            ..shape_of(&sample_report())
+        },
+        &sample_totals(),
+        Duration::from_secs(2),
+    );
+    assert!(
+        report.to_text().contains(
+            "open loop at 5000 requests/s, latency from each request's scheduled send time"
+        )
+    );
+    assert!(report.to_json().contains("\"rate\":5000.0"));
+    assert!(sample_report().to_json().contains("\"rate\":null"));
 }
