@@ -28,6 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve every request with a fixed body, for benchmarks.
     Backend(BackendArgs),
+    /// L4 relay: one upstream connection per client connection, bytes
+    /// copied both ways, nothing parsed (the floor any proxy is read against).
+    Floor(FloorArgs),
 }
 
 /// Closed-loop load against one URL.
@@ -91,6 +94,25 @@ pub struct BackendArgs {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Pin server thread i to the i-th CPU of this list.
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub pin_cpus: Option<CpuList>,
+    /// I/O driver; auto tries io_uring and falls back to epoll.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub driver: DriverChoice,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FloorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where every client connection is relayed to.
+    #[arg(long)]
+    pub upstream: SocketAddr,
+    /// Relay threads, each with its own runtime and SO_REUSEPORT listener.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Pin relay thread i to the i-th CPU of this list.
     #[arg(long, value_parser = parse_cpu_list)]
     pub pin_cpus: Option<CpuList>,
     /// I/O driver; auto tries io_uring and falls back to epoll.
@@ -263,5 +285,29 @@ mod tests {
         assert_eq!(backend.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!((backend.body_size, backend.threads), (16, 1));
         assert!(Cli::try_parse_from(["ringway-load"]).is_err());
+    }
+
+    #[test]
+    fn floor_command_line() {
+        let cli = Cli::try_parse_from([
+            "ringway-load",
+            "floor",
+            "--listen",
+            "127.0.0.1:8081",
+            "--upstream",
+            "127.0.0.1:9000",
+            "--threads",
+            "2",
+            "--pin-cpus",
+            "0-1",
+        ])
+        .unwrap();
+        let Some(Command::Floor(floor)) = cli.command else {
+            panic!("floor subcommand not parsed");
+        };
+        assert_eq!(floor.upstream, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(floor.threads, 2);
+        assert_eq!(floor.pin_cpus, Some(CpuList(vec![0, 1])));
+        assert!(Cli::try_parse_from(["ringway-load", "floor"]).is_err());
     }
 }

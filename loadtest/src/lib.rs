@@ -1,13 +1,15 @@
 //! ringway-load: the load harness of the ringway workspace. A closed- or
 //! open-loop HTTP/1.1 load generator (`client`) with per-thread HdrHistogram latencies
 //! (`histogram`) and a wrk-like or JSON report (`report`), and a fixed-body
-//! benchmark backend (`backend`). Both sides run thread-per-core on monoio
+//! benchmark backend (`backend`), the L4 relay that is every proxy's floor
+//! (`floor`), both served thread-per-core (`server`). Both sides run thread-per-core on monoio
 //! (`runtime`), parse with httparse (`request`, `response`) and frame bodies
 //! with one push decoder (`framing`). `cli` maps the command line onto them.
 
 pub mod backend;
 pub mod cli;
 pub mod client;
+pub mod floor;
 pub mod framing;
 pub mod headers;
 pub mod histogram;
@@ -15,6 +17,7 @@ pub mod report;
 pub mod request;
 pub mod response;
 pub mod runtime;
+pub mod server;
 pub mod socket;
 pub mod target;
 
@@ -23,8 +26,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use backend::{Backend, BackendConfig};
-use cli::{BackendArgs, Cli, Command, LoadArgs};
+use cli::{BackendArgs, Cli, Command, FloorArgs, LoadArgs};
 use client::LoadConfig;
+use floor::{Floor, FloorConfig};
 use request::RequestSpec;
 use target::Target;
 
@@ -33,6 +37,7 @@ use target::Target;
 pub fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Backend(args)) => run_backend(&args),
+        Some(Command::Floor(args)) => run_floor(&args),
         None => run_load(cli.load),
     }
 }
@@ -95,5 +100,23 @@ fn run_backend(args: &BackendArgs) -> anyhow::Result<ExitCode> {
         args.body_size
     );
     backend.wait()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_floor(args: &FloorArgs) -> anyhow::Result<ExitCode> {
+    let floor = Floor::start(&FloorConfig {
+        listen: args.listen,
+        upstream: args.upstream,
+        threads: args.threads,
+        pin_cpus: args.pin_cpus.clone().map(|cpus| cpus.0),
+        driver: args.driver,
+    })?;
+    eprintln!(
+        "ringway-load floor relaying {} -> {} ({} threads)",
+        floor.addr(),
+        args.upstream,
+        args.threads
+    );
+    floor.wait()?;
     Ok(ExitCode::SUCCESS)
 }
