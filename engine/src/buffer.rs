@@ -43,3 +43,11 @@ pub async fn write_vec(stream: &mut TcpStream, vec: Vec<u8>) -> (io::Result<()>,
     vec.clear();
     (result.map(drop), vec)
 }
+
+/// Write all of `vec`, leaving its contents in place (to resend them on a
+/// retry). If the future is dropped, `vec` is left empty.
+pub async fn write_keep(stream: &mut TcpStream, vec: &mut Vec<u8>) -> io::Result<()> {
+    let (result, owned) = stream.write_all(std::mem::take(vec)).await;
+    *vec = owned;
+    result.map(drop)
+}

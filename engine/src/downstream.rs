@@ -39,6 +39,10 @@ pub struct Connection<'w> {
     /// Scratch for the upstream request target after URI replacement.
     pub target: Vec<u8>,
     pub scratch: Vec<HeaderField>,
+    /// The head sent upstream, kept for a retry; reused request after request.
+    pub upstream_head: Vec<u8>,
+    /// Header spans of upstream responses, reused.
+    pub response_scratch: Vec<HeaderField>,
 }
 
 /// What came of reading a request head.
@@ -76,6 +80,8 @@ pub async fn serve(
         arena: Vec::new(),
         target: Vec::new(),
         scratch: Vec::new(),
+        upstream_head: Vec::with_capacity(1024),
+        response_scratch: Vec::new(),
     };
     let mut first = true;
     loop {

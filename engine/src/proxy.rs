@@ -15,7 +15,7 @@ use ringway_protocol::{
     write_response_head,
 };
 
-use crate::buffer::{read_more, write_all, write_vec};
+use crate::buffer::{read_more, write_all, write_keep, write_vec};
 use crate::downstream::{Connection, Outcome};
 use crate::error::ProxyError;
 use crate::route::Found;
@@ -62,7 +62,10 @@ pub async fn forward(
         proto: b"http",
         trusted_peer,
     };
-    let mut request_head = std::mem::take(&mut conn.out);
+    // The head lives in the connection's own buffer, reused request after
+    // request, and is kept until the exchange ends so a retry can resend it.
+    let mut request_head = std::mem::take(&mut conn.upstream_head);
+    request_head.clear();
     {
         let vars = conn.vars(head, path);
         let target_bytes = &conn.target;
@@ -82,7 +85,6 @@ pub async fn forward(
             },
         );
     }
-    let request_head = Bytes::from(request_head);
 
     if head.expect_continue() && head.version() == Version::Http11 && !body.is_done() {
         // The proxy takes the body itself, so it answers the expectation
@@ -100,9 +102,10 @@ pub async fn forward(
         target.upstream,
         head,
         &mut body,
-        request_head,
+        &mut request_head,
     )
     .await;
+    conn.upstream_head = request_head;
     let (mut up, response) = match result {
         Ok(pair) => pair,
         Err(error) => return fail(conn, head, server, route, &body, error).await,
@@ -122,6 +125,8 @@ pub async fn forward(
         body_unsent,
     )
     .await;
+    let status = response.status();
+    conn.response_scratch = response.into_scratch();
     match outcome {
         Ok((body_bytes, reusable, close)) => {
             if reusable && !body_unsent {
@@ -133,7 +138,7 @@ pub async fn forward(
                 conn.linger().await;
             }
             Outcome {
-                status: response.status(),
+                status,
                 body_bytes,
                 keep_alive: !close,
                 upstream: Some(addr),
@@ -142,7 +147,7 @@ pub async fn forward(
         Err((error, body_bytes)) => {
             tracing::debug!(peer = %conn.peer, upstream = %addr, "{error}");
             Outcome {
-                status: response.status(),
+                status,
                 body_bytes,
                 keep_alive: false,
                 upstream: Some(addr),
@@ -190,7 +195,7 @@ async fn exchange(
     upstream_index: usize,
     head: &RequestHead,
     body: &mut BodyDecoder,
-    request_head: Bytes,
+    request_head: &mut Vec<u8>,
 ) -> Result<(UpstreamConn, ResponseHead), ProxyError> {
     let first = conn.worker.pool.borrow_mut().pick(upstream_index, upstream);
     let servers = upstream.servers.len();
@@ -220,7 +225,7 @@ async fn exchange(
                 }
             },
         };
-        match send_and_receive(conn, route, &mut up, head, body, request_head.clone()).await {
+        match send_and_receive(conn, route, &mut up, head, body, request_head).await {
             Ok(response) => return Ok((up, response)),
             Err(ProxyError::UpstreamClosed { source, .. })
                 if up.reused && (replayable || !sent_body(body, head)) =>
@@ -252,13 +257,14 @@ async fn send_and_receive(
     up: &mut UpstreamConn,
     head: &RequestHead,
     body: &mut BodyDecoder,
-    request_head: Bytes,
+    request_head: &mut Vec<u8>,
 ) -> Result<ResponseHead, ProxyError> {
     let closed = |source: std::io::Error| ProxyError::UpstreamClosed {
         source,
         retryable: false,
     };
-    match monoio::time::timeout(route.send_timeout, write_all(&mut up.stream, request_head)).await {
+    let write = write_keep(&mut up.stream, request_head);
+    match monoio::time::timeout(route.send_timeout, write).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(closed(e)),
         Err(_) => return Err(ProxyError::UpstreamTimeout),
@@ -411,18 +417,18 @@ async fn read_response_head(
                 &mut up.buf,
                 &RESPONSE_HEAD_LIMITS,
                 method,
-                std::mem::take(&mut conn.scratch),
+                std::mem::take(&mut conn.response_scratch),
             ) {
                 Ok(Some(response)) if response.status() == 101 => {
                     // Upgrades are not requested yet, so a 101 is a protocol violation.
-                    conn.scratch = response.into_scratch();
+                    conn.response_scratch = response.into_scratch();
                     return Err(ProxyError::UpstreamProtocol(
                         ringway_protocol::ProtocolError::BadStatus,
                     ));
                 }
                 Ok(Some(response)) if response.status() < 200 => {
                     // Interim responses (100, 103) are not relayed; the final one follows.
-                    conn.scratch = response.into_scratch();
+                    conn.response_scratch = response.into_scratch();
                     continue;
                 }
                 Ok(Some(response)) => return Ok(response),

@@ -5,7 +5,6 @@
 //! no lock. Idle connections are keyed by server address, which stays meaningful
 //! across reloads (upstream indexes do not).
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,7 +27,9 @@ pub struct UpstreamConn {
 
 #[derive(Default)]
 pub struct UpstreamPool {
-    idle: HashMap<SocketAddr, Vec<UpstreamConn>>,
+    /// Idle connections per server address. A worker talks to a handful of
+    /// servers, so a linear scan beats hashing a `SocketAddr` twice per request.
+    idle: Vec<(SocketAddr, Vec<UpstreamConn>)>,
     /// Round-robin position per upstream index.
     cursors: Vec<u64>,
 }
@@ -62,7 +63,7 @@ impl UpstreamPool {
     /// connections the server has closed meanwhile are discarded first: a
     /// request that cannot be replayed must not be sent on one.
     pub fn take(&mut self, addr: SocketAddr, verify: bool) -> Option<UpstreamConn> {
-        let idle = self.idle.get_mut(&addr)?;
+        let (_, idle) = self.idle.iter_mut().find(|(a, _)| *a == addr)?;
         while let Some(mut conn) = idle.pop() {
             if verify && !is_open(&conn.stream) {
                 continue;
@@ -79,14 +80,21 @@ impl UpstreamPool {
         if keepalive == 0 || !conn.buf.is_empty() {
             return;
         }
-        let idle = self.idle.entry(conn.addr).or_default();
+        let idle = match self.idle.iter().position(|(a, _)| *a == conn.addr) {
+            Some(i) => &mut self.idle[i].1,
+            None => {
+                self.idle
+                    .push((conn.addr, Vec::with_capacity(keepalive.min(64))));
+                &mut self.idle.last_mut().expect("just pushed").1
+            }
+        };
         if idle.len() < keepalive {
             idle.push(conn);
         }
     }
 
     pub fn idle_count(&self) -> usize {
-        self.idle.values().map(Vec::len).sum()
+        self.idle.iter().map(|(_, idle)| idle.len()).sum()
     }
 }
 
