@@ -3,10 +3,12 @@
 //! the library receives only settings it can run.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::compare::proxy::ProxyKind;
 use crate::runtime::DriverChoice;
 
 #[derive(Debug, Parser)]
@@ -31,6 +33,9 @@ pub enum Command {
     /// L4 relay: one upstream connection per client connection, bytes
     /// copied both ways, nothing parsed (the floor any proxy is read against).
     Floor(FloorArgs),
+    /// Run the same scenarios through ringway, the floor relay and nginx on
+    /// the same CPUs; print medians and ratios, write JSON and an SVG chart.
+    Compare(CompareArgs),
 }
 
 /// Closed-loop load against one URL.
@@ -118,6 +123,45 @@ pub struct FloorArgs {
     /// I/O driver; auto tries io_uring and falls back to epoll.
     #[arg(long, value_enum, default_value = "auto")]
     pub driver: DriverChoice,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Proxies to compare, in turn.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ringway,floor,nginx"
+    )]
+    pub proxies: Vec<ProxyKind>,
+    /// Proxy workers, pinned on CPUs 0..workers-1.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// About one minute: 0.4 s warmup and 1 s measured per run.
+    #[arg(long)]
+    pub quick: bool,
+    /// Repetitions; each figure is the median.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Keep-alive connections (or concurrent new connections).
+    #[arg(short = 'c', long, default_value_t = 64)]
+    pub connections: usize,
+    /// Measured time per run [default: 5s, 1s with --quick].
+    #[arg(short = 'd', long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Warmup per run [default: 1s, 400ms with --quick].
+    #[arg(long, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+    /// ringway binary [default: `ringway` next to this executable].
+    #[arg(long)]
+    pub ringway: Option<PathBuf>,
+    /// Where to write every figure as JSON.
+    #[arg(long, default_value = "results.json")]
+    pub json: PathBuf,
+    /// Where to draw the ratio chart.
+    #[arg(long, default_value = "compare.svg")]
+    pub svg: PathBuf,
 }
 
 /// CPU ids, in the order threads are pinned to them.
@@ -285,6 +329,33 @@ mod tests {
         assert_eq!(backend.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!((backend.body_size, backend.threads), (16, 1));
         assert!(Cli::try_parse_from(["ringway-load"]).is_err());
+    }
+
+    #[test]
+    fn compare_command_line() {
+        let cli = Cli::try_parse_from([
+            "ringway-load",
+            "compare",
+            "--proxies",
+            "ringway,floor",
+            "--quick",
+            "--reps",
+            "5",
+        ])
+        .unwrap();
+        let Some(Command::Compare(compare)) = cli.command else {
+            panic!("compare subcommand not parsed");
+        };
+        assert_eq!(compare.proxies, vec![ProxyKind::Ringway, ProxyKind::Floor]);
+        assert!(compare.quick);
+        assert_eq!((compare.reps, compare.workers), (5, 1));
+        assert_eq!(compare.json, PathBuf::from("results.json"));
+        let defaults = Cli::try_parse_from(["ringway-load", "compare"]).unwrap();
+        let Some(Command::Compare(defaults)) = defaults.command else {
+            panic!("compare subcommand not parsed");
+        };
+        assert_eq!(defaults.proxies.len(), 3);
+        assert!(Cli::try_parse_from(["ringway-load", "compare", "--proxies", "apache"]).is_err());
     }
 
     #[test]

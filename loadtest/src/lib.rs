@@ -2,13 +2,15 @@
 //! open-loop HTTP/1.1 load generator (`client`) with per-thread HdrHistogram latencies
 //! (`histogram`) and a wrk-like or JSON report (`report`), and a fixed-body
 //! benchmark backend (`backend`), the L4 relay that is every proxy's floor
-//! (`floor`), both served thread-per-core (`server`). Both sides run thread-per-core on monoio
+//! (`floor`), both served thread-per-core (`server`), and `compare`, which
+//! runs the same scenarios through ringway, the floor and nginx. Both sides run thread-per-core on monoio
 //! (`runtime`), parse with httparse (`request`, `response`) and frame bodies
 //! with one push decoder (`framing`). `cli` maps the command line onto them.
 
 pub mod backend;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod floor;
 pub mod framing;
 pub mod headers;
@@ -22,11 +24,12 @@ pub mod socket;
 pub mod target;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
 use backend::{Backend, BackendConfig};
-use cli::{BackendArgs, Cli, Command, FloorArgs, LoadArgs};
+use cli::{BackendArgs, Cli, Command, CompareArgs, FloorArgs, LoadArgs};
 use client::LoadConfig;
 use floor::{Floor, FloorConfig};
 use request::RequestSpec;
@@ -38,6 +41,7 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Backend(args)) => run_backend(&args),
         Some(Command::Floor(args)) => run_floor(&args),
+        Some(Command::Compare(args)) => run_compare(args),
         None => run_load(cli.load),
     }
 }
@@ -118,5 +122,26 @@ fn run_floor(args: &FloorArgs) -> anyhow::Result<ExitCode> {
         args.threads
     );
     floor.wait()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let (duration, warmup) = if args.quick {
+        (Duration::from_secs(1), Duration::from_millis(400))
+    } else {
+        (Duration::from_secs(5), Duration::from_secs(1))
+    };
+    compare::run(&compare::CompareConfig {
+        proxies: args.proxies,
+        workers: args.workers,
+        reps: args.reps,
+        connections: args.connections,
+        warmup: args.warmup.unwrap_or(warmup),
+        duration: args.duration.unwrap_or(duration),
+        ringway: args.ringway,
+        harness: None,
+        json: args.json,
+        svg: args.svg,
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,519 @@
+//! `ringway-load compare`: the same scenarios through ringway, the floor
+//! relay and nginx, on the same CPUs, against the same built-in backend.
+//! Proxy workers run pinned on the first CPUs, the load generator and the
+//! backend on the others. Each run starts the proxy afresh (so its peak RSS
+//! is that scenario's), loads it through a warmup and a measured window,
+//! samples the proxy's CPU time at both ends of the window, and stops it.
+//! Proxies take turns run by run, repetition by repetition, so that drift of
+//! a noisy machine hits all alike; each figure is the median over the
+//! repetitions, and ratios are only ever taken within one invocation.
+
+pub mod procstat;
+pub mod proxy;
+pub mod summary;
+pub mod svg;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+
+use crate::backend::{Backend, BackendConfig};
+use crate::client::{self, LoadConfig};
+use crate::report::Report;
+use crate::request::RequestSpec;
+use crate::runtime::DriverChoice;
+use proxy::{ProxyKind, ProxyProcess, ProxySetup, cpu_list, find_on_path, free_port};
+use summary::{Cell, Figures, Ratio};
+
+/// One load shape, run through every proxy.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub body_size: usize,
+    /// A new connection per request.
+    pub close: bool,
+}
+
+pub const SCENARIOS: [Scenario; 4] = [
+    Scenario {
+        name: "keep-alive 100 B",
+        body_size: 100,
+        close: false,
+    },
+    Scenario {
+        name: "keep-alive 16 KiB",
+        body_size: 16 * 1024,
+        close: false,
+    },
+    Scenario {
+        name: "keep-alive 1 MiB",
+        body_size: 1024 * 1024,
+        close: false,
+    },
+    Scenario {
+        name: "new connection per request 100 B",
+        body_size: 100,
+        close: true,
+    },
+];
+
+/// Scenarios of perf-targets that wait for features of later issues.
+pub const NOT_YET: [&str; 2] = [
+    "HTTPS keep-alive 100 B and new handshakes (waits for TLS)",
+    "WebSocket echo 64 KiB (waits for WebSocket support)",
+];
+
+#[derive(Debug, Clone)]
+pub struct CompareConfig {
+    pub proxies: Vec<ProxyKind>,
+    pub workers: usize,
+    pub reps: usize,
+    pub connections: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// ringway's binary; by default the `ringway` next to `harness`.
+    pub ringway: Option<PathBuf>,
+    /// The ringway-load binary that runs the floor; by default this
+    /// executable.
+    pub harness: Option<PathBuf>,
+    pub json: PathBuf,
+    pub svg: PathBuf,
+}
+
+/// Which CPUs run what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    pub proxy: Vec<usize>,
+    pub client: Vec<usize>,
+    pub backend: Vec<usize>,
+}
+
+/// Proxy workers on the first `workers` CPUs; the others are split between
+/// the load generator and the backend, or shared when only one is left.
+pub fn layout(available: &[usize], workers: usize) -> anyhow::Result<Layout> {
+    let mut cpus = available.to_vec();
+    cpus.sort_unstable();
+    if workers == 0 {
+        bail!("at least one proxy worker is needed");
+    }
+    if cpus.len() <= workers {
+        bail!(
+            "{workers} proxy workers need at least {} CPUs (one left for the load generator and backend); this machine offers {}",
+            workers + 1,
+            cpus.len()
+        );
+    }
+    let rest = cpus.split_off(workers);
+    let half = rest.len() / 2;
+    let (client, backend) = if half == 0 {
+        (rest.clone(), rest)
+    } else {
+        (rest[..half].to_vec(), rest[half..].to_vec())
+    };
+    Ok(Layout {
+        proxy: cpus,
+        client,
+        backend,
+    })
+}
+
+/// Everything one invocation measured, as written to the JSON file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub date: String,
+    pub machine: Machine,
+    pub workers: usize,
+    pub reps: usize,
+    pub connections: usize,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    pub layout: Layout,
+    pub scenarios: Vec<Scenario>,
+    pub not_yet: Vec<&'static str>,
+    pub cells: Vec<Cell>,
+    pub ratios: Vec<Ratio>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+    /// Version line of each proxy binary that ran (the floor is this build).
+    pub versions: BTreeMap<&'static str, String>,
+}
+
+/// Runs the comparison, prints the tables, writes the JSON and SVG files.
+pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
+    if config.reps == 0 {
+        bail!("at least one repetition is needed");
+    }
+    let available: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|core| core.id)
+        .collect();
+    let layout = layout(&available, config.workers)?;
+    let binaries = find_binaries(config)?;
+    let proxies: Vec<ProxyKind> = config
+        .proxies
+        .iter()
+        .copied()
+        .filter(|kind| binaries.contains_key(kind))
+        .collect();
+    if proxies.is_empty() {
+        bail!("none of the proxies asked for can run here");
+    }
+    let machine = machine(available.len(), &binaries);
+    println!(
+        "Machine: {} CPUs ({}), Linux {}",
+        machine.cpus, machine.cpu_model, machine.kernel
+    );
+    for (name, version) in &machine.versions {
+        println!("  {name}: {version}");
+    }
+    println!(
+        "CPU layout: proxy workers on CPU {}; load generator on CPU {}; backend on CPU {}",
+        cpu_list(&layout.proxy),
+        cpu_list(&layout.client),
+        cpu_list(&layout.backend)
+    );
+    println!(
+        "{} repetitions of {:.1}s after {:.1}s warmup, {} connections, {} worker(s); proxies take turns",
+        config.reps,
+        config.duration.as_secs_f64(),
+        config.warmup.as_secs_f64(),
+        config.connections,
+        config.workers
+    );
+
+    let mut backends = BTreeMap::new();
+    for scenario in &SCENARIOS {
+        if let std::collections::btree_map::Entry::Vacant(slot) = backends.entry(scenario.body_size)
+        {
+            slot.insert(Backend::start(&BackendConfig {
+                listen: "127.0.0.1:0".parse()?,
+                body_size: scenario.body_size,
+                threads: layout.backend.len(),
+                pin_cpus: Some(layout.backend.clone()),
+                driver: DriverChoice::Auto,
+            })?);
+        }
+    }
+    let work_dir = std::env::temp_dir().join(format!("ringway-compare-{}", std::process::id()));
+    let ticks = procstat::clock_ticks_per_second();
+    let mut samples: BTreeMap<(usize, ProxyKind), Vec<Figures>> = BTreeMap::new();
+    let mut run_index = 0;
+    for rep in 0..config.reps {
+        for (index, scenario) in SCENARIOS.iter().enumerate() {
+            // Rotating the order keeps any proxy from always running first.
+            let mut order = proxies.clone();
+            order.rotate_left((rep + index) % proxies.len());
+            for kind in order {
+                run_index += 1;
+                let run = Run {
+                    kind,
+                    binary: &binaries[&kind],
+                    scenario,
+                    upstream: backends[&scenario.body_size].addr(),
+                    layout: &layout,
+                    config,
+                    dir: work_dir.join(format!("{run_index}-{}", kind.name())),
+                    ticks,
+                };
+                match run.measure() {
+                    Ok(figures) => {
+                        eprintln!(
+                            "[rep {}/{}] {:<34} {:<8} {:>9.0} req/s  p99 {:>9}  {:>7.2} µs/req CPU  {:>6.1} MiB  errors {}",
+                            rep + 1,
+                            config.reps,
+                            scenario.name,
+                            kind.name(),
+                            figures.requests_per_sec,
+                            crate::report::format_micros(figures.p99_us),
+                            figures.cpu_us_per_request,
+                            figures.peak_rss_mib,
+                            figures.errors
+                        );
+                        samples.entry((index, kind)).or_default().push(figures);
+                    }
+                    Err(error) => eprintln!(
+                        "[rep {}/{}] {} {}: failed: {error:#}",
+                        rep + 1,
+                        config.reps,
+                        scenario.name,
+                        kind.name()
+                    ),
+                }
+            }
+        }
+    }
+    for (_, backend) in backends {
+        backend.stop()?;
+    }
+    let _ = std::fs::remove_dir_all(&work_dir);
+
+    let cells: Vec<Cell> = samples
+        .into_iter()
+        .map(|((index, kind), runs)| Cell::new(SCENARIOS[index].name, kind, runs))
+        .collect();
+    let ratios = summary::ratios(&cells);
+    let names: Vec<&'static str> = SCENARIOS.iter().map(|s| s.name).collect();
+    println!();
+    println!(
+        "Medians of {} repetitions, {} worker(s):\n",
+        config.reps, config.workers
+    );
+    print!("{}", summary::markdown(&names, &cells, &ratios));
+    println!();
+    for item in NOT_YET {
+        println!("not yet: {item}");
+    }
+    let results = Results {
+        date: command_line(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])),
+        machine,
+        workers: config.workers,
+        reps: config.reps,
+        connections: config.connections,
+        warmup_s: config.warmup.as_secs_f64(),
+        duration_s: config.duration.as_secs_f64(),
+        layout,
+        scenarios: SCENARIOS.to_vec(),
+        not_yet: NOT_YET.to_vec(),
+        cells,
+        ratios,
+    };
+    std::fs::write(&config.json, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("cannot write {}", config.json.display()))?;
+    let title = format!(
+        "ringway ÷ baseline, median of {} reps, {} worker(s), {}",
+        config.reps, config.workers, results.date
+    );
+    std::fs::write(&config.svg, svg::chart(&title, &names, &results.ratios))
+        .with_context(|| format!("cannot write {}", config.svg.display()))?;
+    println!(
+        "wrote {} and {}",
+        config.json.display(),
+        config.svg.display()
+    );
+    Ok(results)
+}
+
+/// One proxy through one scenario, once.
+struct Run<'a> {
+    kind: ProxyKind,
+    binary: &'a PathBuf,
+    scenario: &'a Scenario,
+    upstream: SocketAddr,
+    layout: &'a Layout,
+    config: &'a CompareConfig,
+    dir: PathBuf,
+    ticks: u64,
+}
+
+impl Run<'_> {
+    fn measure(&self) -> anyhow::Result<Figures> {
+        let listen = free_port()?;
+        let proxy = ProxyProcess::start(&ProxySetup {
+            kind: self.kind,
+            binary: self.binary,
+            listen,
+            upstream: self.upstream,
+            workers: self.config.workers,
+            cpus: &self.layout.proxy,
+            dir: &self.dir,
+        })?;
+        let outcome = self.load(&proxy, listen);
+        let peak_rss_kib = procstat::peak_rss_kib(&proxy.pids());
+        proxy.stop();
+        let (report, cpu) = outcome?;
+        if report.requests == 0 {
+            bail!(
+                "no request completed in the measured window; errors: {:?}",
+                report.errors
+            );
+        }
+        let requests = report.requests as f64;
+        Ok(Figures {
+            requests_per_sec: report.requests_per_sec,
+            p50_us: report.latency_us.p50,
+            p99_us: report.latency_us.p99,
+            cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests,
+            peak_rss_mib: peak_rss_kib as f64 / 1024.0,
+            errors: report.errors.total() as f64,
+        })
+    }
+
+    fn load(&self, proxy: &ProxyProcess, listen: SocketAddr) -> anyhow::Result<(Report, Duration)> {
+        let load = LoadConfig {
+            url: format!("http://{listen}/"),
+            addr: listen,
+            request: RequestSpec {
+                method: "GET".into(),
+                target: "/".into(),
+                host: listen.to_string(),
+                headers: Vec::new(),
+                body_size: 0,
+                close: self.scenario.close,
+            },
+            connections: self.config.connections,
+            threads: self.layout.client.len(),
+            warmup: self.config.warmup,
+            duration: self.config.duration,
+            timeout: Duration::from_secs(5),
+            rate: None,
+            pin_cpus: Some(self.layout.client.clone()),
+            driver: DriverChoice::Auto,
+        };
+        let root = proxy.root_pid();
+        let ticks = self.ticks;
+        let (cpu_tx, cpu_rx) = mpsc::channel();
+        let report = client::run_observed(&load, |from, until| {
+            thread::spawn(move || {
+                let _ = cpu_tx.send(cpu_over(root, ticks, from, until));
+            });
+        })?;
+        let cpu = cpu_rx
+            .recv_timeout(Duration::from_secs(5))
+            .context("the CPU sampler did not report")?;
+        Ok((report, cpu))
+    }
+}
+
+/// CPU time the proxy's processes spent between `from` and `until`.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a sampling thread of the harness, not a worker: it sleeps to the window's ends"
+)]
+fn cpu_over(root: u32, ticks: u64, from: Instant, until: Instant) -> Duration {
+    thread::sleep(from.saturating_duration_since(Instant::now()));
+    let before = procstat::cpu_time(&procstat::process_tree(root), ticks);
+    thread::sleep(until.saturating_duration_since(Instant::now()));
+    let after = procstat::cpu_time(&procstat::process_tree(root), ticks);
+    after.saturating_sub(before)
+}
+
+/// The binary of each proxy that can run; the others are reported and left
+/// out.
+fn find_binaries(config: &CompareConfig) -> anyhow::Result<BTreeMap<ProxyKind, PathBuf>> {
+    let me = match &config.harness {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("cannot find this executable")?,
+    };
+    let mut found = BTreeMap::new();
+    for &kind in &config.proxies {
+        match kind {
+            ProxyKind::Floor => {
+                found.insert(kind, me.clone());
+            }
+            ProxyKind::Ringway => {
+                let path = config
+                    .ringway
+                    .clone()
+                    .unwrap_or_else(|| me.with_file_name("ringway"));
+                if path.is_file() {
+                    found.insert(kind, path);
+                } else {
+                    println!(
+                        "ringway: no binary at {}; build it with `cargo build --release -p ringway` (same target dir) or pass --ringway PATH. Skipping ringway.",
+                        path.display()
+                    );
+                }
+            }
+            ProxyKind::Nginx => match find_on_path("nginx") {
+                Some(path) => {
+                    found.insert(kind, path);
+                }
+                None => println!(
+                    "nginx: not on PATH; install it (Debian/Ubuntu: `apt-get install nginx`) to compare against it. Skipping nginx."
+                ),
+            },
+        }
+    }
+    if find_on_path("taskset").is_none() {
+        bail!("taskset (util-linux) is needed to pin the proxies");
+    }
+    Ok(found)
+}
+
+fn machine(cpus: usize, binaries: &BTreeMap<ProxyKind, PathBuf>) -> Machine {
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("model name"))?;
+            Some(line.split_once(':')?.1.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| k.trim().to_owned())
+        .unwrap_or_default();
+    let mut versions = BTreeMap::new();
+    for (kind, path) in binaries {
+        let version = match kind {
+            ProxyKind::Nginx => command_line(Command::new(path).arg("-v")),
+            ProxyKind::Ringway => command_line(Command::new(path).arg("--version")),
+            ProxyKind::Floor => format!("ringway-load {}", env!("CARGO_PKG_VERSION")),
+        };
+        versions.insert(kind.name(), version);
+    }
+    Machine {
+        cpus,
+        cpu_model,
+        kernel,
+        versions,
+    }
+}
+
+/// The first line a command prints on stdout or stderr (nginx -v uses
+/// stderr).
+fn command_line(command: &mut Command) -> String {
+    command
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = if out.stdout.is_empty() {
+                out.stderr
+            } else {
+                out.stdout
+            };
+            Some(
+                String::from_utf8_lossy(&text)
+                    .lines()
+                    .next()?
+                    .trim()
+                    .to_owned(),
+            )
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts() {
+        let two = layout(&[1, 0], 1).unwrap();
+        assert_eq!(
+            two,
+            Layout {
+                proxy: vec![0],
+                client: vec![1],
+                backend: vec![1]
+            }
+        );
+        let six = layout(&[0, 1, 2, 3, 4, 5], 2).unwrap();
+        assert_eq!(six.proxy, vec![0, 1]);
+        assert_eq!(six.client, vec![2, 3]);
+        assert_eq!(six.backend, vec![4, 5]);
+        assert!(layout(&[0, 1], 2).is_err());
+        assert!(layout(&[0, 1], 0).is_err());
+    }
+}

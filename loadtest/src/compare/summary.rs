@@ -1,0 +1,255 @@
+//! From repetitions to what `compare` reports: the median of each figure
+//! per proxy and scenario, ringway's ratios to nginx and to the floor, and
+//! the markdown table.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::proxy::ProxyKind;
+
+/// What one run through one proxy measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub requests_per_sec: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    /// Proxy CPU time (utime + stime, all its processes) over the measured
+    /// window, divided by the requests completed in it.
+    pub cpu_us_per_request: f64,
+    /// VmHWM summed over the proxy's processes.
+    pub peak_rss_mib: f64,
+    pub errors: f64,
+}
+
+/// The figures a ratio is taken of, with how they are named and whether
+/// lower is better.
+#[derive(Debug, Clone, Copy)]
+pub struct Figure {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub get: fn(&Figures) -> f64,
+}
+
+pub const RATIO_FIGURES: [Figure; 4] = [
+    Figure {
+        key: "cpu_us_per_request",
+        label: "CPU µs/req",
+        get: |f| f.cpu_us_per_request,
+    },
+    Figure {
+        key: "requests_per_sec",
+        label: "requests/s",
+        get: |f| f.requests_per_sec,
+    },
+    Figure {
+        key: "p99_us",
+        label: "p99",
+        get: |f| f.p99_us,
+    },
+    Figure {
+        key: "peak_rss_mib",
+        label: "peak RSS",
+        get: |f| f.peak_rss_mib,
+    },
+];
+
+/// All repetitions of one proxy in one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub scenario: &'static str,
+    pub proxy: ProxyKind,
+    pub median: Figures,
+    pub samples: Vec<Figures>,
+}
+
+impl Cell {
+    pub fn new(scenario: &'static str, proxy: ProxyKind, samples: Vec<Figures>) -> Self {
+        Cell {
+            scenario,
+            proxy,
+            median: median(&samples),
+            samples,
+        }
+    }
+}
+
+/// ringway's figure divided by another proxy's, in one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub scenario: &'static str,
+    pub figure: &'static str,
+    pub label: &'static str,
+    pub versus: ProxyKind,
+    pub ratio: f64,
+}
+
+/// Each figure's median on its own (the run with the median rate need not
+/// have the median CPU time).
+pub fn median(samples: &[Figures]) -> Figures {
+    let of = |get: fn(&Figures) -> f64| {
+        let mut values: Vec<f64> = samples.iter().map(get).collect();
+        values.sort_by(f64::total_cmp);
+        match values.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => values[n / 2],
+            n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        }
+    };
+    Figures {
+        requests_per_sec: of(|f| f.requests_per_sec),
+        p50_us: of(|f| f.p50_us),
+        p99_us: of(|f| f.p99_us),
+        cpu_us_per_request: of(|f| f.cpu_us_per_request),
+        peak_rss_mib: of(|f| f.peak_rss_mib),
+        errors: of(|f| f.errors),
+    }
+}
+
+/// ringway ÷ nginx and ringway ÷ floor for every scenario and ratio figure
+/// where both sides were measured and the divisor is not zero.
+pub fn ratios(cells: &[Cell]) -> Vec<Ratio> {
+    let find = |scenario: &str, proxy| {
+        cells
+            .iter()
+            .find(|cell| cell.scenario == scenario && cell.proxy == proxy)
+    };
+    let mut out = Vec::new();
+    for cell in cells.iter().filter(|cell| cell.proxy == ProxyKind::Ringway) {
+        for versus in [ProxyKind::Nginx, ProxyKind::Floor] {
+            let Some(other) = find(cell.scenario, versus) else {
+                continue;
+            };
+            for figure in RATIO_FIGURES {
+                let divisor = (figure.get)(&other.median);
+                if divisor > 0.0 {
+                    out.push(Ratio {
+                        scenario: cell.scenario,
+                        figure: figure.key,
+                        label: figure.label,
+                        versus,
+                        ratio: (figure.get)(&cell.median) / divisor,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The figures table, then the ratio table.
+pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "| scenario | proxy | requests/s | p50 | p99 | proxy CPU µs/req | peak RSS | errors |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for scenario in scenarios {
+        for cell in cells.iter().filter(|cell| cell.scenario == *scenario) {
+            let m = &cell.median;
+            let _ = writeln!(
+                out,
+                "| {scenario} | {} | {:.0} | {} | {} | {:.2} | {:.1} MiB | {:.0} |",
+                cell.proxy.name(),
+                m.requests_per_sec,
+                crate::report::format_micros(m.p50_us),
+                crate::report::format_micros(m.p99_us),
+                m.cpu_us_per_request,
+                m.peak_rss_mib,
+                m.errors,
+            );
+        }
+    }
+    if ratios.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| scenario | figure | ringway ÷ nginx | ringway ÷ floor |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|");
+    let show = |scenario: &str, figure: &str, versus| {
+        ratios
+            .iter()
+            .find(|r| r.scenario == scenario && r.figure == figure && r.versus == versus)
+            .map_or_else(|| "—".to_owned(), |r| format!("{:.2}", r.ratio))
+    };
+    for scenario in scenarios {
+        for figure in RATIO_FIGURES {
+            let nginx = show(scenario, figure.key, ProxyKind::Nginx);
+            let floor = show(scenario, figure.key, ProxyKind::Floor);
+            if nginx != "—" || floor != "—" {
+                let _ = writeln!(out, "| {scenario} | {} | {nginx} | {floor} |", figure.label);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(rate: f64, cpu: f64) -> Figures {
+        Figures {
+            requests_per_sec: rate,
+            p50_us: 100.0,
+            p99_us: 400.0,
+            cpu_us_per_request: cpu,
+            peak_rss_mib: 10.0,
+            errors: 0.0,
+        }
+    }
+
+    #[test]
+    fn medians_are_taken_per_figure() {
+        let m = median(&[figures(1.0, 30.0), figures(3.0, 10.0), figures(2.0, 20.0)]);
+        assert_eq!((m.requests_per_sec, m.cpu_us_per_request), (2.0, 20.0));
+        let even = median(&[figures(1.0, 10.0), figures(4.0, 20.0)]);
+        assert_eq!(even.requests_per_sec, 2.5);
+        assert_eq!(median(&[]), Figures::default());
+    }
+
+    #[test]
+    fn ratios_divide_ringway_by_each_other_proxy() {
+        let cells = vec![
+            Cell::new("ka", ProxyKind::Ringway, vec![figures(100.0, 9.0)]),
+            Cell::new("ka", ProxyKind::Nginx, vec![figures(80.0, 12.0)]),
+            Cell::new("ka", ProxyKind::Floor, vec![figures(125.0, 7.5)]),
+        ];
+        let ratios = ratios(&cells);
+        let find = |figure: &str, versus| {
+            ratios
+                .iter()
+                .find(|r| r.figure == figure && r.versus == versus)
+                .unwrap()
+                .ratio
+        };
+        assert_eq!(find("cpu_us_per_request", ProxyKind::Nginx), 0.75);
+        assert_eq!(find("cpu_us_per_request", ProxyKind::Floor), 1.2);
+        assert_eq!(find("requests_per_sec", ProxyKind::Nginx), 1.25);
+        assert_eq!(ratios.len(), 8);
+        let table = markdown(&["ka"], &cells, &ratios);
+        assert!(
+            table.contains("| ka | ringway | 100 | 100.00us | 400.00us | 9.00 | 10.0 MiB | 0 |")
+        );
+        assert!(
+            table.contains("| ka | CPU µs/req | 0.75 | 1.20 |"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn missing_proxies_leave_no_ratio() {
+        let cells = vec![Cell::new(
+            "ka",
+            ProxyKind::Ringway,
+            vec![figures(100.0, 9.0)],
+        )];
+        assert!(ratios(&cells).is_empty());
+        assert!(!markdown(&["ka"], &cells, &[]).contains("ringway ÷"));
+    }
+}

@@ -1,0 +1,73 @@
+//! `compare` end to end, kept short: one repetition of every scenario with
+//! a few connections through the floor relay, and through ringway and nginx
+//! when they are there (ringway when built in the same target directory,
+//! nginx when on PATH; each is skipped with a printed message otherwise).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ringway_load::compare::proxy::{ProxyKind, find_on_path};
+use ringway_load::compare::{self, CompareConfig, SCENARIOS};
+
+#[test]
+fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
+    let cpus = core_affinity::get_core_ids().unwrap_or_default().len();
+    if cpus < 2 {
+        println!("skipped: compare needs 2 CPUs, this machine has {cpus}");
+        return;
+    }
+    let harness = PathBuf::from(env!("CARGO_BIN_EXE_ringway-load"));
+    let ringway = harness.with_file_name("ringway");
+    if !ringway.is_file() {
+        println!(
+            "ringway not built at {}: its rows are skipped",
+            ringway.display()
+        );
+    }
+    let nginx = find_on_path("nginx").is_some();
+    if !nginx {
+        println!("nginx not installed: its rows are skipped");
+    }
+    let out = std::env::temp_dir().join(format!("ringway-compare-test-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let config = CompareConfig {
+        proxies: vec![ProxyKind::Ringway, ProxyKind::Floor, ProxyKind::Nginx],
+        workers: 1,
+        reps: 1,
+        connections: 4,
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(300),
+        ringway: Some(ringway.clone()),
+        harness: Some(harness),
+        json: out.join("results.json"),
+        svg: out.join("compare.svg"),
+    };
+    let results = compare::run(&config).unwrap();
+
+    assert_eq!(results.layout.proxy, vec![0]);
+    assert!(!results.layout.client.contains(&0));
+    for scenario in &SCENARIOS {
+        let floor = results
+            .cells
+            .iter()
+            .find(|cell| cell.scenario == scenario.name && cell.proxy == ProxyKind::Floor)
+            .unwrap_or_else(|| panic!("no floor figures for {}", scenario.name));
+        let m = floor.median;
+        assert!(m.requests_per_sec > 0.0, "{}: {m:?}", scenario.name);
+        assert_eq!(m.errors, 0.0, "{}: {m:?}", scenario.name);
+        assert!(m.cpu_us_per_request > 0.0 && m.peak_rss_mib > 0.0, "{m:?}");
+    }
+    let has = |kind| results.cells.iter().any(|cell| cell.proxy == kind);
+    assert_eq!(has(ProxyKind::Nginx), nginx);
+    assert_eq!(has(ProxyKind::Ringway), ringway.is_file());
+    // ringway's ratios exist exactly when ringway ran.
+    assert_eq!(!results.ratios.is_empty(), ringway.is_file());
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config.json).unwrap()).unwrap();
+    assert_eq!(json["cells"].as_array().unwrap().len(), results.cells.len());
+    assert_eq!(json["not_yet"].as_array().unwrap().len(), 2);
+    let svg = std::fs::read_to_string(&config.svg).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>\n"));
+    let _ = std::fs::remove_dir_all(&out);
+}
