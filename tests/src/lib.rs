@@ -27,7 +27,9 @@ macro_rules! both_drivers {
             mod $name {
                 #[test]
                 fn io_uring() {
-                    super::$name($crate::Driver::IoUring)
+                    if $crate::io_uring_usable() {
+                        super::$name($crate::Driver::IoUring)
+                    }
                 }
 
                 #[test]
@@ -37,6 +39,42 @@ macro_rules! both_drivers {
             }
         )+
     };
+}
+
+/// Can this machine run the io_uring driver? Containers with a seccomp filter
+/// or `kernel.io_uring_disabled` refuse `io_uring_setup`; there the io_uring
+/// variant of each test reports itself skipped (the epoll variant still runs),
+/// unless `RINGWAY_REQUIRE_IO_URING=1` makes that a failure.
+pub fn io_uring_usable() -> bool {
+    static USABLE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let probe = USABLE.get_or_init(probe_io_uring);
+    match probe {
+        Ok(()) => true,
+        Err(why) if std::env::var_os("RINGWAY_REQUIRE_IO_URING").is_some_and(|v| v == "1") => {
+            panic!("io_uring required by RINGWAY_REQUIRE_IO_URING=1 but unusable: {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED on io_uring: {why} (the epoll variant runs)");
+            false
+        }
+    }
+}
+
+fn probe_io_uring() -> Result<(), String> {
+    // struct io_uring_params is 120 bytes; zeroed asks for defaults.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup(2) reads and writes only the 120-byte params
+    // buffer passed to it, which lives across the call.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return Err(format!(
+            "io_uring_setup failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: `fd` was just returned by io_uring_setup and is owned here.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
 }
 
 /// `[limits]` for tests that do not test limits: a header timeout short enough that a stuck
