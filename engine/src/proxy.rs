@@ -91,7 +91,7 @@ pub async fn forward(
         // (RFC 9110 §10.1.1); Expect is not forwarded.
         let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
         if write_all(&mut conn.stream, interim).await.is_err() {
-            return closed(0);
+            return closed(CLIENT_CLOSED);
         }
     }
 
@@ -599,7 +599,7 @@ async fn fail(
 ) -> Outcome {
     tracing::debug!(peer = %conn.peer, side = ?error.side(), "{error}");
     let Some(status) = error.status() else {
-        return closed(0);
+        return closed(CLIENT_CLOSED);
     };
     // After a failure mid-body the rest of the body is still on the wire.
     let close = !body.is_done()
@@ -610,6 +610,10 @@ async fn fail(
     conn.respond_error(head, server, Some(route), status, close)
         .await
 }
+
+/// The status logged when the client went away before it could be answered
+/// (nginx's 499, which operators grep for).
+const CLIENT_CLOSED: u16 = 499;
 
 fn closed(status: u16) -> Outcome {
     Outcome {
