@@ -153,6 +153,10 @@ pub struct CompareArgs {
     /// Warmup per run [default: 1s, 400ms with --quick].
     #[arg(long, value_parser = parse_duration)]
     pub warmup: Option<Duration>,
+    /// Idle upstream connections each proxy worker keeps (ringway
+    /// `keepalive`, nginx `keepalive` in the upstream block).
+    #[arg(long, default_value_t = 32)]
+    pub upstream_keepalive: usize,
     /// ringway binary [default: `ringway` next to this executable].
     #[arg(long)]
     pub ringway: Option<PathBuf>,

@@ -136,6 +136,7 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         workers: args.workers,
         reps: args.reps,
         connections: args.connections,
+        upstream_keepalive: args.upstream_keepalive,
         warmup: args.warmup.unwrap_or(warmup),
         duration: args.duration.unwrap_or(duration),
         ringway: args.ringway,

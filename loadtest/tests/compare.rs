@@ -1,4 +1,5 @@
-//! `compare` end to end, kept short: one repetition of every scenario with
+//! `compare` end to end, kept short: one repetition of every scenario (the
+//! open-loop one included) with
 //! a few connections through the floor relay, and through ringway and nginx
 //! when they are there (ringway when built in the same target directory,
 //! nginx when on PATH; each is skipped with a printed message otherwise).
@@ -35,6 +36,7 @@ fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
         workers: 1,
         reps: 1,
         connections: 4,
+        upstream_keepalive: 32,
         warmup: Duration::from_millis(100),
         duration: Duration::from_millis(300),
         ringway: Some(ringway.clone()),
@@ -57,6 +59,18 @@ fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
         assert_eq!(m.errors, 0.0, "{}: {m:?}", scenario.name);
         assert!(m.cpu_us_per_request > 0.0 && m.peak_rss_mib > 0.0, "{m:?}");
     }
+    // The open loop ran at 60 % of a measured closed-loop rate, and held it.
+    let rate = results.open_loop_rate.expect("no open-loop rate");
+    let open = results
+        .cells
+        .iter()
+        .find(|cell| cell.scenario == SCENARIOS[4].name && cell.proxy == ProxyKind::Floor)
+        .unwrap();
+    assert!(
+        open.median.requests_per_sec > rate * 0.5 && open.median.requests_per_sec < rate * 1.1,
+        "asked for {rate} requests/s, got {:?}",
+        open.median
+    );
     let has = |kind| results.cells.iter().any(|cell| cell.proxy == kind);
     assert_eq!(has(ProxyKind::Nginx), nginx);
     assert_eq!(has(ProxyKind::Ringway), ringway.is_file());

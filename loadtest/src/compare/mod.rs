@@ -6,8 +6,11 @@
 //! samples the proxy's CPU time at both ends of the window, and stops it.
 //! Proxies take turns run by run, repetition by repetition, so that drift of
 //! a noisy machine hits all alike; each figure is the median over the
-//! repetitions, and ratios are only ever taken within one invocation.
+//! repetitions, and ratios are only ever taken within one invocation. The
+//! closed-loop scenarios run first; the open-loop one then runs at 60 % of
+//! the rate nginx reached, so that no proxy is saturated.
 
+pub mod host;
 pub mod procstat;
 pub mod proxy;
 pub mod summary;
@@ -29,7 +32,8 @@ use crate::client::{self, LoadConfig};
 use crate::report::Report;
 use crate::request::RequestSpec;
 use crate::runtime::DriverChoice;
-use proxy::{ProxyKind, ProxyProcess, ProxySetup, cpu_list, find_on_path, free_port};
+use host::{Machine, command_line, find_binaries, machine};
+use proxy::{ProxyKind, ProxyProcess, ProxySetup, cpu_list, free_port};
 use summary::{Cell, Figures, Ratio};
 
 /// One load shape, run through every proxy.
@@ -39,28 +43,41 @@ pub struct Scenario {
     pub body_size: usize,
     /// A new connection per request.
     pub close: bool,
+    /// Run at a fixed rate (60 % of nginx's keep-alive 100 B rate), with
+    /// latency corrected for coordinated omission.
+    pub open_loop: bool,
 }
 
-pub const SCENARIOS: [Scenario; 4] = [
+pub const SCENARIOS: [Scenario; 5] = [
     Scenario {
         name: "keep-alive 100 B",
         body_size: 100,
         close: false,
+        open_loop: false,
     },
     Scenario {
         name: "keep-alive 16 KiB",
         body_size: 16 * 1024,
         close: false,
+        open_loop: false,
     },
     Scenario {
         name: "keep-alive 1 MiB",
         body_size: 1024 * 1024,
         close: false,
+        open_loop: false,
     },
     Scenario {
         name: "new connection per request 100 B",
         body_size: 100,
         close: true,
+        open_loop: false,
+    },
+    Scenario {
+        name: "open loop 100 B at 60% of nginx",
+        body_size: 100,
+        close: false,
+        open_loop: true,
     },
 ];
 
@@ -76,6 +93,9 @@ pub struct CompareConfig {
     pub workers: usize,
     pub reps: usize,
     pub connections: usize,
+    /// Idle upstream connections each proxy worker keeps (ringway
+    /// `keepalive`, nginx upstream `keepalive`).
+    pub upstream_keepalive: usize,
     pub warmup: Duration,
     pub duration: Duration,
     /// ringway's binary; by default the `ringway` next to `harness`.
@@ -132,22 +152,16 @@ pub struct Results {
     pub workers: usize,
     pub reps: usize,
     pub connections: usize,
+    pub upstream_keepalive: usize,
     pub warmup_s: f64,
     pub duration_s: f64,
     pub layout: Layout,
     pub scenarios: Vec<Scenario>,
     pub not_yet: Vec<&'static str>,
+    /// Requests/s of the open-loop scenario; `null` when it could not run.
+    pub open_loop_rate: Option<f64>,
     pub cells: Vec<Cell>,
     pub ratios: Vec<Ratio>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Machine {
-    pub cpus: usize,
-    pub cpu_model: String,
-    pub kernel: String,
-    /// Version line of each proxy binary that ran (the floor is this build).
-    pub versions: BTreeMap<&'static str, String>,
 }
 
 /// Runs the comparison, prints the tables, writes the JSON and SVG files.
@@ -186,12 +200,13 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
         cpu_list(&layout.backend)
     );
     println!(
-        "{} repetitions of {:.1}s after {:.1}s warmup, {} connections, {} worker(s); proxies take turns",
+        "{} repetitions of {:.1}s after {:.1}s warmup, {} connections, {} worker(s), upstream keepalive {}; proxies take turns",
         config.reps,
         config.duration.as_secs_f64(),
         config.warmup.as_secs_f64(),
         config.connections,
-        config.workers
+        config.workers,
+        config.upstream_keepalive
     );
 
     let mut backends = BTreeMap::new();
@@ -207,58 +222,41 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
             })?);
         }
     }
-    let work_dir = std::env::temp_dir().join(format!("ringway-compare-{}", std::process::id()));
-    let ticks = procstat::clock_ticks_per_second();
-    let mut samples: BTreeMap<(usize, ProxyKind), Vec<Figures>> = BTreeMap::new();
-    let mut run_index = 0;
+    let mut session = Session {
+        binaries: &binaries,
+        backends: &backends,
+        layout: &layout,
+        config,
+        work_dir: std::env::temp_dir().join(format!("ringway-compare-{}", std::process::id())),
+        ticks: procstat::clock_ticks_per_second(),
+        runs: 0,
+        samples: BTreeMap::new(),
+    };
+    let closed: Vec<usize> = (0..SCENARIOS.len())
+        .filter(|&index| !SCENARIOS[index].open_loop)
+        .collect();
     for rep in 0..config.reps {
-        for (index, scenario) in SCENARIOS.iter().enumerate() {
-            // Rotating the order keeps any proxy from always running first.
-            let mut order = proxies.clone();
-            order.rotate_left((rep + index) % proxies.len());
-            for kind in order {
-                run_index += 1;
-                let run = Run {
-                    kind,
-                    binary: &binaries[&kind],
-                    scenario,
-                    upstream: backends[&scenario.body_size].addr(),
-                    layout: &layout,
-                    config,
-                    dir: work_dir.join(format!("{run_index}-{}", kind.name())),
-                    ticks,
-                };
-                match run.measure() {
-                    Ok(figures) => {
-                        eprintln!(
-                            "[rep {}/{}] {:<34} {:<8} {:>9.0} req/s  p99 {:>9}  {:>7.2} µs/req CPU  {:>6.1} MiB  errors {}",
-                            rep + 1,
-                            config.reps,
-                            scenario.name,
-                            kind.name(),
-                            figures.requests_per_sec,
-                            crate::report::format_micros(figures.p99_us),
-                            figures.cpu_us_per_request,
-                            figures.peak_rss_mib,
-                            figures.errors
-                        );
-                        samples.entry((index, kind)).or_default().push(figures);
-                    }
-                    Err(error) => eprintln!(
-                        "[rep {}/{}] {} {}: failed: {error:#}",
-                        rep + 1,
-                        config.reps,
-                        scenario.name,
-                        kind.name()
-                    ),
-                }
+        for &index in &closed {
+            session.play(&proxies, index, None, rep);
+        }
+    }
+    // Open loop at 60 % of the closed-loop rate of nginx (else of the
+    // slowest proxy measured): a load every proxy can carry, so latency and
+    // CPU per request are compared unsaturated, at equal work.
+    let open_loop_rate = open_loop_rate(&session.samples, &proxies);
+    if let Some(rate) = open_loop_rate {
+        println!("open loop at {rate:.0} requests/s");
+        for rep in 0..config.reps {
+            for index in (0..SCENARIOS.len()).filter(|&index| SCENARIOS[index].open_loop) {
+                session.play(&proxies, index, Some(rate), rep);
             }
         }
     }
+    let _ = std::fs::remove_dir_all(&session.work_dir);
+    let samples = session.samples;
     for (_, backend) in backends {
         backend.stop()?;
     }
-    let _ = std::fs::remove_dir_all(&work_dir);
 
     let cells: Vec<Cell> = samples
         .into_iter()
@@ -282,11 +280,13 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
         workers: config.workers,
         reps: config.reps,
         connections: config.connections,
+        upstream_keepalive: config.upstream_keepalive,
         warmup_s: config.warmup.as_secs_f64(),
         duration_s: config.duration.as_secs_f64(),
         layout,
         scenarios: SCENARIOS.to_vec(),
         not_yet: NOT_YET.to_vec(),
+        open_loop_rate,
         cells,
         ratios,
     };
@@ -306,11 +306,98 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
     Ok(results)
 }
 
+/// Share of the reference closed-loop rate that the open loop asks for.
+const OPEN_LOOP_SHARE: f64 = 0.6;
+/// The closed-loop scenario whose rate sets the open loop's.
+const OPEN_LOOP_REFERENCE: &str = "keep-alive 100 B";
+
+fn open_loop_rate(
+    samples: &BTreeMap<(usize, ProxyKind), Vec<Figures>>,
+    proxies: &[ProxyKind],
+) -> Option<f64> {
+    let reference = SCENARIOS
+        .iter()
+        .position(|s| s.name == OPEN_LOOP_REFERENCE)?;
+    let rate_of = |kind| {
+        samples
+            .get(&(reference, kind))
+            .map(|runs| summary::median(runs).requests_per_sec)
+    };
+    let rate = rate_of(ProxyKind::Nginx).or_else(|| {
+        proxies
+            .iter()
+            .filter_map(|&kind| rate_of(kind))
+            .min_by(f64::total_cmp)
+    })?;
+    (rate > 0.0).then_some(rate * OPEN_LOOP_SHARE)
+}
+
+/// What every run of one invocation shares, and what they measured.
+struct Session<'a> {
+    binaries: &'a BTreeMap<ProxyKind, PathBuf>,
+    backends: &'a BTreeMap<usize, Backend>,
+    layout: &'a Layout,
+    config: &'a CompareConfig,
+    work_dir: PathBuf,
+    ticks: u64,
+    runs: usize,
+    samples: BTreeMap<(usize, ProxyKind), Vec<Figures>>,
+}
+
+impl Session<'_> {
+    /// Scenario `index` through every proxy in turn, once.
+    fn play(&mut self, proxies: &[ProxyKind], index: usize, rate: Option<f64>, rep: usize) {
+        let scenario = &SCENARIOS[index];
+        // Rotating the order keeps any proxy from always running first.
+        let mut order = proxies.to_vec();
+        order.rotate_left((rep + index) % proxies.len());
+        for kind in order {
+            self.runs += 1;
+            let run = Run {
+                kind,
+                binary: &self.binaries[&kind],
+                scenario,
+                rate,
+                upstream: self.backends[&scenario.body_size].addr(),
+                layout: self.layout,
+                config: self.config,
+                dir: self.work_dir.join(format!("{}-{}", self.runs, kind.name())),
+                ticks: self.ticks,
+            };
+            let reps = self.config.reps;
+            match run.measure() {
+                Ok(figures) => {
+                    eprintln!(
+                        "[rep {}/{reps}] {:<34} {:<8} {:>9.0} req/s  p99 {:>9}  {:>7.2} µs/req CPU  {:>6.1} MiB  errors {}",
+                        rep + 1,
+                        scenario.name,
+                        kind.name(),
+                        figures.requests_per_sec,
+                        crate::report::format_micros(figures.p99_us),
+                        figures.cpu_us_per_request,
+                        figures.peak_rss_mib,
+                        figures.errors
+                    );
+                    self.samples.entry((index, kind)).or_default().push(figures);
+                }
+                Err(error) => eprintln!(
+                    "[rep {}/{reps}] {} {}: failed: {error:#}",
+                    rep + 1,
+                    scenario.name,
+                    kind.name()
+                ),
+            }
+        }
+    }
+}
+
 /// One proxy through one scenario, once.
 struct Run<'a> {
     kind: ProxyKind,
     binary: &'a PathBuf,
     scenario: &'a Scenario,
+    /// Open loop: requests per second over all connections.
+    rate: Option<f64>,
     upstream: SocketAddr,
     layout: &'a Layout,
     config: &'a CompareConfig,
@@ -327,6 +414,7 @@ impl Run<'_> {
             listen,
             upstream: self.upstream,
             workers: self.config.workers,
+            keepalive: self.config.upstream_keepalive,
             cpus: &self.layout.proxy,
             dir: &self.dir,
         })?;
@@ -368,7 +456,7 @@ impl Run<'_> {
             warmup: self.config.warmup,
             duration: self.config.duration,
             timeout: Duration::from_secs(5),
-            rate: None,
+            rate: self.rate,
             pin_cpus: Some(self.layout.client.clone()),
             driver: DriverChoice::Auto,
         };
@@ -398,100 +486,6 @@ fn cpu_over(root: u32, ticks: u64, from: Instant, until: Instant) -> Duration {
     thread::sleep(until.saturating_duration_since(Instant::now()));
     let after = procstat::cpu_time(&procstat::process_tree(root), ticks);
     after.saturating_sub(before)
-}
-
-/// The binary of each proxy that can run; the others are reported and left
-/// out.
-fn find_binaries(config: &CompareConfig) -> anyhow::Result<BTreeMap<ProxyKind, PathBuf>> {
-    let me = match &config.harness {
-        Some(path) => path.clone(),
-        None => std::env::current_exe().context("cannot find this executable")?,
-    };
-    let mut found = BTreeMap::new();
-    for &kind in &config.proxies {
-        match kind {
-            ProxyKind::Floor => {
-                found.insert(kind, me.clone());
-            }
-            ProxyKind::Ringway => {
-                let path = config
-                    .ringway
-                    .clone()
-                    .unwrap_or_else(|| me.with_file_name("ringway"));
-                if path.is_file() {
-                    found.insert(kind, path);
-                } else {
-                    println!(
-                        "ringway: no binary at {}; build it with `cargo build --release -p ringway` (same target dir) or pass --ringway PATH. Skipping ringway.",
-                        path.display()
-                    );
-                }
-            }
-            ProxyKind::Nginx => match find_on_path("nginx") {
-                Some(path) => {
-                    found.insert(kind, path);
-                }
-                None => println!(
-                    "nginx: not on PATH; install it (Debian/Ubuntu: `apt-get install nginx`) to compare against it. Skipping nginx."
-                ),
-            },
-        }
-    }
-    if find_on_path("taskset").is_none() {
-        bail!("taskset (util-linux) is needed to pin the proxies");
-    }
-    Ok(found)
-}
-
-fn machine(cpus: usize, binaries: &BTreeMap<ProxyKind, PathBuf>) -> Machine {
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("model name"))?;
-            Some(line.split_once(':')?.1.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|k| k.trim().to_owned())
-        .unwrap_or_default();
-    let mut versions = BTreeMap::new();
-    for (kind, path) in binaries {
-        let version = match kind {
-            ProxyKind::Nginx => command_line(Command::new(path).arg("-v")),
-            ProxyKind::Ringway => command_line(Command::new(path).arg("--version")),
-            ProxyKind::Floor => format!("ringway-load {}", env!("CARGO_PKG_VERSION")),
-        };
-        versions.insert(kind.name(), version);
-    }
-    Machine {
-        cpus,
-        cpu_model,
-        kernel,
-        versions,
-    }
-}
-
-/// The first line a command prints on stdout or stderr (nginx -v uses
-/// stderr).
-fn command_line(command: &mut Command) -> String {
-    command
-        .output()
-        .ok()
-        .and_then(|out| {
-            let text = if out.stdout.is_empty() {
-                out.stderr
-            } else {
-                out.stdout
-            };
-            Some(
-                String::from_utf8_lossy(&text)
-                    .lines()
-                    .next()?
-                    .trim()
-                    .to_owned(),
-            )
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
