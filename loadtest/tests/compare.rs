@@ -17,6 +17,10 @@ fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
         println!("skipped: compare needs 2 CPUs, this machine has {cpus}");
         return;
     }
+    if find_on_path("taskset").is_none() {
+        println!("skipped: compare pins proxies with taskset (util-linux), not installed");
+        return;
+    }
     let harness = PathBuf::from(env!("CARGO_BIN_EXE_ringway-load"));
     let ringway = harness.with_file_name("ringway");
     if !ringway.is_file() {
@@ -84,4 +88,68 @@ fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
     let svg = std::fs::read_to_string(&config.svg).unwrap();
     assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>\n"));
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The generated configs are accepted by the proxies themselves
+/// (`ringway check`, `nginx -t`), where they are installed.
+#[test]
+fn generated_configs_pass_the_proxies_own_checks() {
+    use ringway_load::compare::proxy::{NginxSetup, nginx_config, ringway_config};
+    use std::process::Command;
+
+    let dir = std::env::temp_dir().join(format!("ringway-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listen = "127.0.0.1:18080".parse().unwrap();
+    let upstream = "127.0.0.1:19000".parse().unwrap();
+    let ringway = PathBuf::from(env!("CARGO_BIN_EXE_ringway-load")).with_file_name("ringway");
+    if ringway.is_file() {
+        let path = dir.join("ringway.toml");
+        std::fs::write(&path, ringway_config(listen, upstream, 1, 32)).unwrap();
+        let check = Command::new(&ringway)
+            .arg("check")
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{check:?}");
+    } else {
+        println!(
+            "ringway not built at {}: its check is skipped",
+            ringway.display()
+        );
+    }
+    match find_on_path("nginx") {
+        Some(nginx) => {
+            let path = dir.join("nginx.conf");
+            let root = std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .any(|line| {
+                    line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0")
+                });
+            let text = nginx_config(&NginxSetup {
+                listen,
+                upstream,
+                workers: 1,
+                keepalive: 32,
+                cpus: &[0],
+                dir: &dir,
+                as_root: root,
+            });
+            std::fs::write(&path, text).unwrap();
+            let check = Command::new(nginx)
+                .arg("-t")
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(&path)
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .output()
+                .unwrap();
+            assert!(check.status.success(), "{check:?}");
+        }
+        None => println!("nginx not installed: its config check is skipped"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
