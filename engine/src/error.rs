@@ -28,8 +28,8 @@ pub enum ProxyError {
     #[error("upstream connect timed out")]
     ConnectTimeout,
     /// The upstream closed or reset before a complete response head.
-    /// `retryable` is true when nothing of the request can have been acted on
-    /// twice: a reused keep-alive connection and an idempotent request without body.
+    /// `retryable`: no byte of a response arrived, so the request may be sent
+    /// again if it can be replayed (no body consumed, or idempotent without body).
     #[error("upstream closed before responding: {source}")]
     UpstreamClosed {
         source: std::io::Error,

@@ -227,17 +227,19 @@ async fn exchange(
         };
         match send_and_receive(conn, route, &mut up, head, body, request_head).await {
             Ok(response) => return Ok((up, response)),
-            Err(ProxyError::UpstreamClosed { source, .. })
-                if up.reused && (replayable || !sent_body(body, head)) =>
-            {
+            Err(ProxyError::UpstreamClosed {
+                source,
+                retryable: true,
+            }) if up.reused && (replayable || !sent_body(body, head)) => {
                 // A keep-alive connection the server had already closed:
                 // nothing was processed, try once more on a new connection.
                 tracing::debug!(upstream = %addr, "stale keep-alive connection: {source}");
                 allow_pooled = false;
             }
-            Err(ProxyError::UpstreamClosed { source, .. })
-                if replayable && server_attempt + 1 < servers =>
-            {
+            Err(ProxyError::UpstreamClosed {
+                source,
+                retryable: true,
+            }) if replayable && server_attempt + 1 < servers => {
                 tracing::debug!(upstream = %addr, "{source}; trying the next server");
                 server_attempt += 1;
             }
@@ -259,9 +261,10 @@ async fn send_and_receive(
     body: &mut BodyDecoder,
     request_head: &mut Vec<u8>,
 ) -> Result<ResponseHead, ProxyError> {
+    // A failed write means no response byte arrived: retryable if replayable.
     let closed = |source: std::io::Error| ProxyError::UpstreamClosed {
         source,
-        retryable: false,
+        retryable: true,
     };
     let write = write_keep(&mut up.stream, request_head);
     match monoio::time::timeout(route.send_timeout, write).await {
@@ -303,7 +306,7 @@ async fn send_body(
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(source)) => Err(ProxyError::UpstreamClosed {
                     source,
-                    retryable: false,
+                    retryable: true,
                 }),
                 Err(_) => Err(ProxyError::UpstreamTimeout),
             };
@@ -349,7 +352,7 @@ async fn send_body_watched(
                 Ok(Err(source)) => {
                     return Err(ProxyError::UpstreamClosed {
                         source,
-                        retryable: false,
+                        retryable: true,
                     });
                 }
                 Err(_) => return Err(ProxyError::UpstreamTimeout),
