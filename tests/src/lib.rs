@@ -81,6 +81,14 @@ fn probe_io_uring() -> Result<(), String> {
 /// test fails fast, long enough to tell a 400 from a 408.
 pub const TEST_LIMITS: &str = r#"header_timeout = "3s""#;
 
+/// A config with the access log off, one named upstream `app` at `upstream` and
+/// one server on `@LISTEN@` whose routes are `routes` (`[[server.route]]` tables).
+pub fn app_config(upstream: std::net::SocketAddr, routes: &str) -> String {
+    format!(
+        "[log]\naccess = \"off\"\n[upstreams.app]\nservers = [\"{upstream}\"]\n[[server]]\nlisten = [\"{LISTEN}\"]\n{routes}"
+    )
+}
+
 /// The usual config: one named upstream `app` at `upstream`, one server on `@LISTEN@` with a
 /// catch-all proxy route, the access log on stdout, and short timeouts so the failure tests
 /// finish quickly. `limits` is the body of `[limits]` (e.g. `TEST_LIMITS`).

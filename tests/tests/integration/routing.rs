@@ -1,7 +1,7 @@
 //! Routing: nginx location precedence, URI replacement of inline proxy URLs, allow/deny,
 //! 404, and server selection by Host (DESIGN.md §2.1, §2.2).
 
-use ringway_tests::{Driver, LISTEN, Ringway, backend, both_drivers, request};
+use ringway_tests::{Driver, LISTEN, Ringway, app_config, backend, both_drivers, request};
 
 both_drivers!(
     nginx_location_precedence,
@@ -125,14 +125,9 @@ listen = ["{LISTEN}"]
 
 fn allow_and_deny(driver: Driver) {
     let backend = backend::echo_backend();
-    let config = format!(
-        r#"[log]
-access = "off"
-[upstreams.app]
-servers = ["{}"]
-[[server]]
-listen = ["{LISTEN}"]
-  [[server.route]]
+    let config = app_config(
+        backend.addr(),
+        r#"  [[server.route]]
   prefix = "/denied"
   deny = ["127.0.0.1"]
   proxy = "app"
@@ -154,7 +149,6 @@ listen = ["{LISTEN}"]
   deny = ["10.0.0.0/8"]
   proxy = "app"
 "#,
-        backend.addr()
     );
     let proxy = Ringway::start(&config, driver);
     let table = [
@@ -179,18 +173,12 @@ listen = ["{LISTEN}"]
 
 fn unmatched_path_is_404(driver: Driver) {
     let backend = backend::echo_backend();
-    let config = format!(
-        r#"[log]
-access = "off"
-[upstreams.app]
-servers = ["{}"]
-[[server]]
-listen = ["{LISTEN}"]
-  [[server.route]]
+    let config = app_config(
+        backend.addr(),
+        r#"  [[server.route]]
   prefix = "/api/"
   proxy = "app"
 "#,
-        backend.addr()
     );
     let proxy = Ringway::start(&config, driver);
     let mut client = proxy.connect();
@@ -273,14 +261,9 @@ default = true
 /// `deny` on `/admin` into the catch-all route.
 fn path_tricks_cannot_bypass_an_acl(driver: Driver) {
     let backend = backend::echo_backend();
-    let config = format!(
-        r#"[log]
-access = "off"
-[upstreams.app]
-servers = ["{}"]
-[[server]]
-listen = ["{LISTEN}"]
-  [[server.route]]
+    let config = app_config(
+        backend.addr(),
+        r#"  [[server.route]]
   prefix = "/admin"
   deny = ["0.0.0.0/0", "::/0"]
   proxy = "app"
@@ -288,7 +271,6 @@ listen = ["{LISTEN}"]
   prefix = "/"
   proxy = "app"
 "#,
-        backend.addr()
     );
     let proxy = Ringway::start(&config, driver);
     let table = [
