@@ -5,8 +5,7 @@ use std::io;
 
 use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 /// Free space below which a read first makes room for another `buffer_size` bytes.
 const MIN_READ_SPACE: usize = 1024;
@@ -17,7 +16,7 @@ const MIN_READ_SPACE: usize = 1024;
 /// If the future is dropped (a timeout), `buf` is left empty: every caller
 /// closes the connection on a timeout, so the lost bytes cannot matter.
 pub async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut impl AsyncReadRent,
     buf: &mut BytesMut,
     buffer_size: usize,
 ) -> io::Result<usize> {
@@ -32,13 +31,16 @@ pub async fn read_more(
 }
 
 /// Write all of `bytes`.
-pub async fn write_all(stream: &mut TcpStream, bytes: Bytes) -> io::Result<()> {
+pub async fn write_all(stream: &mut impl AsyncWriteRent, bytes: Bytes) -> io::Result<()> {
     let (result, _) = stream.write_all(bytes).await;
     result.map(drop)
 }
 
 /// Write all of `vec` and hand the (cleared) allocation back for reuse.
-pub async fn write_vec(stream: &mut TcpStream, vec: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+pub async fn write_vec(
+    stream: &mut impl AsyncWriteRent,
+    vec: Vec<u8>,
+) -> (io::Result<()>, Vec<u8>) {
     let (result, mut vec) = stream.write_all(vec).await;
     vec.clear();
     (result.map(drop), vec)
@@ -46,7 +48,7 @@ pub async fn write_vec(stream: &mut TcpStream, vec: Vec<u8>) -> (io::Result<()>,
 
 /// Write all of `vec`, leaving its contents in place (to resend them on a
 /// retry). If the future is dropped, `vec` is left empty.
-pub async fn write_keep(stream: &mut TcpStream, vec: &mut Vec<u8>) -> io::Result<()> {
+pub async fn write_keep(stream: &mut impl AsyncWriteRent, vec: &mut Vec<u8>) -> io::Result<()> {
     let (result, owned) = stream.write_all(std::mem::take(vec)).await;
     *vec = owned;
     result.map(drop)

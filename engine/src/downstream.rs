@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::io::AsyncWriteRent;
-use monoio::net::TcpStream;
 use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, Version,
 };
@@ -20,13 +19,14 @@ use crate::access_log::{Entry, RequestLine};
 use crate::buffer::{read_more, write_vec};
 use crate::proxy;
 use crate::snapshot::{Action, HeaderEdits, Route, Server, Snapshot};
+use crate::stream::ClientStream;
 use crate::vars::{RequestVars, with_edits};
 use crate::worker::Worker;
 
 /// Per-connection state, reused by every request on the connection.
 pub struct Connection<'w> {
     pub worker: &'w Worker,
-    pub stream: TcpStream,
+    pub stream: ClientStream,
     pub peer: SocketAddr,
     pub listener: usize,
     pub local_port: u16,
@@ -64,7 +64,7 @@ pub struct Outcome {
 
 pub async fn serve(
     worker: &Rc<Worker>,
-    stream: TcpStream,
+    stream: ClientStream,
     peer: SocketAddr,
     listener: usize,
     local_port: u16,
@@ -241,7 +241,7 @@ impl Connection<'_> {
         RequestVars {
             head,
             peer: self.peer,
-            scheme: b"http",
+            scheme: self.stream.scheme(),
             server_port: self.local_port,
             uri,
         }

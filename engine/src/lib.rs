@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod route;
 pub mod shutdown;
 pub mod snapshot;
+pub mod stream;
 pub mod template;
 pub mod upstream;
 pub mod vars;

@@ -15,6 +15,7 @@ use crate::access_log::AccessLog;
 use crate::downstream;
 use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
+use crate::stream::ClientStream;
 use crate::upstream::{UpstreamPool, set_nodelay};
 
 /// How often an idle worker looks at the stop flag. Only the accept side
@@ -92,7 +93,8 @@ async fn accept_loop(worker: Rc<Worker>, socket: TcpListener, listener: usize, l
                 worker.active.set(worker.active.get() + 1);
                 let w = worker.clone();
                 monoio::spawn(async move {
-                    downstream::serve(&w, stream, peer, listener, local_port).await;
+                    downstream::serve(&w, ClientStream::Plain(stream), peer, listener, local_port)
+                        .await;
                     w.active.set(w.active.get() - 1);
                 });
             }

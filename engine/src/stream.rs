@@ -1,0 +1,72 @@
+//! The client side of a connection: a plain TCP stream, or (with TLS) a
+//! rustls session over one. Everything above this reads and writes through
+//! `ClientStream` and never needs to know which; code that can bypass user
+//! space (splice) asks for the raw socket with [`ClientStream::tcp`].
+
+use std::io;
+
+use monoio::BufResult;
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::TcpStream;
+
+pub enum ClientStream {
+    Plain(TcpStream),
+}
+
+impl ClientStream {
+    /// The raw socket when bytes on it are the application's bytes (not
+    /// TLS records), so that they may be spliced.
+    pub fn tcp(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            ClientStream::Plain(stream) => Some(stream),
+        }
+    }
+
+    /// `$scheme` of requests on this connection.
+    pub fn scheme(&self) -> &'static [u8] {
+        match self {
+            ClientStream::Plain(_) => b"http",
+        }
+    }
+}
+
+impl AsyncReadRent for ClientStream {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Plain(stream) => stream.read(buf).await,
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Plain(stream) => stream.readv(buf).await,
+        }
+    }
+}
+
+impl AsyncWriteRent for ClientStream {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Plain(stream) => stream.write(buf).await,
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Plain(stream) => stream.writev(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(stream) => stream.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(stream) => stream.shutdown().await,
+        }
+    }
+}
