@@ -1,10 +1,14 @@
-//! The command line (DESIGN.md §3): `run`, `check`, `demo`.
+//! The command line (DESIGN.md §3): `run`, `check`, `reload`, `demo`.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::sync::mpsc;
+use std::time::Duration;
+
 use crate::config;
+use crate::control::{self, ConfigSource, Event, PidFile, ReloadStats};
 use crate::engine::{Engine, Overrides};
 use crate::snapshot::{Driver, Snapshot};
 
@@ -25,6 +29,9 @@ pub enum Command {
     Run {
         #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
+        /// Where to write the pid (default: [runtime] pid_file, else /run/ringway.pid as root).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
         #[command(flatten)]
         tuning: Tuning,
     },
@@ -32,6 +39,15 @@ pub enum Command {
     Check {
         #[arg(short = 'c', long = "config", default_value = "ringway.toml")]
         config: PathBuf,
+    },
+    /// Reload the running instance (found through its pid file), like `nginx -s reload`:
+    /// prints the outcome, exit 1 if the new config was refused.
+    Reload {
+        /// The config whose [runtime] pid_file names the instance (default ./ringway.toml if present).
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
     },
     /// An echo backend and ringway in front of it, to try ringway in one command.
     Demo {
@@ -96,16 +112,25 @@ impl Tuning {
 pub fn main(cli: Cli) -> i32 {
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run { config, tuning } => {
-            let snapshot = match load_for_run(config.as_deref()) {
+        Command::Run {
+            config,
+            pid_file,
+            tuning,
+        } => {
+            let source = config_source(config.as_deref());
+            let snapshot = match source.load() {
                 Ok(s) => s,
                 Err(message) => {
                     eprintln!("{message}");
                     return 1;
                 }
             };
-            serve(snapshot, &tuning.overrides(), None)
+            let pid_file = pid_file
+                .or_else(|| snapshot.runtime.pid_file.clone())
+                .unwrap_or_else(control::default_pid_file);
+            serve(snapshot, &tuning.overrides(), None, source, Some(&pid_file))
         }
+        Command::Reload { config, pid_file } => reload(config.as_deref(), pid_file),
         Command::Demo { listen, tuning } => crate::demo::run(listen, &tuning.overrides()),
     }
 }
@@ -135,18 +160,49 @@ fn check(path: &Path) -> i32 {
 }
 
 /// `-c FILE`, else `./ringway.toml` if it exists, else the embedded default.
-fn load_for_run(config: Option<&Path>) -> Result<Snapshot, String> {
+/// A file is remembered by its absolute path, so a reload reads the same file
+/// whatever the working directory is by then.
+fn config_source(config: Option<&Path>) -> ConfigSource {
     let local = Path::new("ringway.toml");
-    let result = match config {
-        Some(path) => config::load_file(path),
-        None if local.exists() => config::load_file(local),
-        None => config::load_str(config::DEFAULT_CONFIG, "<embedded default>"),
+    let path = match config {
+        Some(path) => path,
+        None if local.exists() => local,
+        None => return ConfigSource::embedded(),
     };
-    result.map_err(|errors| errors.to_string())
+    ConfigSource::File(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
-/// Start the engine on `snapshot` and serve until SIGTERM or SIGINT.
-pub fn serve(mut snapshot: Snapshot, overrides: &Overrides, banner: Option<&str>) -> i32 {
+/// `ringway reload`: the config (if any) is checked first, as `nginx -s
+/// reload` does, and names the pid file unless `--pid-file` does.
+fn reload(config: Option<&Path>, pid_file: Option<PathBuf>) -> i32 {
+    let from_config = match config_source(config) {
+        ConfigSource::File(path) => match config::load_file(&path) {
+            Ok(snapshot) => snapshot.runtime.pid_file,
+            Err(errors) => {
+                eprintln!("{errors}");
+                return 1;
+            }
+        },
+        ConfigSource::Text { .. } => None,
+    };
+    let pid_file = pid_file
+        .or(from_config)
+        .unwrap_or_else(control::default_pid_file);
+    control::request_reload(&pid_file, RELOAD_WAIT)
+}
+
+/// How long `ringway reload` waits for the instance's verdict.
+const RELOAD_WAIT: Duration = Duration::from_secs(30);
+
+/// Start the engine on `snapshot` and serve until SIGTERM or SIGINT,
+/// reloading from `source` on SIGHUP.
+pub fn serve(
+    mut snapshot: Snapshot,
+    overrides: &Overrides,
+    banner: Option<&str>,
+    source: ConfigSource,
+    pid_file: Option<&Path>,
+) -> i32 {
     overrides.apply(&mut snapshot);
     init_tracing(snapshot.log.level);
     let origin = snapshot.source.as_ref().map_or_else(
@@ -164,7 +220,7 @@ pub fn serve(mut snapshot: Snapshot, overrides: &Overrides, banner: Option<&str>
             return 1;
         }
     };
-    let engine = match Engine::start(snapshot) {
+    let mut engine = match Engine::start(snapshot) {
         Ok(engine) => engine,
         Err(e) => {
             tracing::error!("{e}");
@@ -185,38 +241,60 @@ pub fn serve(mut snapshot: Snapshot, overrides: &Overrides, banner: Option<&str>
         "listening on {}",
         addrs.join(", ")
     );
+    let pid_file = pid_file.and_then(|path| match PidFile::create(path) {
+        Ok(file) => Some(file),
+        Err(e) => {
+            tracing::warn!(
+                "cannot write pid file {}: {e}; `ringway reload` will not find this instance",
+                path.display()
+            );
+            None
+        }
+    });
     if let Some(banner) = banner {
         println!("{banner}");
     }
-    wait_for_stop(signals);
+    let (events_tx, events) = mpsc::channel();
+    forward_signals(signals, events_tx.clone());
+    let stats = ReloadStats::default();
+    let signal = control::control_loop(
+        &mut engine,
+        &events,
+        &source,
+        overrides,
+        pid_file.as_ref(),
+        &stats,
+    );
+    tracing::info!("signal {signal}: draining; a second SIGINT stops at once");
+    let _ = std::thread::Builder::new()
+        .name("ringway-signals".into())
+        .spawn(move || {
+            for event in events {
+                if matches!(event, Event::Signal(signal_hook::consts::SIGINT)) {
+                    tracing::warn!("second SIGINT while draining: exiting now");
+                    std::process::exit(1);
+                }
+            }
+        });
     engine.stop();
+    drop(pid_file);
     tracing::info!("stopped");
     0
 }
 
-/// Block until SIGTERM or SIGINT. A second SIGINT while draining exits at
-/// once (an operator pressing Ctrl-C twice); a repeated SIGTERM, which
-/// service managers send, keeps draining.
-fn wait_for_stop(mut signals: signal_hook::iterator::Signals) {
-    for signal in signals.forever() {
-        if signal == signal_hook::consts::SIGHUP {
-            tracing::warn!(
-                "SIGHUP: reload is not supported yet; restart ringway to apply a new config"
-            );
-            continue;
-        }
-        tracing::info!("signal {signal}: draining; a second SIGINT stops at once");
-        let _ = std::thread::Builder::new()
-            .name("ringway-signals".into())
-            .spawn(move || {
-                for signal in signals.forever() {
-                    if signal == signal_hook::consts::SIGINT {
-                        tracing::warn!("second SIGINT while draining: exiting now");
-                        std::process::exit(1);
-                    }
+/// Signals arrive on their own thread and are handed to the control loop.
+fn forward_signals(mut signals: signal_hook::iterator::Signals, events: mpsc::Sender<Event>) {
+    let spawned = std::thread::Builder::new()
+        .name("ringway-signal-relay".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if events.send(Event::Signal(signal)).is_err() {
+                    return;
                 }
-            });
-        return;
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the signal thread: {e}");
     }
 }
 

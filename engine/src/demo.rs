@@ -69,7 +69,11 @@ pub fn run(listen: SocketAddr, overrides: &Overrides) -> i32 {
          curl -v -d 'hello' -H 'X-Forwarded-For: 6.6.6.6' http://{listen}/post\n\
          Ctrl-C stops."
     );
-    crate::cli::serve(snapshot, overrides, Some(&banner))
+    let source = crate::control::ConfigSource::Text {
+        text,
+        origin: "<demo>",
+    };
+    crate::cli::serve(snapshot, overrides, Some(&banner), source, None)
 }
 
 async fn echo_backend(listener: std::net::TcpListener) {

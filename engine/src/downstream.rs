@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -28,6 +29,9 @@ pub struct Connection<'w> {
     pub worker: &'w Worker,
     pub stream: ClientStream,
     pub peer: SocketAddr,
+    /// The configured listen address the connection came in on.
+    pub listen: SocketAddr,
+    /// Its index in the snapshot of the current request.
     pub listener: usize,
     pub local_port: u16,
     /// Bytes read from the client and not yet consumed: the next head, or body.
@@ -66,14 +70,15 @@ pub async fn serve(
     worker: &Rc<Worker>,
     stream: ClientStream,
     peer: SocketAddr,
-    listener: usize,
+    listen: SocketAddr,
     local_port: u16,
 ) {
     let mut conn = Connection {
         worker,
         stream,
         peer,
-        listener,
+        listen,
+        listener: 0,
         local_port,
         buf: BytesMut::with_capacity(worker.buffer_size),
         out: Vec::with_capacity(1024),
@@ -84,10 +89,24 @@ pub async fn serve(
         response_scratch: Vec::new(),
     };
     let mut first = true;
+    let mut previous: Option<Arc<Snapshot>> = None;
     loop {
         // The snapshot is loaded once per request: a reload takes effect on
-        // the next request of an existing keep-alive connection.
-        let snapshot = worker.snapshots.load_full();
+        // the next request of an existing keep-alive connection. If the reload
+        // removed this connection's listen address, its next request is served
+        // on the snapshot it had and the connection then closes (nginx: old
+        // workers finish their connections with the old configuration).
+        let current = worker.snapshots.load_full();
+        let (snapshot, last) = match current.listener_index(listen) {
+            Some(index) => {
+                conn.listener = index;
+                (current, false)
+            }
+            None => match previous.take() {
+                Some(old) => (old, true),
+                None => return,
+            },
+        };
         let keep_alive = match conn.read_head(&snapshot, first).await {
             HeadRead::Head(head, started) => conn.handle(&snapshot, head, started).await,
             HeadRead::Closed => false,
@@ -103,10 +122,11 @@ pub async fn serve(
                 false
             }
         };
-        if !keep_alive || worker.shutdown.is_stopping() {
+        if !keep_alive || last || worker.shutdown.is_stopping() {
             return;
         }
         first = false;
+        previous = Some(snapshot);
     }
 }
 

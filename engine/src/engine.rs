@@ -12,8 +12,8 @@ use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLog;
 use crate::listener;
-use crate::snapshot::{Driver, Snapshot};
-use crate::worker::{self, Worker, WorkerListener};
+use crate::snapshot::{Driver, Runtime, Snapshot};
+use crate::worker::{self, Command, Worker, WorkerListener};
 
 /// Command-line settings that override `[runtime]` of the config file.
 #[derive(Debug, Clone, Default)]
@@ -79,10 +79,18 @@ impl DriverInUse {
 pub struct Engine {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-    addrs: Vec<SocketAddr>,
+    /// Each listen address as configured, and as bound (port 0 resolved).
+    bound: Vec<(SocketAddr, SocketAddr)>,
     drivers: Vec<DriverInUse>,
     snapshots: Arc<ArcSwap<Snapshot>>,
+    inboxes: Vec<mpsc::Sender<Command>>,
+    /// `[runtime]` as started; a reload cannot change it.
+    runtime: Runtime,
+    workers: usize,
 }
+
+/// How long a reload waits for every worker to take up new listeners.
+const RELOAD_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Engine {
     /// Bind, start the workers and wait until each runs (or failed to start).
@@ -93,16 +101,13 @@ impl Engine {
             n => n,
         };
         let mut per_worker: Vec<Vec<WorkerListener>> = (0..workers).map(|_| Vec::new()).collect();
-        let mut addrs = Vec::with_capacity(snapshot.listeners.len());
-        for (index, l) in snapshot.listeners.iter().enumerate() {
-            let bound = listener::bind(l.addr, workers).map_err(|source| StartError::Bind {
-                addr: l.addr,
-                source,
-            })?;
-            addrs.push(bound.addr);
-            for (w, socket) in bound.sockets.into_iter().enumerate() {
+        let mut bound = Vec::with_capacity(snapshot.listeners.len());
+        for l in &snapshot.listeners {
+            let sockets = bind(l.addr, workers)?;
+            bound.push((l.addr, sockets.addr));
+            for (w, socket) in sockets.sockets.into_iter().enumerate() {
                 per_worker[w].push(WorkerListener {
-                    listener: index,
+                    addr: l.addr,
                     socket,
                 });
             }
@@ -117,13 +122,16 @@ impl Engine {
         };
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::with_capacity(workers);
+        let mut inboxes = Vec::with_capacity(workers);
         for (index, listeners) in per_worker.into_iter().enumerate() {
+            let (inbox_tx, inbox) = mpsc::channel();
+            inboxes.push(inbox_tx);
             let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
             let snapshots = snapshots.clone();
             let stop = stop.clone();
             let ready = ready_tx.clone();
             let access = access.clone();
-            let runtime = runtime.clone();
+            let runtime: Runtime = runtime.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ringway-w{index}"))
                 .spawn(move || {
@@ -158,6 +166,7 @@ impl Engine {
                         &ready,
                         worker,
                         listeners,
+                        inbox,
                     );
                 })
                 .map_err(StartError::Spawn)?;
@@ -182,15 +191,96 @@ impl Engine {
         Ok(Engine {
             stop,
             threads,
-            addrs,
+            bound,
             drivers,
             snapshots,
+            inboxes,
+            runtime,
+            workers,
         })
     }
 
     /// The bound address of each `Snapshot::listeners` entry (port 0 resolved).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.bound.iter().map(|&(_, bound)| bound).collect()
+    }
+
+    /// Publish `new` in place of the running snapshot. Listen addresses it
+    /// adds are bound first (a failure changes nothing); then the snapshot is
+    /// swapped in one store, so every request that starts afterwards uses it,
+    /// while requests in flight finish on the one they started with. Workers
+    /// then start accepting on the new addresses and stop on removed ones.
+    /// `[runtime]` keeps its running values; what differs is returned as
+    /// warnings (it needs a restart), as are changes to `[log]` and `[admin]`.
+    pub fn reload(&mut self, mut new: Snapshot) -> Result<Vec<String>, StartError> {
+        let old = self.snapshots.load_full();
+        let mut warnings = restart_needed(&self.runtime, &new.runtime);
+        new.runtime = self.runtime.clone();
+        if old.log != new.log {
+            warnings.push("[log] changes take effect after a restart".to_string());
+        }
+        if old.admin != new.admin {
+            warnings.push("[admin] listen changes take effect after a restart".to_string());
+        }
+        let mut added = Vec::new();
+        for l in &new.listeners {
+            if !self
+                .bound
+                .iter()
+                .any(|&(configured, _)| configured == l.addr)
+            {
+                added.push((l.addr, bind(l.addr, self.workers)?));
+            }
+        }
+        let removed: Vec<SocketAddr> = self
+            .bound
+            .iter()
+            .map(|&(configured, _)| configured)
+            .filter(|&addr| new.listener_index(addr).is_none())
+            .collect();
+        let order: Vec<SocketAddr> = new.listeners.iter().map(|l| l.addr).collect();
+        self.snapshots.store(Arc::new(new));
+
+        let mut bound = Vec::with_capacity(order.len());
+        for addr in order {
+            let actual = match self
+                .bound
+                .iter()
+                .find(|&&(configured, _)| configured == addr)
+            {
+                Some(&(_, actual)) => actual,
+                None => added
+                    .iter()
+                    .find(|(configured, _)| *configured == addr)
+                    .map_or(addr, |(_, sockets)| sockets.addr),
+            };
+            bound.push((addr, actual));
+        }
+        self.bound = bound;
+        for (addr, sockets) in added {
+            for (inbox, socket) in self.inboxes.iter().zip(sockets.sockets) {
+                let _ = inbox.send(Command::Listen(WorkerListener { addr, socket }));
+            }
+        }
+        for addr in removed {
+            for inbox in &self.inboxes {
+                let _ = inbox.send(Command::Unlisten(addr));
+            }
+        }
+        let (ack_tx, ack_rx) = mpsc::channel();
+        for inbox in &self.inboxes {
+            let _ = inbox.send(Command::Reloaded(ack_tx.clone()));
+        }
+        drop(ack_tx);
+        let deadline = std::time::Instant::now() + RELOAD_ACK_TIMEOUT;
+        for _ in 0..self.inboxes.len() {
+            let wait = deadline.saturating_duration_since(std::time::Instant::now());
+            if ack_rx.recv_timeout(wait).is_err() {
+                warnings.push("a worker did not acknowledge the reload in time".to_string());
+                break;
+            }
+        }
+        Ok(warnings)
     }
 
     pub fn drivers(&self) -> &[DriverInUse] {
@@ -210,6 +300,44 @@ impl Engine {
     }
 }
 
+fn bind(addr: SocketAddr, workers: usize) -> Result<listener::BoundAddress, StartError> {
+    listener::bind(addr, workers).map_err(|source| StartError::Bind { addr, source })
+}
+
+/// The `[runtime]` settings that differ between the running engine and a
+/// reloaded config: the workers, their runtimes and buffers are built once.
+fn restart_needed(running: &Runtime, new: &Runtime) -> Vec<String> {
+    let mut changed = Vec::new();
+    if new.workers != running.workers {
+        changed.push("workers");
+    }
+    if new.pin != running.pin {
+        changed.push("pin");
+    }
+    if new.driver != running.driver {
+        changed.push("driver");
+    }
+    if new.buffer_size != running.buffer_size {
+        changed.push("buffer_size");
+    }
+    if new.ring_entries != running.ring_entries {
+        changed.push("ring_entries");
+    }
+    if new.max_connections != running.max_connections {
+        changed.push("max_connections");
+    }
+    if new.shutdown_timeout != running.shutdown_timeout {
+        changed.push("shutdown_timeout");
+    }
+    if new.pid_file != running.pid_file {
+        changed.push("pid_file");
+    }
+    changed
+        .into_iter()
+        .map(|key| format!("runtime.{key} changed: it takes effect after a restart"))
+        .collect()
+}
+
 type Ready = mpsc::Sender<Result<DriverInUse, (usize, String)>>;
 
 /// Build this worker's runtime on the requested driver and run it. `auto`
@@ -222,6 +350,7 @@ fn run_on_driver(
     ready: &Ready,
     worker: Rc<Worker>,
     listeners: Vec<WorkerListener>,
+    inbox: mpsc::Receiver<Command>,
 ) {
     static FALLBACK_WARNING: Once = Once::new();
     if driver != Driver::Epoll {
@@ -232,7 +361,7 @@ fn run_on_driver(
         match built {
             Ok(mut rt) => {
                 let _ = ready.send(Ok(DriverInUse::IoUring));
-                rt.block_on(worker::run(worker, listeners));
+                rt.block_on(worker::run(worker, listeners, inbox));
                 return;
             }
             Err(e) if driver == Driver::IoUring => {
@@ -250,7 +379,7 @@ fn run_on_driver(
     {
         Ok(mut rt) => {
             let _ = ready.send(Ok(DriverInUse::Epoll));
-            rt.block_on(worker::run(worker, listeners));
+            rt.block_on(worker::run(worker, listeners, inbox));
         }
         Err(e) => {
             let _ = ready.send(Err((index, format!("epoll driver: {e}"))));

@@ -10,6 +10,7 @@ pub mod acl;
 pub mod buffer;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod downstream;
 pub mod engine;

@@ -19,6 +19,8 @@ use crate::template::Template;
 #[derive(Debug)]
 pub struct Snapshot {
     pub runtime: Runtime,
+    /// `[admin] listen`: where /metrics, /healthz and /reload are served.
+    pub admin: Option<SocketAddr>,
     pub limits: Limits,
     pub log: Log,
     /// Named upstreams in file order, then one anonymous upstream per distinct
@@ -41,6 +43,8 @@ pub struct Runtime {
     pub ring_entries: u32,
     pub max_connections: usize,
     pub shutdown_timeout: Duration,
+    /// `None`: the default (`crate::control::default_pid_file`).
+    pub pid_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +64,7 @@ pub struct Limits {
     pub max_body_size: Option<u64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Log {
     pub level: tracing::Level,
     pub access: AccessTarget,
@@ -155,6 +159,11 @@ impl Snapshot {
     /// may carry ":port", may be absent): exact name (case-insensitive, trailing
     /// dot ignored), then the longest matching wildcard, then the listener's
     /// default server. Panics if `listener` is not an index into `listeners`.
+    /// The index in `listeners` of the configured address `addr`.
+    pub fn listener_index(&self, addr: SocketAddr) -> Option<usize> {
+        self.listeners.iter().position(|l| l.addr == addr)
+    }
+
     pub fn server_for(&self, listener: usize, host: Option<&[u8]>) -> usize {
         let listener = &self.listeners[listener];
         host.map(host_name)

@@ -93,6 +93,12 @@ impl UpstreamPool {
         }
     }
 
+    /// Close the idle connections to servers for which `keep` is false (a
+    /// reload removed them).
+    pub fn retain_servers(&mut self, mut keep: impl FnMut(SocketAddr) -> bool) {
+        self.idle.retain(|(addr, _)| keep(*addr));
+    }
+
     pub fn idle_count(&self) -> usize {
         self.idle.iter().map(|(_, idle)| idle.len()).sum()
     }

@@ -1,11 +1,13 @@
 //! One worker: a thread pinned to a CPU, its own monoio runtime, its own
 //! listening sockets, upstream pool and access log. The only state it shares is
-//! the `ArcSwap<Snapshot>` it loads once per request and the stop flag.
+//! the `ArcSwap<Snapshot>` it loads once per request, the stop flag and the
+//! command inbox the control thread uses on a reload.
 
 use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -37,30 +39,66 @@ pub struct Worker {
     pub active: Cell<usize>,
 }
 
-/// A listening socket handed to a worker, with the index of its address in
-/// `Snapshot::listeners`.
+/// A listening socket handed to a worker, with the configured address it
+/// serves (the key of its entry in `Snapshot::listeners`, stable across reloads).
 pub struct WorkerListener {
-    pub listener: usize,
+    pub addr: SocketAddr,
     pub socket: std::net::TcpListener,
 }
 
+/// What the control thread asks of a running worker on a reload.
+pub enum Command {
+    /// Start accepting on a listen address the new config added.
+    Listen(WorkerListener),
+    /// Stop accepting on a listen address the new config removed; its open
+    /// connections finish their current request on the old snapshot.
+    Unlisten(SocketAddr),
+    /// A new snapshot is published: close idle upstream connections to servers
+    /// it no longer names, then acknowledge.
+    Reloaded(mpsc::Sender<()>),
+}
+
 /// The worker's main future: accept on every listener until the stop flag is
-/// set, then drain: stop accepting, close idle keep-alive connections, and let
-/// requests in flight finish for up to `shutdown_timeout`.
-pub async fn run(worker: Rc<Worker>, listeners: Vec<WorkerListener>) {
+/// set, carrying out reload commands meanwhile; then drain: stop accepting,
+/// close idle keep-alive connections, and let requests in flight finish for
+/// up to `shutdown_timeout`.
+pub async fn run(
+    worker: Rc<Worker>,
+    listeners: Vec<WorkerListener>,
+    inbox: mpsc::Receiver<Command>,
+) {
+    let mut accepting: Vec<(SocketAddr, Rc<Shutdown>)> = Vec::with_capacity(listeners.len());
     for l in listeners {
-        let local_port = l.socket.local_addr().map_or(0, |a| a.port());
-        match TcpListener::from_std(l.socket) {
-            Ok(socket) => {
-                monoio::spawn(accept_loop(worker.clone(), socket, l.listener, local_port));
-            }
-            Err(e) => tracing::error!(worker = worker.index, "listener: {e}"),
-        }
+        listen(&worker, l, &mut accepting);
     }
     while !worker.stop.load(Ordering::Relaxed) {
         monoio::time::sleep(STOP_POLL).await;
+        while let Ok(command) = inbox.try_recv() {
+            match command {
+                Command::Listen(l) => listen(&worker, l, &mut accepting),
+                Command::Unlisten(addr) => accepting.retain(|(a, stop)| {
+                    if *a == addr {
+                        stop.begin();
+                    }
+                    *a != addr
+                }),
+                Command::Reloaded(ack) => {
+                    let snapshot = worker.snapshots.load();
+                    worker.pool.borrow_mut().retain_servers(|addr| {
+                        snapshot
+                            .upstreams
+                            .iter()
+                            .any(|u| u.servers.iter().any(|s| s.addr == addr))
+                    });
+                    let _ = ack.send(());
+                }
+            }
+        }
     }
     worker.shutdown.begin();
+    for (_, stop) in &accepting {
+        stop.begin();
+    }
     let deadline = std::time::Instant::now() + worker.shutdown_timeout;
     while worker.active.get() > 0 && std::time::Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
@@ -74,7 +112,31 @@ pub async fn run(worker: Rc<Worker>, listeners: Vec<WorkerListener>) {
     }
 }
 
-async fn accept_loop(worker: Rc<Worker>, socket: TcpListener, listener: usize, local_port: u16) {
+fn listen(worker: &Rc<Worker>, l: WorkerListener, accepting: &mut Vec<(SocketAddr, Rc<Shutdown>)>) {
+    let local_port = l.socket.local_addr().map_or(0, |a| a.port());
+    match TcpListener::from_std(l.socket) {
+        Ok(socket) => {
+            let stop = Rc::new(Shutdown::default());
+            accepting.push((l.addr, stop.clone()));
+            monoio::spawn(accept_loop(
+                worker.clone(),
+                socket,
+                l.addr,
+                local_port,
+                stop,
+            ));
+        }
+        Err(e) => tracing::error!(worker = worker.index, "listener {}: {e}", l.addr),
+    }
+}
+
+async fn accept_loop(
+    worker: Rc<Worker>,
+    socket: TcpListener,
+    addr: SocketAddr,
+    local_port: u16,
+    stop: Rc<Shutdown>,
+) {
     loop {
         if worker.active.get() >= worker.max_connections {
             // Leave further connections in the kernel backlog until one closes.
@@ -85,7 +147,7 @@ async fn accept_loop(worker: Rc<Worker>, socket: TcpListener, listener: usize, l
             accepted = socket.accept() => accepted,
             // Dropping the socket closes it: the kernel sends new
             // connections to the other workers' sockets, or refuses them.
-            () = worker.shutdown.wait() => return,
+            () = stop.wait() => return,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -93,7 +155,7 @@ async fn accept_loop(worker: Rc<Worker>, socket: TcpListener, listener: usize, l
                 worker.active.set(worker.active.get() + 1);
                 let w = worker.clone();
                 monoio::spawn(async move {
-                    downstream::serve(&w, ClientStream::Plain(stream), peer, listener, local_port)
+                    downstream::serve(&w, ClientStream::Plain(stream), peer, addr, local_port)
                         .await;
                     w.active.set(w.active.get() - 1);
                 });

@@ -5,6 +5,7 @@
 //! error was found. Global sections are compiled here; upstreams, servers and
 //! routes have their own files.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,9 +14,10 @@ use toml::Spanned;
 use super::document::Document;
 use super::error::Diagnostics;
 use super::raw::{
-    Field, Planned, RawAccessFormat, RawDriver, RawLevel, RawLimits, RawLog, RawRuntime,
+    Field, Planned, RawAccessFormat, RawAdmin, RawConfig, RawDriver, RawLevel, RawLimits, RawLog,
+    RawRuntime,
 };
-use super::server::compile_servers;
+use super::server::{compile_servers, parse_listen};
 use super::units::{Period, Size};
 use super::upstream::{Upstreams, compile_upstreams};
 use crate::snapshot::{AccessFormat, AccessTarget, Driver, Limits, Log, Runtime, Snapshot};
@@ -37,12 +39,7 @@ pub(crate) fn compile(
     let runtime = compile_runtime(raw.runtime.as_ref(), diag);
     let limits = compile_limits(raw.limits.as_ref(), diag);
     let log = compile_log(raw.log.as_ref(), diag);
-    planned(
-        diag,
-        &raw.admin,
-        "admin",
-        "the admin endpoint: metrics, health and reload",
-    );
+    let admin = compile_admin(raw.admin.as_ref(), diag);
     planned(diag, &raw.rate_limits, "rate_limits", "rate limiting");
     planned(
         diag,
@@ -60,11 +57,21 @@ pub(crate) fn compile(
             "no [[server]] defined: add one with a `listen` address and at least one [[server.route]]",
         );
     }
+    if let (Some(admin), Some(span)) = (admin, admin_span(raw))
+        && listeners.iter().any(|l| l.addr == admin)
+    {
+        diag.error(
+            span,
+            "admin.listen",
+            format!("{admin} is also a server's listen address; the admin endpoint needs its own"),
+        );
+    }
     if diag.has_errors() {
         return None;
     }
     Some(Snapshot {
         runtime,
+        admin,
         limits,
         log,
         upstreams: upstreams.into_list(),
@@ -72,6 +79,10 @@ pub(crate) fn compile(
         servers,
         source,
     })
+}
+
+fn admin_span(raw: &RawConfig) -> Option<std::ops::Range<usize>> {
+    Some(raw.admin.as_ref()?.get_ref().listen.as_ref()?.span())
 }
 
 /// Reports a key DESIGN §2 documents but this build does not implement yet.
@@ -89,12 +100,18 @@ pub(crate) fn planned(diag: &mut Diagnostics<'_>, field: &Planned, path: &str, p
 fn compile_runtime(raw: Option<&Spanned<RawRuntime>>, diag: &mut Diagnostics<'_>) -> Runtime {
     let default = RawRuntime::default();
     let raw = raw.map_or(&default, Spanned::get_ref);
-    planned(
-        diag,
-        &raw.pid_file,
-        "runtime.pid_file",
-        "`ringway reload` through a pid file",
-    );
+    let pid_file = match &raw.pid_file {
+        Some(value) if value.get_ref().is_empty() => {
+            diag.error(
+                value.span(),
+                "runtime.pid_file",
+                "empty pid_file: give a path, or leave the key out for the default",
+            );
+            None
+        }
+        Some(value) => Some(PathBuf::from(value.get_ref())),
+        None => None,
+    };
     let workers = in_range(diag, &raw.workers, "runtime.workers", 0, 0, 4096, "");
     let buffer_size = size_in_range(
         diag,
@@ -134,6 +151,24 @@ fn compile_runtime(raw: Option<&Spanned<RawRuntime>>, diag: &mut Diagnostics<'_>
         ring_entries,
         max_connections,
         shutdown_timeout: period_or(&raw.shutdown_timeout, Duration::from_secs(30)),
+        pid_file,
+    }
+}
+
+/// `[admin]`: off unless `listen` is set. Its address may not also be a
+/// server's listen address (checked with the servers), so the admin endpoint
+/// is never reachable through a proxy listener.
+fn compile_admin(
+    raw: Option<&Spanned<RawAdmin>>,
+    diag: &mut Diagnostics<'_>,
+) -> Option<SocketAddr> {
+    let value = raw?.get_ref().listen.as_ref()?;
+    match parse_listen(value.get_ref()) {
+        Ok(addr) => Some(addr),
+        Err(message) => {
+            diag.error(value.span(), "admin.listen", message);
+            None
+        }
     }
 }
 

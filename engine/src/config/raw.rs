@@ -28,7 +28,7 @@ pub(crate) struct RawConfig {
     pub runtime: Field<RawRuntime>,
     pub limits: Field<RawLimits>,
     pub log: Field<RawLog>,
-    pub admin: Planned,
+    pub admin: Field<RawAdmin>,
     pub rate_limits: Planned,
     pub compression: Planned,
     #[serde(default)]
@@ -47,7 +47,13 @@ pub(crate) struct RawRuntime {
     pub ring_entries: Field<u32>,
     pub max_connections: Field<usize>,
     pub shutdown_timeout: Field<Period>,
-    pub pid_file: Planned,
+    pub pid_file: Field<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub listen: Field<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -10,11 +10,6 @@ fn not_supported_yet_keys() {
     let proxied = format!("{server}{route}proxy = \"http://127.0.0.1:1\"\n");
     let mut cases: Vec<(String, String, String)> = vec![
         (
-            format!("[admin]\nlisten = \"127.0.0.1:9901\"\n{MINIMAL}"),
-            "admin".into(),
-            "\"admin\" is not supported yet (planned: the admin endpoint".into(),
-        ),
-        (
             format!("[rate_limits.api]\nrate = \"10/s\"\n{MINIMAL}"),
             "rate_limits".into(),
             "\"rate_limits\" is not supported yet (planned: rate limiting)".into(),
@@ -23,11 +18,6 @@ fn not_supported_yet_keys() {
             format!("[compression]\ngzip = true\n{MINIMAL}"),
             "compression".into(),
             "\"compression\" is not supported yet (planned: ".into(),
-        ),
-        (
-            format!("[runtime]\npid_file = \"/run/r.pid\"\n{MINIMAL}"),
-            "runtime.pid_file".into(),
-            "\"pid_file\" is not supported yet (planned: ".into(),
         ),
         (
             format!("{upstream}balance = \"least_conn\"\n{MINIMAL}"),
@@ -406,8 +396,6 @@ fn design_example_only_lacks_planned_features() {
     assert_eq!(
         paths,
         vec![
-            "runtime.pid_file",
-            "admin",
             "upstreams.jatos.max_fails",
             "upstreams.jatos.fail_timeout",
             "rate_limits",

@@ -250,3 +250,37 @@ fn unreadable_file_is_a_config_error() {
         "{e}"
     );
 }
+
+#[test]
+fn admin_and_pid_file() {
+    let s = load(&format!(
+        "[runtime]\npid_file = \"/tmp/rw.pid\"\n[admin]\nlisten = \"127.0.0.1:9901\"\n{MINIMAL}"
+    ));
+    assert_eq!(s.admin, Some("127.0.0.1:9901".parse().unwrap()));
+    assert_eq!(
+        s.runtime.pid_file.as_deref(),
+        Some(std::path::Path::new("/tmp/rw.pid"))
+    );
+    let s = load(MINIMAL);
+    assert_eq!(s.admin, None);
+    assert_eq!(s.runtime.pid_file, None);
+}
+
+#[test]
+fn admin_address_must_not_be_a_server_address() {
+    let message = single_error(
+        "[admin]\nlisten = \"127.0.0.1:8080\"\n[[server]]\nlisten = [\"127.0.0.1:8080\"]\n[[server.route]]\nprefix = \"/\"\nrespond = 200\n",
+    );
+    assert!(message.contains("admin.listen"), "{message}");
+    assert!(
+        message.contains("is also a server's listen address"),
+        "{message}"
+    );
+    let message = single_error(&format!("[admin]\nlisten = \"nowhere\"\n{MINIMAL}"));
+    assert!(message.contains("admin.listen"), "{message}");
+    let message = single_error(&format!("[runtime]\npid_file = \"\"\n{MINIMAL}"));
+    assert!(
+        message.contains("runtime.pid_file: empty pid_file"),
+        "{message}"
+    );
+}
