@@ -19,7 +19,7 @@ use ringway_protocol::{ProtocolError, normalize_path, parse_request, write_simpl
 use crate::access_log::{Entry, RequestLine};
 use crate::buffer::{read_more, write_vec};
 use crate::proxy;
-use crate::snapshot::{Action, HeaderEdits, Route, Server, Snapshot};
+use crate::snapshot::{Action, HeaderEdits, Limits, Route, Server, Snapshot};
 use crate::stream::ClientStream;
 use crate::vars::{RequestVars, with_edits};
 use crate::worker::Worker;
@@ -91,11 +91,14 @@ pub async fn serve(
     let mut first = true;
     let mut previous: Option<Arc<Snapshot>> = None;
     loop {
-        // The snapshot is loaded once per request: a reload takes effect on
-        // the next request of an existing keep-alive connection. If the reload
+        // The snapshot is loaded once per request, when its head has arrived:
+        // a reload takes effect on the next request of an existing keep-alive
+        // connection, even one that was idle across the reload. If the reload
         // removed this connection's listen address, its next request is served
         // on the snapshot it had and the connection then closes (nginx: old
         // workers finish their connections with the old configuration).
+        let limits = worker.snapshots.load().limits.clone();
+        let read = conn.read_head(&limits, first).await;
         let current = worker.snapshots.load_full();
         let (snapshot, last) = match current.listener_index(listen) {
             Some(index) => {
@@ -107,7 +110,7 @@ pub async fn serve(
                 None => return,
             },
         };
-        let keep_alive = match conn.read_head(&snapshot, first).await {
+        let keep_alive = match read {
             HeadRead::Head(head, started) => conn.handle(&snapshot, head, started).await,
             HeadRead::Closed => false,
             HeadRead::Rejected(error, started) => {
@@ -131,10 +134,11 @@ pub async fn serve(
 }
 
 impl Connection<'_> {
-    async fn read_head(&mut self, snapshot: &Snapshot, first: bool) -> HeadRead {
+    async fn read_head(&mut self, limits: &Limits, first: bool) -> HeadRead {
+        let timeouts = (limits.header_timeout, limits.keepalive_timeout);
         let limits = HeadLimits {
-            max_head_size: snapshot.limits.max_header_size,
-            max_headers: snapshot.limits.max_headers,
+            max_head_size: limits.max_header_size,
+            max_headers: limits.max_headers,
         };
         // An idle keep-alive connection waits `keepalive_timeout` for the next
         // request; once a head has begun, all of it must arrive within
@@ -150,10 +154,8 @@ impl Connection<'_> {
                 }
             }
             let wait = match started {
-                Some(at) => {
-                    (at + snapshot.limits.header_timeout).saturating_duration_since(Instant::now())
-                }
-                None => snapshot.limits.keepalive_timeout,
+                Some(at) => (at + timeouts.0).saturating_duration_since(Instant::now()),
+                None => timeouts.1,
             };
             let between_requests = self.buf.is_empty();
             let read = read_more(&mut self.stream, &mut self.buf, self.worker.buffer_size);

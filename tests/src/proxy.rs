@@ -140,6 +140,14 @@ impl Ringway {
 
     /// Run the binary with `args` in `dir` and wait until `listen` accepts connections.
     pub fn spawn(args: &[String], listen: SocketAddr, dir: TempDir) -> Result<Ringway, String> {
+        let mut args = args.to_vec();
+        // As root the default pid file is /run/ringway.pid, shared by every test: keep it
+        // private to this instance.
+        if args.first().is_some_and(|a| a == "run") && !args.iter().any(|a| a == "--pid-file") {
+            args.push("--pid-file".to_owned());
+            args.push(dir.path().join("ringway.pid").display().to_string());
+        }
+        let args = args.as_slice();
         let mut child = Command::new(ringway_binary())
             .args(args)
             .current_dir(dir.path())
@@ -210,6 +218,28 @@ impl Ringway {
     /// The directory holding the config file; the process's working directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The pid file `start` gives the instance.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("ringway.pid")
+    }
+
+    /// Replace the config file `start` wrote with `config_toml` (`@LISTEN@` is
+    /// this instance's address); the running process sees it on its next reload.
+    pub fn rewrite_config(&self, config_toml: &str) {
+        let config = config_toml.replace(LISTEN, &self.addr.to_string());
+        fs::write(self.dir.path().join("ringway.toml"), config).expect("write the config file");
+    }
+
+    /// Run `ringway reload --pid-file ...` against this instance, as an operator would.
+    pub fn reload(&self) -> std::process::Output {
+        Command::new(ringway_binary())
+            .args(["reload", "--pid-file"])
+            .arg(self.pid_file())
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run ringway reload")
     }
 
     /// Everything ringway wrote to stdout so far (the access log with `access = "stdout"`).

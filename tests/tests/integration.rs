@@ -15,6 +15,8 @@ mod headers;
 mod limits;
 #[path = "integration/proxying.rs"]
 mod proxying;
+#[path = "integration/reload.rs"]
+mod reload;
 #[path = "integration/routing.rs"]
 mod routing;
 #[path = "integration/smuggling.rs"]
