@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use crate::admin::Admin;
 use crate::config;
 use crate::control::{self, ConfigSource, Event, PidFile, ReloadStats};
 use crate::engine::{Engine, Overrides};
@@ -220,6 +221,7 @@ pub fn serve(
             return 1;
         }
     };
+    let admin = snapshot.admin;
     let mut engine = match Engine::start(snapshot) {
         Ok(engine) => engine,
         Err(e) => {
@@ -255,8 +257,26 @@ pub fn serve(
         println!("{banner}");
     }
     let (events_tx, events) = mpsc::channel();
-    forward_signals(signals, events_tx.clone());
-    let stats = ReloadStats::default();
+    let stats = Arc::new(ReloadStats::default());
+    if let Some(addr) = admin {
+        let admin = Admin {
+            metrics: engine.metrics(),
+            reloads: stats.clone(),
+            events: events_tx.clone(),
+        };
+        match crate::admin::start(addr, admin) {
+            Ok(bound) => tracing::info!(
+                "admin endpoint on http://{bound} (/metrics, /healthz, POST /reload)"
+            ),
+            Err(e) => {
+                tracing::error!("cannot listen on the admin address {addr}: {e}");
+                eprintln!("ringway: cannot listen on the admin address {addr}: {e}");
+                engine.stop();
+                return 1;
+            }
+        }
+    }
+    forward_signals(signals, events_tx);
     let signal = control::control_loop(
         &mut engine,
         &events,

@@ -47,6 +47,8 @@ pub struct Connection<'w> {
     pub upstream_head: Vec<u8>,
     /// Header spans of upstream responses, reused.
     pub response_scratch: Vec<HeaderField>,
+    /// Metrics slot of the current request: its route, else its server's.
+    pub metric: usize,
 }
 
 /// What came of reading a request head.
@@ -87,6 +89,7 @@ pub async fn serve(
         scratch: Vec::new(),
         upstream_head: Vec::with_capacity(1024),
         response_scratch: Vec::new(),
+        metric: 0,
     };
     let mut first = true;
     let mut previous: Option<Arc<Snapshot>> = None;
@@ -186,6 +189,10 @@ impl Connection<'_> {
     /// carry another request.
     async fn handle(&mut self, snapshot: &Snapshot, head: RequestHead, started: Instant) -> bool {
         let outcome = self.dispatch(snapshot, &head).await;
+        let elapsed = started.elapsed();
+        let metrics = &self.worker.metrics;
+        metrics.request(self.metric, outcome.status, elapsed);
+        metrics.response_bytes.add(outcome.body_bytes);
         let request = RequestLine {
             method: head.method_bytes(),
             target: head.target(),
@@ -201,7 +208,7 @@ impl Connection<'_> {
             body_bytes: outcome.body_bytes,
             referer: head.header(b"referer"),
             user_agent: head.header(b"user-agent"),
-            duration: started.elapsed(),
+            duration: elapsed,
             upstream: outcome.upstream,
         });
         self.scratch = head.into_scratch();
@@ -210,6 +217,7 @@ impl Connection<'_> {
 
     async fn dispatch(&mut self, snapshot: &Snapshot, head: &RequestHead) -> Outcome {
         let server = &snapshot.servers[snapshot.server_for(self.listener, head.host())];
+        self.metric = server.metric;
         let path = match normalize_path(head.path()) {
             Ok(path) => path,
             Err(error) => {
@@ -222,6 +230,7 @@ impl Connection<'_> {
             return self.respond_error(head, server, None, 404, false).await;
         };
         let route = found.route;
+        self.metric = route.metric;
         if !route.access.permits(self.peer.ip()) {
             return self
                 .respond_error(head, server, Some(route), 403, false)
@@ -317,6 +326,10 @@ impl Connection<'_> {
                 false,
             )
             .await;
+        let elapsed = started.elapsed();
+        self.worker
+            .metrics
+            .request(crate::metrics::UNPARSED_SLOT, outcome.status, elapsed);
         self.worker.access_log.log(&Entry {
             peer: self.peer,
             request: None,
@@ -324,7 +337,7 @@ impl Connection<'_> {
             body_bytes: outcome.body_bytes,
             referer: None,
             user_agent: None,
-            duration: started.elapsed(),
+            duration: elapsed,
             upstream: None,
         });
     }

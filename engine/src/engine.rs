@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLog;
 use crate::listener;
+use crate::metrics::{Labels, MetricsSource, WorkerMetrics};
 use crate::snapshot::{Driver, Runtime, Snapshot};
 use crate::worker::{self, Command, Worker, WorkerListener};
 
@@ -87,6 +88,9 @@ pub struct Engine {
     /// `[runtime]` as started; a reload cannot change it.
     runtime: Runtime,
     workers: usize,
+    /// Metrics slots by label, for the life of the process.
+    labels: Labels,
+    metrics: MetricsSource,
 }
 
 /// How long a reload waits for every worker to take up new listeners.
@@ -94,7 +98,9 @@ const RELOAD_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5
 
 impl Engine {
     /// Bind, start the workers and wait until each runs (or failed to start).
-    pub fn start(snapshot: Snapshot) -> Result<Engine, StartError> {
+    pub fn start(mut snapshot: Snapshot) -> Result<Engine, StartError> {
+        let mut labels = Labels::default();
+        labels.assign(&mut snapshot);
         let runtime = snapshot.runtime.clone();
         let workers = match runtime.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -123,9 +129,12 @@ impl Engine {
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::with_capacity(workers);
         let mut inboxes = Vec::with_capacity(workers);
+        let worker_metrics: Vec<Arc<WorkerMetrics>> =
+            (0..workers).map(|_| Arc::default()).collect();
         for (index, listeners) in per_worker.into_iter().enumerate() {
             let (inbox_tx, inbox) = mpsc::channel();
             inboxes.push(inbox_tx);
+            let metrics = worker_metrics[index].clone();
             let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
             let snapshots = snapshots.clone();
             let stop = stop.clone();
@@ -158,6 +167,7 @@ impl Engine {
                         shutdown: Default::default(),
                         shutdown_timeout: runtime.shutdown_timeout,
                         active: Default::default(),
+                        metrics,
                     });
                     run_on_driver(
                         runtime.driver,
@@ -188,6 +198,11 @@ impl Engine {
                 Err(_) => break,
             }
         }
+        let metrics = MetricsSource {
+            workers: worker_metrics,
+            labels: Arc::new(ArcSwap::from_pointee(labels.clone())),
+            drivers: drivers.iter().map(|d| d.name()).collect(),
+        };
         Ok(Engine {
             stop,
             threads,
@@ -197,6 +212,8 @@ impl Engine {
             inboxes,
             runtime,
             workers,
+            labels,
+            metrics,
         })
     }
 
@@ -214,6 +231,8 @@ impl Engine {
     /// warnings (it needs a restart), as are changes to `[log]` and `[admin]`.
     pub fn reload(&mut self, mut new: Snapshot) -> Result<Vec<String>, StartError> {
         let old = self.snapshots.load_full();
+        self.labels.assign(&mut new);
+        self.metrics.labels.store(Arc::new(self.labels.clone()));
         let mut warnings = restart_needed(&self.runtime, &new.runtime);
         new.runtime = self.runtime.clone();
         if old.log != new.log {
@@ -285,6 +304,11 @@ impl Engine {
 
     pub fn drivers(&self) -> &[DriverInUse] {
         &self.drivers
+    }
+
+    /// What the admin endpoint reads for `/metrics`.
+    pub fn metrics(&self) -> MetricsSource {
+        self.metrics.clone()
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {

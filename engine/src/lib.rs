@@ -7,6 +7,7 @@
 
 pub mod access_log;
 pub mod acl;
+pub mod admin;
 pub mod buffer;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod downstream;
 pub mod engine;
 pub mod error;
 pub mod listener;
+pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod shutdown;

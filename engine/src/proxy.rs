@@ -4,7 +4,7 @@
 //! connection to the pool when both messages ended cleanly.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringway_protocol::h1::{
@@ -130,7 +130,9 @@ pub async fn forward(
     match outcome {
         Ok((body_bytes, reusable, close)) => {
             if reusable && !body_unsent {
-                conn.worker.pool.borrow_mut().put(up, upstream.keepalive);
+                let mut pool = conn.worker.pool.borrow_mut();
+                pool.put(up, upstream.keepalive);
+                conn.worker.metrics.pool_idle.set(pool.idle_count() as u64);
             }
             if body_unsent {
                 // The client is still sending the body: drain a little so the
@@ -205,7 +207,10 @@ async fn exchange(
     loop {
         let addr = upstream.servers[(first + server_attempt) % servers].addr;
         let pooled = if allow_pooled {
-            conn.worker.pool.borrow_mut().take(addr, !replayable)
+            let mut pool = conn.worker.pool.borrow_mut();
+            let pooled = pool.take(addr, !replayable);
+            conn.worker.metrics.pool_idle.set(pool.idle_count() as u64);
+            pooled
         } else {
             None
         };
@@ -214,7 +219,11 @@ async fn exchange(
             None => match upstream::connect(addr, route.connect_timeout, conn.worker.buffer_size)
                 .await
             {
-                Ok(up) => up,
+                Ok(up) => {
+                    conn.worker.metrics.upstream_connect[upstream.metric]
+                        .observe(up.opened.elapsed());
+                    up
+                }
                 Err(error) => {
                     tracing::debug!(upstream = %addr, "{error}");
                     server_attempt += 1;
@@ -225,8 +234,12 @@ async fn exchange(
                 }
             },
         };
+        let sent = Instant::now();
         match send_and_receive(conn, route, &mut up, head, body, request_head).await {
-            Ok(response) => return Ok((up, response)),
+            Ok(response) => {
+                conn.worker.metrics.upstream_response[upstream.metric].observe(sent.elapsed());
+                return Ok((up, response));
+            }
             Err(ProxyError::UpstreamClosed {
                 source,
                 retryable: true,

@@ -79,6 +79,11 @@ impl RouteTable {
         &self.routes
     }
 
+    /// For fields that do not take part in matching (metric slots).
+    pub fn routes_mut(&mut self) -> &mut [Route] {
+        &mut self.routes
+    }
+
     pub fn matcher(&self, index: usize) -> &Matcher {
         &self.matchers[index]
     }
@@ -275,6 +280,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
+            metric: 0,
         }
     }
 

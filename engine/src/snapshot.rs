@@ -198,6 +198,8 @@ pub struct Server {
     /// Effective limit: the server's `max_body_size`, else `[limits]`.
     pub max_body_size: Option<u64>,
     pub routes: RouteTable,
+    /// Metrics slot of its requests that match no route.
+    pub metric: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +208,15 @@ pub enum ServerName {
     Exact(Box<str>),
     /// `*.example.com` stored as the lower-case suffix `.example.com`.
     Wildcard(Box<str>),
+}
+
+impl std::fmt::Display for ServerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerName::Exact(host) => f.write_str(host),
+            ServerName::Wildcard(suffix) => write!(f, "*{suffix}"),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -218,6 +229,8 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub send_timeout: Duration,
+    /// Its timings' slot in `metrics::WorkerMetrics`.
+    pub metric: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +254,8 @@ pub struct Route {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub send_timeout: Duration,
+    /// Its counters' slot in `metrics::WorkerMetrics`.
+    pub metric: usize,
 }
 
 #[derive(Debug, Default)]

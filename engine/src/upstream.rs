@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
@@ -23,6 +23,8 @@ pub struct UpstreamConn {
     /// Taken from the pool: a failure before the response may mean the
     /// server closed it while idle, which is worth one retry.
     pub reused: bool,
+    /// When the connect began (for the connect-time metric).
+    pub opened: Instant,
 }
 
 #[derive(Default)]
@@ -32,6 +34,8 @@ pub struct UpstreamPool {
     idle: Vec<(SocketAddr, Vec<UpstreamConn>)>,
     /// Round-robin position per upstream index.
     cursors: Vec<u64>,
+    /// Idle connections in all of `idle`.
+    idle_total: usize,
 }
 
 impl UpstreamPool {
@@ -65,6 +69,7 @@ impl UpstreamPool {
     pub fn take(&mut self, addr: SocketAddr, verify: bool) -> Option<UpstreamConn> {
         let (_, idle) = self.idle.iter_mut().find(|(a, _)| *a == addr)?;
         while let Some(mut conn) = idle.pop() {
+            self.idle_total -= 1;
             if verify && !is_open(&conn.stream) {
                 continue;
             }
@@ -90,6 +95,7 @@ impl UpstreamPool {
         };
         if idle.len() < keepalive {
             idle.push(conn);
+            self.idle_total += 1;
         }
     }
 
@@ -97,10 +103,11 @@ impl UpstreamPool {
     /// reload removed them).
     pub fn retain_servers(&mut self, mut keep: impl FnMut(SocketAddr) -> bool) {
         self.idle.retain(|(addr, _)| keep(*addr));
+        self.idle_total = self.idle.iter().map(|(_, idle)| idle.len()).sum();
     }
 
     pub fn idle_count(&self) -> usize {
-        self.idle.iter().map(|(_, idle)| idle.len()).sum()
+        self.idle_total
     }
 }
 
@@ -110,6 +117,7 @@ pub async fn connect(
     timeout: Duration,
     buffer_size: usize,
 ) -> Result<UpstreamConn, ProxyError> {
+    let opened = Instant::now();
     let stream = match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(ProxyError::Connect(e)),
@@ -121,6 +129,7 @@ pub async fn connect(
         addr,
         buf: BytesMut::with_capacity(buffer_size),
         reused: false,
+        opened,
     })
 }
 

@@ -15,6 +15,7 @@ use monoio::net::TcpListener;
 
 use crate::access_log::AccessLog;
 use crate::downstream;
+use crate::metrics::WorkerMetrics;
 use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 use crate::stream::ClientStream;
@@ -37,6 +38,8 @@ pub struct Worker {
     pub shutdown: Shutdown,
     pub shutdown_timeout: Duration,
     pub active: Cell<usize>,
+    /// Read by the admin endpoint; written only here.
+    pub metrics: Arc<WorkerMetrics>,
 }
 
 /// A listening socket handed to a worker, with the configured address it
@@ -153,11 +156,14 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 set_nodelay(&stream);
                 worker.active.set(worker.active.get() + 1);
+                worker.metrics.connections_total.add(1);
+                worker.metrics.connections_active.add(1);
                 let w = worker.clone();
                 monoio::spawn(async move {
                     downstream::serve(&w, ClientStream::Plain(stream), peer, addr, local_port)
                         .await;
                     w.active.set(w.active.get() - 1);
+                    w.metrics.connections_active.sub(1);
                 });
             }
             Err(e) => {

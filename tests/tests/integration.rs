@@ -5,6 +5,8 @@
 
 #[path = "integration/access_log.rs"]
 mod access_log;
+#[path = "integration/admin.rs"]
+mod admin;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/connections.rs"]

@@ -99,6 +99,7 @@ pub(crate) fn compile_route(
         connect_timeout,
         read_timeout,
         send_timeout,
+        metric: 0,
     };
     let server_path = path.rsplit_once('.').map_or(path, |(server, _)| server);
     if let Err(Duplicate(earlier)) = table.push(matcher, route) {

@@ -99,6 +99,7 @@ fn compile_server(
         trusted_proxies,
         max_body_size,
         routes,
+        metric: 0,
     };
     let default = raw
         .default

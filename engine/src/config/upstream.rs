@@ -102,6 +102,7 @@ impl Upstreams {
                     connect_timeout: DEFAULT_CONNECT_TIMEOUT,
                     read_timeout: DEFAULT_READ_TIMEOUT,
                     send_timeout: DEFAULT_SEND_TIMEOUT,
+                    metric: 0,
                 });
                 self.by_authority.insert(url.authority.to_owned(), index);
                 index
@@ -239,6 +240,7 @@ fn compile_upstream(
             &format!("{path}.send_timeout"),
             DEFAULT_SEND_TIMEOUT,
         ),
+        metric: 0,
     }
 }
 
