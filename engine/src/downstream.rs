@@ -160,7 +160,9 @@ impl Connection<'_> {
                 Some(at) => (at + timeouts.0).saturating_duration_since(Instant::now()),
                 None => timeouts.1,
             };
-            let between_requests = self.buf.is_empty();
+            // A new connection is expected to send a request, even while the
+            // worker drains (it may have been taken from the accept queue then).
+            let between_requests = self.buf.is_empty() && !first;
             let read = read_more(&mut self.stream, &mut self.buf, self.worker.buffer_size);
             let read = monoio::time::timeout(wait, read);
             let result = if between_requests {

@@ -11,7 +11,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use monoio::net::TcpListener;
+use monoio::net::{TcpListener, TcpStream};
 
 use crate::access_log::AccessLog;
 use crate::downstream;
@@ -20,6 +20,60 @@ use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 use crate::stream::ClientStream;
 use crate::upstream::{UpstreamPool, set_nodelay};
+
+/// Serve an accepted connection on its own task, counted as active.
+fn serve_accepted(
+    worker: &Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    addr: SocketAddr,
+    local_port: u16,
+) {
+    set_nodelay(&stream);
+    worker.active.set(worker.active.get() + 1);
+    worker.metrics.connections_total.add(1);
+    worker.metrics.connections_active.add(1);
+    let w = worker.clone();
+    monoio::spawn(async move {
+        downstream::serve(&w, ClientStream::Plain(stream), peer, addr, local_port).await;
+        w.active.set(w.active.get() - 1);
+        w.metrics.connections_active.sub(1);
+    });
+}
+
+/// Before a listening socket closes, take every connection already in its
+/// accept queue: closing it would reset them, though their clients did
+/// nothing wrong. They are served like requests in flight. (Connections
+/// arriving between this and the close are still reset unless the kernel
+/// migrates them: `sysctl net.ipv4.tcp_migrate_req=1`, see docs/operations.md.)
+fn drain_backlog(worker: &Rc<Worker>, socket: &TcpListener, addr: SocketAddr, local_port: u16) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    loop {
+        // SAFETY: null address pointers are allowed (the peer is asked for
+        // below); the listening fd is owned by `socket`, open for this call.
+        let fd = unsafe {
+            libc::accept4(
+                socket.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            // EAGAIN: the queue is empty (the listener is non-blocking).
+            return;
+        }
+        // SAFETY: accept4 returned a new fd that nothing else owns.
+        let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+        let Ok(peer) = std_stream.peer_addr() else {
+            continue;
+        };
+        match TcpStream::from_std(std_stream) {
+            Ok(stream) => serve_accepted(worker, stream, peer, addr, local_port),
+            Err(e) => tracing::debug!("queued connection from {peer}: {e}"),
+        }
+    }
+}
 
 /// How often an idle worker looks at the stop flag. Only the accept side
 /// polls it, never a request.
@@ -148,24 +202,16 @@ async fn accept_loop(
         }
         let accepted = monoio::select! {
             accepted = socket.accept() => accepted,
-            // Dropping the socket closes it: the kernel sends new
-            // connections to the other workers' sockets, or refuses them.
-            () = stop.wait() => return,
+            () = stop.wait() => {
+                drain_backlog(&worker, &socket, addr, local_port);
+                // Dropping the socket closes it: the kernel sends new
+                // connections to the other workers' sockets (or to a new
+                // ringway on the same addresses), or refuses them.
+                return;
+            }
         };
         match accepted {
-            Ok((stream, peer)) => {
-                set_nodelay(&stream);
-                worker.active.set(worker.active.get() + 1);
-                worker.metrics.connections_total.add(1);
-                worker.metrics.connections_active.add(1);
-                let w = worker.clone();
-                monoio::spawn(async move {
-                    downstream::serve(&w, ClientStream::Plain(stream), peer, addr, local_port)
-                        .await;
-                    w.active.set(w.active.get() - 1);
-                    w.metrics.connections_active.sub(1);
-                });
-            }
+            Ok((stream, peer)) => serve_accepted(&worker, stream, peer, addr, local_port),
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on the error.
                 tracing::warn!(worker = worker.index, "accept: {e}");

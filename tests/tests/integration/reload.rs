@@ -260,3 +260,108 @@ fn reload_without_a_running_instance_fails_clearly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot read pid file"), "{stderr}");
 }
+
+both_drivers!(sigterm_finishes_a_slow_request_and_refuses_new_connections);
+
+/// Issue 7: SIGTERM during a slow (3 s) request: the request completes, new
+/// connections are refused meanwhile, and the process exits 0.
+fn sigterm_finishes_a_slow_request_and_refuses_new_connections(driver: Driver) {
+    let slow = backend::slow_head_backend(Duration::from_secs(3));
+    let config = ringway_tests::proxy_config(slow.addr(), ringway_tests::TEST_LIMITS)
+        .replace(r#"shutdown_timeout = "1s""#, r#"shutdown_timeout = "10s""#)
+        .replace(r#"read_timeout = "2s""#, r#"read_timeout = "10s""#);
+    let proxy = Ringway::start(&config, driver);
+    let in_flight = {
+        let mut client = proxy.connect();
+        thread::spawn(move || client.roundtrip(&request::get("/slow")))
+    };
+    thread::sleep(Duration::from_millis(300));
+    proxy.sigterm();
+    wait_until("new connections are refused", || {
+        TcpStream::connect(proxy.addr()).is_err()
+    });
+    let resp = in_flight.join().expect("in-flight client");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body_text(), "/slow");
+    let exited = proxy.stop();
+    assert!(exited.status.success(), "exit status {}", exited.status);
+}
+
+both_drivers!(binary_upgrade_loses_no_request);
+
+/// The zero-downtime upgrade of docs/operations.md: a second ringway starts on
+/// the same addresses (SO_REUSEPORT), the old one gets SIGTERM; a client
+/// opening a new connection per request all along sees no failure.
+fn binary_upgrade_loses_no_request(driver: Driver) {
+    let app = backend::echo_backend();
+    let config = ringway_tests::app_config(
+        app.addr(),
+        "[[server.route]]\nprefix = \"/\"\nproxy = \"app\"\n",
+    );
+    let old = Ringway::start(&config, driver);
+    let addr = old.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let (mut ok, mut failures) = (0, Vec::new());
+            let began = Instant::now();
+            for n in 0..20_000 {
+                if stop.load(Ordering::Relaxed) || began.elapsed() > Duration::from_secs(30) {
+                    break;
+                }
+                let result = TcpStream::connect(addr)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| {
+                        ringway_tests::http::HttpStream::client(s, Duration::from_secs(5))
+                            .map_err(|e| e.to_string())
+                    })
+                    .and_then(|mut c| {
+                        c.send(&request::get(&format!("/u{n}")))
+                            .map_err(|e| e.to_string())?;
+                        c.read_response("GET").map_err(|e| format!("{e:?}"))
+                    });
+                match result {
+                    Ok(resp) if resp.status == 200 => ok += 1,
+                    Ok(resp) => failures.push(format!("request {n}: status {}", resp.status)),
+                    Err(e) => failures.push(format!("request {n}: {e}")),
+                }
+            }
+            (ok, failures)
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    // The new binary: same config, same address, its own pid file.
+    let dir = ringway_tests::proxy::TempDir::new();
+    let file = dir.path().join("ringway.toml");
+    std::fs::write(
+        &file,
+        config.replace(ringway_tests::LISTEN, &addr.to_string()),
+    )
+    .expect("write config");
+    let args: Vec<String> = [
+        "run",
+        "-c",
+        &file.display().to_string(),
+        "--workers",
+        "1",
+        "--driver",
+        driver.as_arg(),
+        "--no-pin",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let new = Ringway::spawn(&args, addr, dir).expect("start the new ringway");
+    thread::sleep(Duration::from_millis(300));
+    let exited = old.stop();
+    assert!(exited.status.success(), "old instance: {}", exited.stderr);
+    thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failures) = load.join().expect("load thread");
+    assert!(failures.is_empty(), "{} ok, failures: {failures:?}", ok);
+    assert!(ok > 50, "only {ok} requests");
+    let served_new = app.request_count();
+    assert!(served_new >= ok, "backend saw {served_new} of {ok}");
+    assert_eq!(new.connect().roundtrip(&request::get("/after")).status, 200);
+}
