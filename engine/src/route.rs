@@ -275,6 +275,8 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(3600),
+            websocket: true,
         }
     }
 

@@ -232,6 +232,11 @@ pub struct Route {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub send_timeout: Duration,
+    /// An upgraded connection with no byte in either direction for this long
+    /// is closed (default 1h).
+    pub idle_timeout: Duration,
+    /// Upgrades are allowed; `websocket = false` answers them with 403.
+    pub websocket: bool,
 }
 
 #[derive(Debug, Default)]
