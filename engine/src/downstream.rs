@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use monoio::io::AsyncWriteRent;
 use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, Version,
@@ -20,6 +20,7 @@ use crate::buffer::{read_more, write_vec};
 use crate::proxy;
 use crate::snapshot::{Action, HeaderEdits, Route, Server, Snapshot};
 use crate::stream::ClientStream;
+use crate::tunnel::{self, Pending};
 use crate::vars::{RequestVars, with_edits};
 use crate::worker::Worker;
 
@@ -43,6 +44,8 @@ pub struct Connection<'w> {
     pub upstream_head: Vec<u8>,
     /// Header spans of upstream responses, reused.
     pub response_scratch: Vec<HeaderField>,
+    /// Set when the upstream switched protocols: the connection becomes a tunnel.
+    pub upgrade: Option<Pending>,
 }
 
 /// What came of reading a request head.
@@ -82,6 +85,7 @@ pub async fn serve(
         scratch: Vec::new(),
         upstream_head: Vec::with_capacity(1024),
         response_scratch: Vec::new(),
+        upgrade: None,
     };
     let mut first = true;
     loop {
@@ -103,6 +107,14 @@ pub async fn serve(
                 false
             }
         };
+        if let Some(pending) = conn.upgrade.take() {
+            // Only the two sockets go on: the request's buffers are freed,
+            // client bytes already read behind the head are sent first.
+            let early = Bytes::copy_from_slice(&conn.buf);
+            let Connection { stream, .. } = conn;
+            tunnel::run(worker, stream, early, peer, pending).await;
+            return;
+        }
         if !keep_alive || worker.shutdown.is_stopping() {
             return;
         }
@@ -164,6 +176,12 @@ impl Connection<'_> {
     /// carry another request.
     async fn handle(&mut self, snapshot: &Snapshot, head: RequestHead, started: Instant) -> bool {
         let outcome = self.dispatch(snapshot, &head).await;
+        if let Some(pending) = &mut self.upgrade {
+            // Logged when the tunnel ends, as nginx does.
+            pending.log_head = crate::upgrade::compact(&head);
+            pending.started = started;
+            return false;
+        }
         let request = RequestLine {
             method: head.method_bytes(),
             target: head.target(),
@@ -390,7 +408,7 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_MAX_BYTES: usize = 1024 * 1024;
 
 /// A small HTML body like nginx's, naming the status.
-fn error_page(status: u16) -> String {
+pub fn error_page(status: u16) -> String {
     let line = format!("{status} {}", ringway_protocol::reason_phrase(status));
     format!(
         "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n<center><h1>{line}</h1></center>\r\n<hr><center>ringway</center>\r\n</body>\r\n</html>\r\n"

@@ -150,6 +150,7 @@ impl Engine {
                         shutdown: Default::default(),
                         shutdown_timeout: runtime.shutdown_timeout,
                         active: Default::default(),
+                        tunnels: Default::default(),
                     });
                     run_on_driver(
                         runtime.driver,
@@ -232,6 +233,7 @@ fn run_on_driver(
         match built {
             Ok(mut rt) => {
                 let _ = ready.send(Ok(DriverInUse::IoUring));
+                worker.tunnels.splice.set(true);
                 rt.block_on(worker::run(worker, listeners));
                 return;
             }

@@ -16,6 +16,7 @@ use crate::downstream;
 use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 use crate::stream::ClientStream;
+use crate::tunnel::Tunnels;
 use crate::upstream::{UpstreamPool, set_nodelay};
 
 /// How often an idle worker looks at the stop flag. Only the accept side
@@ -35,6 +36,8 @@ pub struct Worker {
     pub shutdown: Shutdown,
     pub shutdown_timeout: Duration,
     pub active: Cell<usize>,
+    /// Upgraded connections: counters, pipes, splice or copy.
+    pub tunnels: Tunnels,
 }
 
 /// A listening socket handed to a worker, with the index of its address in
