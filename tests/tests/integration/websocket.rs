@@ -213,7 +213,9 @@ fn abrupt_client_close_leaks_no_descriptor(driver: Driver) {
     while fd_count(proxy.pid()) > before && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(fd_count(proxy.pid()), before, "descriptors leaked");
+    // Pooled pipes closed after an error can leave the count below `before`.
+    let after = fd_count(proxy.pid());
+    assert!(after <= before, "descriptors leaked: {before} before, {after} after");
 }
 
 /// SO_LINGER 0, so that closing `stream` sends a reset.
