@@ -139,5 +139,7 @@ pub fn compact(head: &RequestHead) -> Option<RequestHead> {
         max_head_size: bytes.len() + 1,
         max_headers: head.headers().count() + 1,
     };
-    parse_request(&mut bytes, &limits, Vec::new()).ok().flatten()
+    parse_request(&mut bytes, &limits, Vec::new())
+        .ok()
+        .flatten()
 }

@@ -91,8 +91,7 @@ pub fn classify_upgrade(head: &RequestHead) -> Result<UpgradeRequest, HandshakeE
 /// 16 bytes in base64 (RFC 4648 §4) are 22 significant characters and "==";
 /// the last significant character carries 2 bits, its low 4 bits are zero.
 fn is_base64_of_16_bytes(key: &[u8]) -> bool {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let value = |c: u8| ALPHABET.iter().position(|&a| a == c);
     key.len() == 24
         && key[22..] == *b"=="

@@ -68,7 +68,7 @@ fn bad_handshakes_are_refused_with_their_status() {
     let version = "Sec-WebSocket-Version: 13\r\n";
     let cases = [
         (
-            format!("Sec-WebSocket-Version: 13\r\n"),
+            "Sec-WebSocket-Version: 13\r\n".to_string(),
             HandshakeError::MissingKey,
         ),
         (
@@ -92,7 +92,10 @@ fn bad_handshakes_are_refused_with_their_status() {
             format!("Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 8\r\n"),
             HandshakeError::BadVersion,
         ),
-        (format!("Sec-WebSocket-Key: {KEY}\r\n"), HandshakeError::BadVersion),
+        (
+            format!("Sec-WebSocket-Key: {KEY}\r\n"),
+            HandshakeError::BadVersion,
+        ),
     ];
     for (extra, expected) in cases {
         assert_eq!(classify(&handshake(&extra)), Err(expected), "{extra}");

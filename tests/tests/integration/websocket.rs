@@ -215,7 +215,10 @@ fn abrupt_client_close_leaks_no_descriptor(driver: Driver) {
     }
     // Pooled pipes closed after an error can leave the count below `before`.
     let after = fd_count(proxy.pid());
-    assert!(after <= before, "descriptors leaked: {before} before, {after} after");
+    assert!(
+        after <= before,
+        "descriptors leaked: {before} before, {after} after"
+    );
 }
 
 /// SO_LINGER 0, so that closing `stream` sends a reset.
@@ -290,8 +293,11 @@ fn bytes_pipelined_around_the_handshake_arrive(driver: Driver) {
 
 fn jatos_example_websocket_routes(driver: Driver) {
     let upstream = ws::echo_upstream();
-    let example = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/jatos.toml"))
-        .expect("read examples/jatos.toml");
+    let example = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/jatos.toml"
+    ))
+    .expect("read examples/jatos.toml");
     let config = example
         .replace("0.0.0.0:80", LISTEN)
         .replace("127.0.0.1:9000", &upstream.addr().to_string())
