@@ -143,6 +143,7 @@ pub async fn run(
     let result = monoio::select! {
         result = work => result,
         () = idle(&activity, pending.idle_timeout) => Err(io::ErrorKind::TimedOut.into()),
+        () = drained(worker) => Err(io::Error::other("shutdown_timeout reached")),
     };
     if let Err(e) = result {
         tracing::debug!(peer = %peer, upstream = %pending.addr, "tunnel closed: {e}");
@@ -167,6 +168,18 @@ pub async fn run(
         upstream: Some(pending.addr),
     });
 }
+
+/// Resolves when a stopping worker's `shutdown_timeout` is about to run out:
+/// tunnels carry on through the drain, then close themselves just before the
+/// worker gives up on them, so that their log lines are still written.
+async fn drained(worker: &Worker) {
+    worker.shutdown.wait().await;
+    let margin = DRAIN_MARGIN.min(worker.shutdown_timeout / 10);
+    monoio::time::sleep(worker.shutdown_timeout.saturating_sub(margin)).await;
+}
+
+/// How long before `shutdown_timeout` ends a draining tunnel closes.
+const DRAIN_MARGIN: Duration = Duration::from_millis(100);
 
 /// Resolves once nothing has moved for `timeout`. One timer per tunnel,
 /// re-armed only when it fires: traffic just moves `activity` forward.

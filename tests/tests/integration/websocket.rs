@@ -26,6 +26,7 @@ both_drivers!(
     websocket_false_answers_403,
     bytes_pipelined_around_the_handshake_arrive,
     jatos_example_websocket_routes,
+    sigterm_drains_tunnels_until_shutdown_timeout_and_logs_101,
 );
 
 fn proxy(upstream: &ws::Upstream, driver: Driver) -> Ringway {
@@ -312,4 +313,37 @@ fn jatos_example_websocket_routes(driver: Driver) {
         let mut client = ws::connect(proxy.addr(), path);
         ws::echo(&mut client, Message::text(format!("JATOS channel {path}")));
     }
+}
+
+fn sigterm_drains_tunnels_until_shutdown_timeout_and_logs_101(driver: Driver) {
+    let upstream = ws::echo_upstream();
+    let config = format!(
+        "[runtime]\nshutdown_timeout = \"2s\"\n{}",
+        app_config(upstream.addr(), "[[server.route]]\nprefix = \"/\"\nproxy = \"app\"\n")
+    )
+    .replace("access = \"off\"", "access = \"stdout\"");
+    let proxy = Ringway::start(&config, driver);
+    let mut client = ws::connect(proxy.addr(), "/drain");
+    ws::echo(&mut client, Message::text("before"));
+    let stopping = Instant::now();
+    proxy.sigterm();
+    thread::sleep(Duration::from_millis(500));
+    ws::echo(&mut client, Message::text("during"));
+    assert!(client.read().is_err(), "the tunnel outlived the drain");
+    let closed_after = stopping.elapsed();
+    assert!(
+        closed_after > Duration::from_millis(1500) && closed_after < Duration::from_secs(4),
+        "closed after {closed_after:?}, shutdown_timeout is 2s"
+    );
+    let exited = proxy.stop();
+    assert!(exited.status.success(), "{}", exited.status);
+    // One line, written when the tunnel ended: 101 and the bytes sent to the
+    // client through it (two 8-byte text frames).
+    let line = "\"GET /drain HTTP/1.1\" 101 16 ";
+    assert_eq!(
+        exited.stdout.matches(line).count(),
+        1,
+        "{line:?} in:\n{}",
+        exited.stdout
+    );
 }
