@@ -112,7 +112,15 @@ pub async fn serve(
             // client bytes already read behind the head are sent first.
             let early = Bytes::copy_from_slice(&conn.buf);
             let Connection { stream, .. } = conn;
-            tunnel::run(worker, stream, early, peer, pending).await;
+            // A task of its own, counted as active until it ends: this
+            // future's request-handling state (kilobytes) is freed instead of
+            // living as long as the tunnel, for days.
+            worker.active.set(worker.active.get() + 1);
+            let worker = worker.clone();
+            monoio::spawn(async move {
+                tunnel::run(&worker, stream, early, peer, pending).await;
+                worker.active.set(worker.active.get() - 1);
+            });
             return;
         }
         if !keep_alive || worker.shutdown.is_stopping() {

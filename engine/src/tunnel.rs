@@ -185,14 +185,18 @@ const DRAIN_MARGIN: Duration = Duration::from_millis(100);
 /// re-armed only when it fires: traffic just moves `activity` forward.
 async fn idle(activity: &Cell<Instant>, timeout: Duration) {
     loop {
-        let deadline = activity.get() + timeout;
         let now = Instant::now();
-        if now >= deadline {
+        let left = timeout.saturating_sub(now.saturating_duration_since(activity.get()));
+        if left.is_zero() {
             return;
         }
-        monoio::time::sleep(deadline - now).await;
+        // Long timeouts (days) re-arm in steps: the loop re-reads activity anyway.
+        monoio::time::sleep(left.min(MAX_SLEEP)).await;
     }
 }
+
+/// The longest single sleep of the idle watchdog.
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
 /// Drive both directions until both have ended; the first error ends both.
 async fn both(
