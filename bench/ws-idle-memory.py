@@ -4,6 +4,7 @@ processes for N upgraded connections that carry no traffic.
 
     bench/ws-idle-memory.py ringway target/release/ringway 9000
     bench/ws-idle-memory.py nginx /usr/sbin/nginx 9000
+    RINGWAY_DRIVER=epoll bench/ws-idle-memory.py ringway target/release/ringway 9000
 
 A backend (a child process) answers every handshake with 101 and holds the
 connection; the clients (another child) open N connections through the proxy,
@@ -102,7 +103,8 @@ def start_proxy(kind, binary, listen, upstream, tmp):
                 f'[[server]]\nlisten = ["127.0.0.1:{listen}"]\n'
                 f'  [[server.route]]\n  prefix = "/"\n  proxy = "app"\n  idle_timeout = "7d"\n'
             )
-        proc = subprocess.Popen([binary, "run", "-c", conf, "--workers", "1"])
+        driver = os.environ.get("RINGWAY_DRIVER", "auto")
+        proc = subprocess.Popen([binary, "run", "-c", conf, "--workers", "1", "--driver", driver])
         return proc, lambda: [proc.pid]
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:

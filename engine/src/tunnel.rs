@@ -106,6 +106,8 @@ pub async fn run(
     let size = worker.buffer_size;
     let upstream = pending.upstream;
     let early = pending.early;
+    // Only the path taken is allocated (boxed): the task of an idle tunnel
+    // holds the state of one pair of directions, not the largest of three.
     let work = async {
         let (mut ur, mut uw) = upstream.into_split();
         let up_socket = Some(ur.0.clone());
@@ -113,29 +115,29 @@ pub async fn run(
             Ok(tcp) if tunnels.splice.get() => {
                 let (mut cr, mut cw) = tcp.into_split();
                 let pipes = &tunnels.pipes;
-                both(
+                Box::pin(both(
                     splice_direction(&mut cr, &mut uw, client_early, pipes, &up),
                     splice_direction(&mut ur, &mut cw, early, pipes, &down),
-                )
+                ))
                 .await
             }
             Ok(tcp) => {
                 let (mut cr, mut cw) = tcp.into_split();
                 let client_socket = Some(cr.0.clone());
-                both(
+                Box::pin(both(
                     copy_direction(&mut cr, &mut uw, client_early, client_socket, size, &up),
                     copy_direction(&mut ur, &mut cw, early, up_socket, size, &down),
-                )
+                ))
                 .await
             }
             // TLS: the socket's readiness says nothing about plaintext the
             // session already holds, so the client side keeps its buffer.
             Err(client) => {
                 let (mut cr, mut cw) = client.into_split();
-                both(
+                Box::pin(both(
                     copy_direction(&mut cr, &mut uw, client_early, None, size, &up),
                     copy_direction(&mut ur, &mut cw, early, up_socket, size, &down),
-                )
+                ))
                 .await
             }
         }
