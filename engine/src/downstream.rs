@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use monoio::io::AsyncWriteRent;
 use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, Version,
@@ -21,6 +21,7 @@ use crate::buffer::{read_more, write_vec};
 use crate::proxy;
 use crate::snapshot::{Action, HeaderEdits, Limits, Route, Server, Snapshot};
 use crate::stream::ClientStream;
+use crate::tunnel::{self, Pending};
 use crate::vars::{RequestVars, with_edits};
 use crate::worker::Worker;
 
@@ -49,6 +50,8 @@ pub struct Connection<'w> {
     pub response_scratch: Vec<HeaderField>,
     /// Metrics slot of the current request: its route, else its server's.
     pub metric: usize,
+    /// Set when the upstream switched protocols: the connection becomes a tunnel.
+    pub upgrade: Option<Pending>,
 }
 
 /// What came of reading a request head.
@@ -90,6 +93,7 @@ pub async fn serve(
         upstream_head: Vec::with_capacity(1024),
         response_scratch: Vec::new(),
         metric: 0,
+        upgrade: None,
     };
     let mut first = true;
     let mut previous: Option<Arc<Snapshot>> = None;
@@ -128,6 +132,22 @@ pub async fn serve(
                 false
             }
         };
+        if let Some(pending) = conn.upgrade.take() {
+            // Only the two sockets go on: the request's buffers are freed,
+            // client bytes already read behind the head are sent first.
+            let early = Bytes::copy_from_slice(&conn.buf);
+            let Connection { stream, .. } = conn;
+            // A task of its own, counted as active until it ends: this
+            // future's request-handling state (kilobytes) is freed instead of
+            // living as long as the tunnel, for days.
+            worker.active.set(worker.active.get() + 1);
+            let worker = worker.clone();
+            monoio::spawn(async move {
+                tunnel::run(&worker, stream, early, peer, pending).await;
+                worker.active.set(worker.active.get() - 1);
+            });
+            return;
+        }
         if !keep_alive || last || worker.shutdown.is_stopping() {
             return;
         }
@@ -195,6 +215,12 @@ impl Connection<'_> {
         let metrics = &self.worker.metrics;
         metrics.request(self.metric, outcome.status, elapsed);
         metrics.response_bytes.add(outcome.body_bytes);
+        if let Some(pending) = &mut self.upgrade {
+            // Logged when the tunnel ends, as nginx does.
+            pending.log_head = crate::upgrade::compact(&head);
+            pending.started = started;
+            return false;
+        }
         let request = RequestLine {
             method: head.method_bytes(),
             target: head.target(),
@@ -427,7 +453,7 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_MAX_BYTES: usize = 1024 * 1024;
 
 /// A small HTML body like nginx's, naming the status.
-fn error_page(status: u16) -> String {
+pub fn error_page(status: u16) -> String {
     let line = format!("{status} {}", ringway_protocol::reason_phrase(status));
     format!(
         "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n<center><h1>{line}</h1></center>\r\n<hr><center>ringway</center>\r\n</body>\r\n</html>\r\n"

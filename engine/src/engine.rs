@@ -168,6 +168,7 @@ impl Engine {
                         shutdown_timeout: runtime.shutdown_timeout,
                         active: Default::default(),
                         metrics,
+                        tunnels: Default::default(),
                     });
                     run_on_driver(
                         runtime.driver,
@@ -385,6 +386,7 @@ fn run_on_driver(
         match built {
             Ok(mut rt) => {
                 let _ = ready.send(Ok(DriverInUse::IoUring));
+                worker.tunnels.splice.set(true);
                 rt.block_on(worker::run(worker, listeners, inbox));
                 return;
             }

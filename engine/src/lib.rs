@@ -3,7 +3,8 @@
 //! `config` turns a file into an immutable `Snapshot`; `engine` binds the
 //! listen addresses and starts one `worker` per CPU; each worker serves client
 //! connections (`downstream`) and forwards requests (`proxy`) over its own
-//! upstream pool (`upstream`). `docs/architecture.md` follows one request.
+//! upstream pool (`upstream`); an upgrade (`upgrade`) turns the connection into
+//! a `tunnel`. `docs/architecture.md` follows one request.
 
 pub mod access_log;
 pub mod acl;
@@ -22,8 +23,11 @@ pub mod proxy;
 pub mod route;
 pub mod shutdown;
 pub mod snapshot;
+pub mod splice;
 pub mod stream;
 pub mod template;
+pub mod tunnel;
+pub mod upgrade;
 pub mod upstream;
 pub mod vars;
 pub mod worker;

@@ -20,6 +20,7 @@ use crate::downstream::{Connection, Outcome};
 use crate::error::ProxyError;
 use crate::route::Found;
 use crate::snapshot::{ProxyTarget, Route, Server, Snapshot};
+use crate::upgrade;
 use crate::upstream::{self, UpstreamConn, is_stale_error};
 use crate::vars::with_edits;
 
@@ -47,6 +48,10 @@ pub async fn forward(
 ) -> Outcome {
     let route = found.route;
     let upstream = &snapshot.upstreams[target.upstream];
+    let upgrading = match upgrade::admit(conn, head, server, route).await {
+        Ok(upgrading) => upgrading,
+        Err(refused) => return refused,
+    };
     build_target(
         &mut conn.target,
         head,
@@ -78,7 +83,7 @@ pub async fn forward(
                     target: target_bytes,
                     forwarded: &forwarded,
                     default_host: upstream.name.as_bytes(),
-                    pass_upgrade: false,
+                    pass_upgrade: upgrading,
                     edits,
                 };
                 write_request_head(&mut request_head, head, &request);
@@ -103,6 +108,7 @@ pub async fn forward(
         head,
         &mut body,
         &mut request_head,
+        upgrading,
     )
     .await;
     conn.upstream_head = request_head;
@@ -111,6 +117,17 @@ pub async fn forward(
         Err(error) => return fail(conn, head, server, route, &body, error).await,
     };
     let addr = up.addr;
+    if response.status() == 101 {
+        // RFC 9110 §7.8: the new protocol starts after the request body.
+        let outcome = if body.is_done() {
+            upgrade::switch(conn, server, route, head, path, up, &response).await
+        } else {
+            let error = ProxyError::UpstreamProtocol(ringway_protocol::ProtocolError::BadStatus);
+            fail(conn, head, server, route, &body, error).await
+        };
+        conn.response_scratch = response.into_scratch();
+        return outcome;
+    }
     // An early answer (see `send_body`) leaves the rest of the request body
     // unread on both connections: neither can carry another request.
     let body_unsent = !body.is_done();
@@ -129,7 +146,8 @@ pub async fn forward(
     conn.response_scratch = response.into_scratch();
     match outcome {
         Ok((body_bytes, reusable, close)) => {
-            if reusable && !body_unsent {
+            // A connection asked to upgrade is never reused, whatever it answered.
+            if reusable && !body_unsent && !upgrading {
                 let mut pool = conn.worker.pool.borrow_mut();
                 pool.put(up, upstream.keepalive);
                 conn.worker.metrics.pool_idle.set(pool.idle_count() as u64);
@@ -198,12 +216,14 @@ async fn exchange(
     head: &RequestHead,
     body: &mut BodyDecoder,
     request_head: &mut Vec<u8>,
+    upgrading: bool,
 ) -> Result<(UpstreamConn, ResponseHead), ProxyError> {
     let first = conn.worker.pool.borrow_mut().pick(upstream_index, upstream);
     let servers = upstream.servers.len();
     let replayable = head.method().is_idempotent() && head.framing() == BodyFraming::Empty;
     let mut server_attempt = 0;
-    let mut allow_pooled = true;
+    // An upgrade gets a connection of its own: it leaves the pool for good.
+    let mut allow_pooled = !upgrading;
     loop {
         let addr = upstream.servers[(first + server_attempt) % servers].addr;
         let pooled = if allow_pooled {
@@ -235,7 +255,7 @@ async fn exchange(
             },
         };
         let sent = Instant::now();
-        match send_and_receive(conn, route, &mut up, head, body, request_head).await {
+        match send_and_receive(conn, route, &mut up, head, body, request_head, upgrading).await {
             Ok(response) => {
                 conn.worker.metrics.upstream_response[upstream.metric].observe(sent.elapsed());
                 return Ok((up, response));
@@ -273,6 +293,7 @@ async fn send_and_receive(
     head: &RequestHead,
     body: &mut BodyDecoder,
     request_head: &mut Vec<u8>,
+    upgrading: bool,
 ) -> Result<ResponseHead, ProxyError> {
     // A failed write means no response byte arrived: retryable if replayable.
     let closed = |source: std::io::Error| ProxyError::UpstreamClosed {
@@ -286,7 +307,7 @@ async fn send_and_receive(
         Err(_) => return Err(ProxyError::UpstreamTimeout),
     }
     send_body(conn, route, up, body).await?;
-    read_response_head(up, route.read_timeout, head.method(), conn).await
+    read_response_head(up, route.read_timeout, head.method(), upgrading, conn).await
 }
 
 /// Stream the request body: validate framing as bytes arrive and forward
@@ -425,6 +446,7 @@ async fn read_response_head(
     up: &mut UpstreamConn,
     read_timeout: Duration,
     method: Method,
+    upgrading: bool,
     conn: &mut Connection<'_>,
 ) -> Result<ResponseHead, ProxyError> {
     loop {
@@ -435,8 +457,11 @@ async fn read_response_head(
                 method,
                 std::mem::take(&mut conn.response_scratch),
             ) {
+                Ok(Some(response)) if response.status() == 101 && upgrading => {
+                    return Ok(response);
+                }
                 Ok(Some(response)) if response.status() == 101 => {
-                    // Upgrades are not requested yet, so a 101 is a protocol violation.
+                    // A 101 to a request that asked for no upgrade (RFC 9110 §15.2.2).
                     conn.response_scratch = response.into_scratch();
                     return Err(ProxyError::UpstreamProtocol(
                         ringway_protocol::ProtocolError::BadStatus,

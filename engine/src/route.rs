@@ -281,6 +281,8 @@ mod tests {
             read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
             metric: 0,
+            idle_timeout: Duration::from_secs(3600),
+            websocket: true,
         }
     }
 

@@ -256,6 +256,11 @@ pub struct Route {
     pub send_timeout: Duration,
     /// Its counters' slot in `metrics::WorkerMetrics`.
     pub metric: usize,
+    /// An upgraded connection with no byte in either direction for this long
+    /// is closed (default 1h).
+    pub idle_timeout: Duration,
+    /// Upgrades are allowed; `websocket = false` answers them with 403.
+    pub websocket: bool,
 }
 
 #[derive(Debug, Default)]

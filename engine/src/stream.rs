@@ -7,7 +7,7 @@ use std::io;
 
 use monoio::BufResult;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, Split};
 use monoio::net::TcpStream;
 
 pub enum ClientStream {
@@ -23,6 +23,16 @@ impl ClientStream {
         }
     }
 
+    /// The raw socket, owned, when bytes on it are the application's bytes;
+    /// the stream itself otherwise.
+    pub fn into_tcp(self) -> Result<TcpStream, ClientStream> {
+        match self {
+            ClientStream::Plain(stream) => Ok(stream),
+            #[allow(unreachable_patterns)] // TLS streams stay what they are
+            other => Err(other),
+        }
+    }
+
     /// `$scheme` of requests on this connection.
     pub fn scheme(&self) -> &'static [u8] {
         match self {
@@ -30,6 +40,12 @@ impl ClientStream {
         }
     }
 }
+
+// SAFETY: every variant wraps a stream that is itself `Split` (TcpStream;
+// monoio-rustls streams, whose reads and writes use separate buffers), and
+// these impls only forward each call to the variant, so a read and a write
+// in flight at the same time touch independent state, as `Split` requires.
+unsafe impl Split for ClientStream {}
 
 impl AsyncReadRent for ClientStream {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {

@@ -19,6 +19,7 @@ use crate::metrics::WorkerMetrics;
 use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 use crate::stream::ClientStream;
+use crate::tunnel::Tunnels;
 use crate::upstream::{UpstreamPool, set_nodelay};
 
 /// Serve an accepted connection on its own task, counted as active.
@@ -94,6 +95,8 @@ pub struct Worker {
     pub active: Cell<usize>,
     /// Read by the admin endpoint; written only here.
     pub metrics: Arc<WorkerMetrics>,
+    /// Upgraded connections: counters, pipes, splice or copy.
+    pub tunnels: Tunnels,
 }
 
 /// A listening socket handed to a worker, with the configured address it

@@ -6,13 +6,14 @@
 //! decides body framing once (RFC 9112 §6.3), walks bodies with a push decoder
 //! that accepts input split at any byte, and writes heads into reused buffers.
 //! `forward` owns the hop-by-hop and X-Forwarded-* rules, `path` the routing
-//! path normalisation. Parsed heads keep spans into their own `Bytes`; no
+//! path normalisation, `upgrade` the upgrade and WebSocket handshake checks. Parsed heads keep spans into their own `Bytes`; no
 //! header byte is copied.
 
 pub mod error;
 pub mod forward;
 pub mod h1;
 pub mod path;
+pub mod upgrade;
 
 pub use error::ProtocolError;
 pub use forward::{Forwarded, is_forwarding_header, is_hop_by_hop};
@@ -22,3 +23,4 @@ pub use h1::{
     reason_phrase, write_request_head, write_response_head, write_simple_response,
 };
 pub use path::normalize_path;
+pub use upgrade::{HandshakeError, UpgradeRequest, classify_upgrade};

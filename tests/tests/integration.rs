@@ -25,3 +25,5 @@ mod routing;
 mod smuggling;
 #[path = "integration/upstream_faults.rs"]
 mod upstream_faults;
+#[path = "integration/websocket.rs"]
+mod websocket;

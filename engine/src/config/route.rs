@@ -5,6 +5,8 @@
 //! `static`) count as the route's action, so a route using one gets a single
 //! "not supported yet" error rather than a second "no action" one.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use regex::bytes::RegexBuilder;
 use toml::Spanned;
@@ -20,6 +22,11 @@ use super::upstream::{
 };
 use crate::route::{Duplicate, Matcher, RouteTable};
 use crate::snapshot::{Access, Action, Route};
+
+/// How long an upgraded connection may carry no byte in either direction
+/// (DESIGN §2.1); nginx's equivalent is proxy_read_timeout, 60s by default,
+/// which is why the seeds raise it to 7 days for WebSockets.
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub(crate) fn compile_route(
     spanned: &Spanned<RawRoute>,
@@ -86,6 +93,13 @@ pub(crate) fn compile_route(
         send,
     );
 
+    let idle_timeout = positive_period(
+        diag,
+        &raw.idle_timeout,
+        &format!("{path}.idle_timeout"),
+        DEFAULT_IDLE_TIMEOUT,
+    );
+
     let (Some((matcher, label, match_span)), Some(action)) = (matcher, action) else {
         return;
     };
@@ -100,6 +114,8 @@ pub(crate) fn compile_route(
         read_timeout,
         send_timeout,
         metric: 0,
+        idle_timeout,
+        websocket: raw.websocket.as_ref().is_none_or(|w| *w.get_ref()),
     };
     let server_path = path.rsplit_once('.').map_or(path, |(server, _)| server);
     if let Err(Duplicate(earlier)) = table.push(matcher, route) {
@@ -112,19 +128,13 @@ pub(crate) fn compile_route(
 }
 
 fn report_planned(raw: &RawRoute, path: &str, diag: &mut Diagnostics<'_>) {
-    let plans: [(&super::raw::Planned, &str, &str); 12] = [
+    let plans: [(&super::raw::Planned, &str, &str); 10] = [
         (&raw.redirect, "redirect", "redirects"),
         (&raw.status, "status", "redirects"),
         (&raw.r#static, "static", "static files"),
         (&raw.strip_prefix, "strip_prefix", "static files"),
         (&raw.index, "index", "static files"),
         (&raw.try_files, "try_files", "static files"),
-        (
-            &raw.idle_timeout,
-            "idle_timeout",
-            "an idle timeout for upgraded connections",
-        ),
-        (&raw.websocket, "websocket", "refusing upgrades per route"),
         (&raw.rate_limit, "rate_limit", "rate limiting"),
         (&raw.expires, "expires", "Expires and Cache-Control headers"),
         (&raw.compress, "compress", "gzip and brotli compression"),

@@ -6,7 +6,8 @@
 //! - no panic, whatever the bytes;
 //! - the result does not depend on where the input is split across reads;
 //! - a head ringway accepts and forwards is itself accepted when re-parsed,
-//!   with the same framing: the upstream cannot see a different message.
+//!   with the same framing: the upstream cannot see a different message;
+//! - an upgrade ringway passes on is still an upgrade in the forwarded head.
 
 #![no_main]
 
@@ -16,7 +17,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use ringway_protocol::{
     BodyFraming, Forwarded, HeadLimits, ProtocolError, RequestHead, UpstreamRequest,
-    normalize_path, parse_request, write_request_head,
+    UpgradeRequest, classify_upgrade, normalize_path, parse_request, write_request_head,
 };
 
 const LIMITS: HeadLimits = HeadLimits {
@@ -92,6 +93,9 @@ fn forward_and_reparse(head: &RequestHead) {
                 String::from_utf8_lossy(&out)
             );
             assert!(buf.is_empty());
+            if classify_upgrade(head) != Ok(UpgradeRequest::None) {
+                assert!(again.wants_upgrade(), "{:?}", String::from_utf8_lossy(&out));
+            }
         }
         // The client may have sent more fields than the re-parse array holds.
         Err(ProtocolError::TooManyHeaders) => {}

@@ -6,7 +6,7 @@
 
 pub mod body;
 mod chunked;
-mod fields;
+pub(crate) mod fields;
 mod framing;
 mod head;
 pub mod request;

@@ -79,8 +79,6 @@ fn not_supported_yet_keys() {
         ("expires", "\"7d\""),
         ("compress", "true"),
         ("rewrite_location", "false"),
-        ("websocket", "false"),
-        ("idle_timeout", "\"7d\""),
     ];
     for (key, value) in route_options {
         cases.push((
@@ -404,7 +402,6 @@ fn design_example_only_lacks_planned_features() {
             "server[0].listen[1]",
             "server[0].tls",
             "server[0].hsts",
-            "server[0].route[0].idle_timeout",
             "server[1].route[0].static",
             "server[1].route[1].redirect",
         ],

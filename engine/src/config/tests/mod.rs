@@ -231,12 +231,45 @@ fn jatos_example_loads() {
         routes.matcher(ws.index),
         crate::route::Matcher::Regex(_)
     ));
+    assert_eq!(ws.route.idle_timeout, Duration::from_secs(7 * 24 * 3600));
+    assert!(ws.route.websocket);
     let gui = routes.find(b"/jatos/admin").unwrap();
     assert!(gui.route.access.permits("192.168.1.20".parse().unwrap()));
     assert!(!gui.route.access.permits("203.0.113.9".parse().unwrap()));
     let rest = routes.find(b"/publix/abc").unwrap();
     assert_eq!(&*rest.route.label, "prefix \"/\"");
     assert_eq!(rest.route.read_timeout, Duration::from_secs(300));
+    assert_eq!(rest.route.idle_timeout, Duration::from_secs(3600));
+}
+
+#[test]
+fn upgrade_options_per_route() {
+    let text = r#"
+[[server]]
+listen = ["127.0.0.1:8080"]
+  [[server.route]]
+  prefix = "/ws"
+  proxy = "http://127.0.0.1:9000"
+  idle_timeout = "90s"
+  [[server.route]]
+  prefix = "/plain"
+  proxy = "http://127.0.0.1:9000"
+  websocket = false
+"#;
+    let s = load_str(text, "ringway.toml").unwrap_or_else(|e| panic!("{e}"));
+    let routes = &s.servers[0].routes;
+    let ws = routes.find(b"/ws/x").unwrap().route;
+    assert_eq!(ws.idle_timeout, Duration::from_secs(90));
+    assert!(ws.websocket);
+    let plain = routes.find(b"/plain").unwrap().route;
+    assert_eq!(plain.idle_timeout, Duration::from_secs(3600));
+    assert!(!plain.websocket);
+    let zero = text.replace("\"90s\"", "\"0s\"");
+    let e = single_error(&zero);
+    assert!(
+        e.contains("server[0].route[0].idle_timeout: must be greater than 0"),
+        "{e}"
+    );
 }
 
 #[test]
