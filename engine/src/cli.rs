@@ -68,6 +68,10 @@ pub struct Tuning {
     /// Per-connection I/O buffer, e.g. 16KiB.
     #[arg(long, value_parser = parse_size)]
     buffer_size: Option<usize>,
+    /// Response bodies with at least this much left move by splice, never through
+    /// user space (io_uring, plain HTTP); 0 = never. Default 64KiB.
+    #[arg(long, value_parser = parse_size)]
+    splice_threshold: Option<usize>,
     /// I/O driver.
     #[arg(long, value_enum)]
     driver: Option<DriverArg>,
@@ -98,6 +102,7 @@ impl Tuning {
         Overrides {
             workers: self.workers,
             buffer_size: self.buffer_size,
+            splice_threshold: self.splice_threshold.map(|t| t as u64),
             driver: self.driver.map(|d| match d {
                 DriverArg::Auto => Driver::Auto,
                 DriverArg::IoUring => Driver::IoUring,

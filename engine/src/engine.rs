@@ -21,6 +21,7 @@ use crate::worker::{self, Command, Worker, WorkerListener};
 pub struct Overrides {
     pub workers: Option<usize>,
     pub buffer_size: Option<usize>,
+    pub splice_threshold: Option<u64>,
     pub driver: Option<Driver>,
     pub no_pin: bool,
     pub ring_entries: Option<u32>,
@@ -34,6 +35,9 @@ impl Overrides {
         }
         if let Some(size) = self.buffer_size {
             runtime.buffer_size = size;
+        }
+        if let Some(threshold) = self.splice_threshold {
+            runtime.splice_threshold = threshold;
         }
         if let Some(driver) = self.driver {
             runtime.driver = driver;
@@ -160,6 +164,7 @@ impl Engine {
                         index,
                         snapshots,
                         buffer_size: runtime.buffer_size,
+                        splice_threshold: runtime.splice_threshold,
                         max_connections: runtime.max_connections,
                         pool: Default::default(),
                         access_log,
@@ -344,6 +349,9 @@ fn restart_needed(running: &Runtime, new: &Runtime) -> Vec<String> {
     }
     if new.buffer_size != running.buffer_size {
         changed.push("buffer_size");
+    }
+    if new.splice_threshold != running.splice_threshold {
+        changed.push("splice_threshold");
     }
     if new.ring_entries != running.ring_entries {
         changed.push("ring_entries");

@@ -107,6 +107,8 @@ pub struct WorkerMetrics {
     pub upgrades_total: Counter,
     /// Response body bytes sent to clients.
     pub response_bytes: Counter,
+    /// Of those, the bytes moved by splice (never in user space).
+    pub spliced_bytes: Counter,
     /// Tunnelled bytes (upgraded connections), each way.
     pub tunnel_bytes_from_client: Counter,
     pub tunnel_bytes_to_client: Counter,
@@ -125,6 +127,7 @@ impl Default for WorkerMetrics {
             upgraded_active: Counter::default(),
             upgrades_total: Counter::default(),
             response_bytes: Counter::default(),
+            spliced_bytes: Counter::default(),
             tunnel_bytes_from_client: Counter::default(),
             tunnel_bytes_to_client: Counter::default(),
             pool_idle: Counter::default(),
@@ -314,7 +317,7 @@ pub fn render(labels: &Labels, workers: &[&WorkerMetrics], extra: &Extra<'_>) ->
             histogram(&mut out, metric, &label, workers, &|w| pick(w, slot));
         }
     }
-    let gauges: [Family; 8] = [
+    let gauges: [Family; 9] = [
         (
             "ringway_connections_active",
             "gauge",
@@ -344,6 +347,12 @@ pub fn render(labels: &Labels, workers: &[&WorkerMetrics], extra: &Extra<'_>) ->
             "counter",
             "Response body bytes sent to clients.",
             |w| w.response_bytes.get(),
+        ),
+        (
+            "ringway_spliced_body_bytes_total",
+            "counter",
+            "Response body bytes moved socket to socket by splice, never through user space.",
+            |w| w.spliced_bytes.get(),
         ),
         (
             "ringway_tunnel_bytes_from_client_total",

@@ -20,6 +20,7 @@ use crate::downstream::{Connection, Outcome};
 use crate::error::ProxyError;
 use crate::route::Found;
 use crate::snapshot::{ProxyTarget, Route, Server, Snapshot};
+use crate::splice::splice_once;
 use crate::upgrade;
 use crate::upstream::{self, UpstreamConn, is_stale_error};
 use crate::vars::with_edits;
@@ -579,6 +580,19 @@ async fn relay_response(
         if decoder.is_done() {
             break;
         }
+        if let BodyFraming::Length(total) = framing {
+            // What is left of a large body goes socket to socket through a
+            // pipe: all of it was declared, none of it needs looking at.
+            let left = total - decoder.payload_len();
+            if up.buf.is_empty() && splices(conn, left) {
+                splice_body(conn, route, up, left)
+                    .await
+                    .map_err(|e| mid(e, sent))?;
+                sent += left;
+                conn.worker.metrics.spliced_bytes.add(left);
+                break;
+            }
+        }
         let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
         match monoio::time::timeout(route.read_timeout, read).await {
             Ok(Ok(0)) => {
@@ -595,6 +609,54 @@ async fn relay_response(
     conn.out = out;
     let reusable = response.keep_alive() && framing != BodyFraming::UntilClose && up.buf.is_empty();
     Ok((sent, reusable, close))
+}
+
+/// Does a body remainder of `left` bytes go by splice on this connection?
+/// Only on io_uring (where splice is an asynchronous operation; the epoll
+/// driver copies), only to a plain client (TLS needs the bytes), and only
+/// from `--splice-threshold` up: below it, a read and a write cost less
+/// than the pipe's four operations.
+fn splices(conn: &mut Connection<'_>, left: u64) -> bool {
+    let threshold = conn.worker.splice_threshold;
+    threshold > 0
+        && left >= threshold
+        && conn.worker.tunnels.splice.get()
+        && conn.stream.tcp().is_some()
+}
+
+/// Move `left` body bytes from the upstream to the client with splice,
+/// waiting for the upstream to be readable before each pipeful (a splice on
+/// an empty socket would hold an io_uring worker thread while it waits).
+/// Each pipeful has `read_timeout` to arrive and `send_timeout` to leave.
+async fn splice_body(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    up: &mut UpstreamConn,
+    mut left: u64,
+) -> Result<(), String> {
+    let Some(client) = conn.stream.tcp() else {
+        return Err("splice needs a plain client socket".into());
+    };
+    let pipes = &conn.worker.tunnels.pipes;
+    let mut pipe = pipes.take().map_err(|e| format!("pipe: {e}"))?;
+    let patience = route.read_timeout + route.send_timeout;
+    while left > 0 {
+        let step = async {
+            let _ = up.stream.readable(false).await;
+            splice_once(&mut up.stream, client, &mut pipe, left).await
+        };
+        match monoio::time::timeout(patience, step).await {
+            Ok(Ok(0)) => return Err("upstream closed before the end of the body".into()),
+            Ok(Ok(n)) => left -= n as u64,
+            // A readiness that turned out empty: the pipe is still empty.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // The pipe may hold bytes: it is dropped, not pooled.
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("body splice timed out".into()),
+        }
+    }
+    pipes.put(pipe);
+    Ok(())
 }
 
 /// Write what `out` holds to the client (if anything), counting body bytes.

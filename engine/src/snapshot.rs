@@ -40,6 +40,9 @@ pub struct Runtime {
     pub pin: bool,
     pub driver: Driver,
     pub buffer_size: usize,
+    /// Bodies of known length with at least this many bytes left are spliced
+    /// (io_uring, plain clients); 0 turns splicing of bodies off.
+    pub splice_threshold: u64,
     pub ring_entries: u32,
     pub max_connections: usize,
     pub shutdown_timeout: Duration,

@@ -84,6 +84,8 @@ pub struct Worker {
     pub index: usize,
     pub snapshots: Arc<ArcSwap<Snapshot>>,
     pub buffer_size: usize,
+    /// Response bodies with at least this many bytes left go by splice (0: never).
+    pub splice_threshold: u64,
     pub max_connections: usize,
     pub pool: RefCell<UpstreamPool>,
     pub access_log: AccessLog,

@@ -496,3 +496,24 @@ impl Default for FullBacklog {
         FullBacklog::new()
     }
 }
+
+/// Answers every request 200 with `body` (keep-alive), written in 100 KiB pieces with a
+/// pause after the first, so that a proxy sees the body arrive over several reads.
+pub fn fixed_body_backend(body: Vec<u8>) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        while conn.next_request(true).is_some() {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            if conn.write(head.as_bytes()).is_err() {
+                return;
+            }
+            for (i, piece) in body.chunks(100 * 1024).enumerate() {
+                if conn.write(piece).is_err() {
+                    return;
+                }
+                if i == 0 {
+                    conn.shared.pause(Duration::from_millis(20));
+                }
+            }
+        }
+    }))
+}

@@ -23,6 +23,8 @@ mod reload;
 mod routing;
 #[path = "integration/smuggling.rs"]
 mod smuggling;
+#[path = "integration/splice.rs"]
+mod splice;
 #[path = "integration/upstream_faults.rs"]
 mod upstream_faults;
 #[path = "integration/websocket.rs"]

@@ -22,6 +22,8 @@ use super::units::{Period, Size};
 use super::upstream::{Upstreams, compile_upstreams};
 use crate::snapshot::{AccessFormat, AccessTarget, Driver, Limits, Log, Runtime, Snapshot};
 
+/// Bodies from this size up are spliced (issue 4: measured in docs/benchmarks.md).
+const DEFAULT_SPLICE_THRESHOLD: u64 = 64 << 10;
 /// nginx's default `client_max_body_size`, ringway's too.
 const DEFAULT_MAX_BODY_SIZE: u64 = 1 << 20;
 /// httparse fills a fixed array of header slots per request; ringway sizes it
@@ -148,6 +150,10 @@ fn compile_runtime(raw: Option<&Spanned<RawRuntime>>, diag: &mut Diagnostics<'_>
             RawDriver::Epoll => Driver::Epoll,
         },
         buffer_size: usize::try_from(buffer_size).unwrap_or(usize::MAX),
+        splice_threshold: raw
+            .splice_threshold
+            .as_ref()
+            .map_or(DEFAULT_SPLICE_THRESHOLD, |s| s.get_ref().0),
         ring_entries,
         max_connections,
         shutdown_timeout: period_or(&raw.shutdown_timeout, Duration::from_secs(30)),

@@ -44,6 +44,7 @@ pub(crate) struct RawRuntime {
     pub pin: Field<bool>,
     pub driver: Field<RawDriver>,
     pub buffer_size: Field<Size>,
+    pub splice_threshold: Field<Size>,
     pub ring_entries: Field<u32>,
     pub max_connections: Field<usize>,
     pub shutdown_timeout: Field<Period>,
