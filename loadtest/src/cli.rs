@@ -41,7 +41,7 @@ pub enum Command {
 /// Closed-loop load against one URL.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// http://host[:port]/path to load.
+    /// http://, https://, ws:// or wss://host[:port]/path to load.
     #[arg(required = true)]
     pub url: Option<String>,
     /// Open connections, spread over the threads.
@@ -85,6 +85,28 @@ pub struct LoadArgs {
     /// I/O driver; auto tries io_uring and falls back to epoll.
     #[arg(long, value_enum, default_value = "auto")]
     pub driver: DriverChoice,
+    /// TLS: trust servers whose certificate chains to a CA in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// TLS: accept any server certificate (self-signed, other name); the
+    /// handshake signatures are still verified.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// TLS: never resume sessions, so every new connection (--close) is a
+    /// full handshake.
+    #[arg(long)]
+    pub no_resume: bool,
+    /// WebSocket echo: each connection upgrades, then sends --msg-size
+    /// messages and times each echo, in a closed loop.
+    #[arg(long)]
+    pub ws: bool,
+    /// WebSocket message size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub msg_size: usize,
+    /// Open this many WebSockets and hold them idle for the whole run (no
+    /// messages, no pings); prints how many stayed open. Overrides -c.
+    #[arg(long, value_name = "N", conflicts_with_all = ["ws", "rate", "close"])]
+    pub ws_idle: Option<usize>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -98,6 +120,12 @@ pub struct BackendArgs {
     /// Server threads, each with its own runtime and SO_REUSEPORT listener.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Pin server thread i to the i-th CPU of this list.
     #[arg(long, value_parser = parse_cpu_list)]
     pub pin_cpus: Option<CpuList>,

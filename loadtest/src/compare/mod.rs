@@ -28,7 +28,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 
 use crate::backend::{Backend, BackendConfig};
-use crate::client::{self, LoadConfig};
+use crate::client::{self, LoadConfig, Mode};
 use crate::report::Report;
 use crate::request::RequestSpec;
 use crate::runtime::DriverChoice;
@@ -214,6 +214,7 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
         if let std::collections::btree_map::Entry::Vacant(slot) = backends.entry(scenario.body_size)
         {
             slot.insert(Backend::start(&BackendConfig {
+                tls: None,
                 listen: "127.0.0.1:0".parse()?,
                 body_size: scenario.body_size,
                 threads: layout.backend.len(),
@@ -459,6 +460,9 @@ impl Run<'_> {
             rate: self.rate,
             pin_cpus: Some(self.layout.client.clone()),
             driver: DriverChoice::Auto,
+            mode: Mode::Http,
+            tls: None,
+            tls_name: String::new(),
         };
         let root = proxy.root_pid();
         let ticks = self.ticks;
