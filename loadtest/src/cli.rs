@@ -345,6 +345,52 @@ mod tests {
     }
 
     #[test]
+    fn tls_and_websocket_options() {
+        let cli = Cli::try_parse_from([
+            "ringway-load",
+            "wss://localhost:8443/ws",
+            "--ws",
+            "--msg-size",
+            "65536",
+            "--cacert",
+            "ca.pem",
+            "--no-resume",
+        ])
+        .unwrap();
+        let load = cli.load;
+        assert!(load.ws && load.no_resume && !load.insecure);
+        assert_eq!(load.msg_size, 65536);
+        assert_eq!(load.cacert, Some(PathBuf::from("ca.pem")));
+        let idle = Cli::try_parse_from(["ringway-load", "ws://h/", "--ws-idle", "100", "-k"]);
+        let idle = idle.unwrap().load;
+        assert_eq!(idle.ws_idle, Some(100));
+        assert!(idle.insecure);
+        assert_eq!(
+            Cli::try_parse_from(["ringway-load", "http://h/"])
+                .unwrap()
+                .load
+                .msg_size,
+            1024
+        );
+        assert!(
+            Cli::try_parse_from(["ringway-load", "ws://h/", "--ws-idle", "1", "--ws"]).is_err()
+        );
+        let backend = Cli::try_parse_from([
+            "ringway-load",
+            "backend",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        let Some(Command::Backend(backend)) = backend.unwrap().command else {
+            panic!("backend subcommand not parsed");
+        };
+        assert_eq!(backend.tls_key, Some(PathBuf::from("k.pem")));
+        assert!(Cli::try_parse_from(["ringway-load", "backend", "--tls-cert", "c.pem"]).is_err());
+    }
+
+    #[test]
     fn backend_command_line() {
         let cli = Cli::try_parse_from([
             "ringway-load",
