@@ -194,6 +194,15 @@ pub struct CompareArgs {
     /// Where to draw the ratio chart.
     #[arg(long, default_value = "compare.svg")]
     pub svg: PathBuf,
+    /// Scenarios to run, comma-separated: keepalive-100, keepalive-16k,
+    /// keepalive-1m, close, open-loop, tls-keepalive, tls-handshake,
+    /// ws-echo, ws-idle, or all [default: all; with --quick the five HTTP
+    /// ones].
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Option<Vec<String>>,
+    /// Connections of the ws-idle scenario.
+    #[arg(long, default_value_t = 10_000)]
+    pub ws_idle: usize,
 }
 
 /// CPU ids, in the order threads are pinned to them.

@@ -181,7 +181,17 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     } else {
         (Duration::from_secs(5), Duration::from_secs(1))
     };
+    let scenarios = match &args.scenarios {
+        Some(keys) => compare::select_scenarios(keys).map_err(anyhow::Error::msg)?,
+        None if args.quick => {
+            let keys: Vec<String> = compare::QUICK_SCENARIOS.map(str::to_owned).to_vec();
+            compare::select_scenarios(&keys).map_err(anyhow::Error::msg)?
+        }
+        None => (0..compare::SCENARIOS.len()).collect(),
+    };
     compare::run(&compare::CompareConfig {
+        scenarios,
+        ws_idle: args.ws_idle,
         proxies: args.proxies,
         workers: args.workers,
         reps: args.reps,
