@@ -418,10 +418,10 @@ impl Session<'_> {
                         scenario.name,
                         kind.name()
                     );
-                    let first_line = format!("{error:#}");
-                    let first_line = first_line.lines().next().unwrap_or_default();
+                    // The root cause fits a table cell; the whole chain,
+                    // the proxy's own output included, is printed above.
                     self.failures
-                        .insert((index, kind), format!("error: {first_line}"));
+                        .insert((index, kind), format!("error: {}", error.root_cause()));
                 }
             }
         }

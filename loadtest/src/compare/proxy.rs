@@ -205,6 +205,10 @@ impl ProxyProcess {
         reason = "the harness's control thread, not a worker, waits for the proxy to exit"
     )]
     pub fn stop(mut self) {
+        // A proxy that already exited has nothing to be told.
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

@@ -38,9 +38,9 @@ pub(super) struct Run<'a> {
     pub(super) ticks: u64,
 }
 
-/// Warmup of the idle-WebSocket scenario at the least: its connections
-/// open over the first half of the warmup, gently for the accept queues.
-const WS_IDLE_WARMUP: Duration = Duration::from_secs(4);
+/// Idle WebSockets opened per second of warmup at the most: they open over
+/// its first half, gently for the accept queues (10,000 take 4 s).
+const WS_IDLE_OPEN_RATE: f64 = 2_500.0;
 
 /// What the proxy's processes did over the measured window.
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +133,9 @@ impl Run<'_> {
             Workload::WsIdle => (
                 Mode::WsIdle,
                 self.config.ws_idle,
-                self.config.warmup.max(WS_IDLE_WARMUP),
+                self.config.warmup.max(Duration::from_secs_f64(
+                    self.config.ws_idle as f64 / WS_IDLE_OPEN_RATE,
+                )),
             ),
         };
         let load = LoadConfig {
