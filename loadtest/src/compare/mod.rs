@@ -62,6 +62,10 @@ pub struct CompareConfig {
     pub ws_idle: usize,
 }
 
+/// Descriptors kept free of idle WebSockets: listeners, backends of the
+/// other body sizes, logs, the proxy's own.
+const FD_SPARE: u64 = 256;
+
 /// Which CPUs run what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Layout {
@@ -112,6 +116,9 @@ pub struct Results {
     pub duration_s: f64,
     pub layout: Layout,
     pub scenarios: Vec<Scenario>,
+    /// Connections of the idle-WebSocket scenario, after the open-file
+    /// limit had its say.
+    pub ws_idle: usize,
     /// Requests/s of the open-loop scenario; `null` when it could not run.
     pub open_loop_rate: Option<f64>,
     pub cells: Vec<Cell>,
@@ -175,15 +182,25 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let mut ws_idle = config.ws_idle;
     if selected.iter().any(|s| s.workload == Workload::WsIdle) {
-        // The load generator and the backend share this process: two
-        // descriptors per idle WebSocket. The proxies inherit the limit.
-        let want = 2 * config.ws_idle as u64 + 4096;
+        // Two descriptors per idle WebSocket in this process (the load
+        // generator and the backend) and in the proxy (client and upstream
+        // side); the proxies inherit the limit raised here.
+        let want = 2 * config.ws_idle as u64 + FD_SPARE;
         let got = crate::socket::raise_nofile(want);
         if got < want {
-            println!("warning: open-file limit {got} < {want}; idle WebSockets will fail to open");
+            ws_idle = usize::try_from(got.saturating_sub(FD_SPARE) / 2).unwrap_or(0);
+            println!(
+                "open-file limit {got} < {want} (raising the hard limit needs root with CAP_SYS_RESOURCE): {ws_idle} idle WebSockets instead of {}",
+                config.ws_idle
+            );
         }
     }
+    let config = &CompareConfig {
+        ws_idle,
+        ..config.clone()
+    };
     let work_dir = std::env::temp_dir().join(format!("ringway-compare-{}", std::process::id()));
     let certificate = if selected.iter().any(|s| s.tls) {
         let made = tls_files(&work_dir);
@@ -294,6 +311,7 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
         duration_s: config.duration.as_secs_f64(),
         layout,
         scenarios: selected.into_iter().copied().collect(),
+        ws_idle: config.ws_idle,
         open_loop_rate,
         cells,
         ratios,
