@@ -143,7 +143,12 @@ pub(super) async fn idle<D: Dial>(plan: &ConnPlan, dial: &D, stats: &ThreadStats
                 stats.count_error(kind);
                 sleep(CONNECT_RETRY_DELAY).await;
             }
-            Err(_) => stats.count_error(ErrorKind::Timeout),
+            // Thousands of connections timing out together must not all
+            // retry at once.
+            Err(_) => {
+                stats.count_error(ErrorKind::Timeout);
+                sleep(CONNECT_RETRY_DELAY).await;
+            }
         }
     };
     stats.totals.borrow_mut().ws_open += 1;

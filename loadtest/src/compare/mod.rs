@@ -427,6 +427,14 @@ impl Session<'_> {
                         figures.peak_rss_mib,
                         figures.errors
                     );
+                    if scenario.workload == Workload::WsIdle {
+                        eprintln!(
+                            "[rep {}/{reps}] {} WebSockets open at the end, {:.1} KiB RSS each",
+                            rep + 1,
+                            figures.ws_open,
+                            figures.rss_kib_per_conn
+                        );
+                    }
                     self.samples.entry((index, kind)).or_default().push(figures);
                 }
                 Err(error) => {

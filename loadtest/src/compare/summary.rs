@@ -27,6 +27,8 @@ pub struct Figures {
     /// Idle WebSockets: growth of the proxy's resident memory (VmRSS, all
     /// its processes) per open connection, in KiB; 0 elsewhere.
     pub rss_kib_per_conn: f64,
+    /// Idle WebSockets open at the end of the run; 0 elsewhere.
+    pub ws_open: f64,
 }
 
 /// The figures a ratio is taken of, with how they are named and whether
@@ -137,6 +139,7 @@ pub fn median(samples: &[Figures]) -> Figures {
         errors: of(|f| f.errors),
         per_cpu_second: of(|f| f.per_cpu_second),
         rss_kib_per_conn: of(|f| f.rss_kib_per_conn),
+        ws_open: of(|f| f.ws_open),
     }
 }
 
@@ -258,6 +261,7 @@ mod tests {
             errors: 0.0,
             per_cpu_second: 0.0,
             rss_kib_per_conn: 0.0,
+            ws_open: 0.0,
         }
     }
 
