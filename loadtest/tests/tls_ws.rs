@@ -143,8 +143,13 @@ fn websocket_echo_in_every_length_encoding() {
     // 125 and 126 straddle the 7-bit length, 65535 and 65536 the 16-bit
     // one (RFC 6455 §5.2).
     for msg_size in [1, 125, 126, 65_535, 65_536, 1 << 20] {
-        let report =
-            client::run(&load(server.addr(), Mode::WsEcho { msg_size }, None, false)).unwrap();
+        let mut config = load(server.addr(), Mode::WsEcho { msg_size }, None, false);
+        // A message counts only if it starts and ends inside the window: a
+        // debug build on a busy machine needs more than 300 ms for 1 MiB.
+        if msg_size > 65_536 {
+            config.duration = Duration::from_secs(1);
+        }
+        let report = client::run(&config).unwrap();
         assert_clean(&report, &format!("{msg_size}-byte messages"));
         let header = match msg_size {
             0..=125 => 2,
@@ -182,11 +187,13 @@ fn websocket_echo_over_tls_and_idle_websockets() {
         trusting(&cert.cert, true),
         false,
     );
-    idle.connections = 40;
-    idle.warmup = Duration::from_millis(200);
+    idle.connections = 20;
+    // They open over the first half of the warmup; the rest is slack for
+    // debug-build handshakes on a busy machine.
+    idle.warmup = Duration::from_millis(1500);
     let report = client::run(&idle).unwrap();
-    assert_eq!(report.requests, 40, "{:?}", report.errors);
-    assert_eq!(report.ws_open_at_end, Some(40));
+    assert_eq!(report.requests, 20, "{:?}", report.errors);
+    assert_eq!(report.ws_open_at_end, Some(20));
     assert_eq!(report.errors.total(), 0);
     server.stop().unwrap();
 }

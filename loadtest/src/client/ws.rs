@@ -25,6 +25,8 @@ use crate::request::RequestSpec;
 use crate::socket::{READ_CAPACITY, read_more};
 use crate::ws::{FrameHeader, Opcode, accept_key, apply_mask, encode_header, fill_random, new_key};
 
+/// Read buffer of an idle connection.
+const IDLE_READ: usize = 128;
 /// Longest handshake response head the client reads.
 const MAX_HANDSHAKE_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
@@ -152,13 +154,17 @@ pub(super) async fn idle<D: Dial>(plan: &ConnPlan, dial: &D, stats: &ThreadStats
         }
     };
     stats.totals.borrow_mut().ws_open += 1;
-    // Whatever arrives (a ping, say) is read and ignored; only the end of
-    // the stream ends the wait.
+    // The handshake's read buffer goes; thousands of idle connections wait
+    // on a few bytes each. Whatever arrives (a ping, say) is read and
+    // ignored; only the end of the stream ends the wait.
+    drop(buf);
+    let mut small = Vec::with_capacity(IDLE_READ);
     loop {
-        buf.clear();
-        match read_more(&mut stream, &mut buf).await {
+        let (read, back) = stream.read(small).await;
+        small = back;
+        match read {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            Ok(_) => small.clear(),
         }
     }
     let mut totals = stats.totals.borrow_mut();
