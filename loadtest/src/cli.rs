@@ -41,7 +41,7 @@ pub enum Command {
 /// Closed-loop load against one URL.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// http://host[:port]/path to load.
+    /// http://, https://, ws:// or wss://host[:port]/path to load.
     #[arg(required = true)]
     pub url: Option<String>,
     /// Open connections, spread over the threads.
@@ -85,6 +85,28 @@ pub struct LoadArgs {
     /// I/O driver; auto tries io_uring and falls back to epoll.
     #[arg(long, value_enum, default_value = "auto")]
     pub driver: DriverChoice,
+    /// TLS: trust servers whose certificate chains to a CA in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// TLS: accept any server certificate (self-signed, other name); the
+    /// handshake signatures are still verified.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// TLS: never resume sessions, so every new connection (--close) is a
+    /// full handshake.
+    #[arg(long)]
+    pub no_resume: bool,
+    /// WebSocket echo: each connection upgrades, then sends --msg-size
+    /// messages and times each echo, in a closed loop.
+    #[arg(long)]
+    pub ws: bool,
+    /// WebSocket message size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub msg_size: usize,
+    /// Open this many WebSockets and hold them idle for the whole run (no
+    /// messages, no pings); prints how many stayed open. Overrides -c.
+    #[arg(long, value_name = "N", conflicts_with_all = ["ws", "rate", "close"])]
+    pub ws_idle: Option<usize>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -98,6 +120,12 @@ pub struct BackendArgs {
     /// Server threads, each with its own runtime and SO_REUSEPORT listener.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Pin server thread i to the i-th CPU of this list.
     #[arg(long, value_parser = parse_cpu_list)]
     pub pin_cpus: Option<CpuList>,
@@ -166,6 +194,15 @@ pub struct CompareArgs {
     /// Where to draw the ratio chart.
     #[arg(long, default_value = "compare.svg")]
     pub svg: PathBuf,
+    /// Scenarios to run, comma-separated: keepalive-100, keepalive-16k,
+    /// keepalive-1m, close, open-loop, tls-keepalive, tls-handshake,
+    /// ws-echo, ws-idle, or all [default: all; with --quick the five HTTP
+    /// ones].
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Option<Vec<String>>,
+    /// Connections of the ws-idle scenario.
+    #[arg(long, default_value_t = 10_000)]
+    pub ws_idle: usize,
 }
 
 /// CPU ids, in the order threads are pinned to them.
@@ -314,6 +351,52 @@ mod tests {
         assert!(
             parse_rate("0").is_err() && parse_rate("-1").is_err() && parse_rate("inf").is_err()
         );
+    }
+
+    #[test]
+    fn tls_and_websocket_options() {
+        let cli = Cli::try_parse_from([
+            "ringway-load",
+            "wss://localhost:8443/ws",
+            "--ws",
+            "--msg-size",
+            "65536",
+            "--cacert",
+            "ca.pem",
+            "--no-resume",
+        ])
+        .unwrap();
+        let load = cli.load;
+        assert!(load.ws && load.no_resume && !load.insecure);
+        assert_eq!(load.msg_size, 65536);
+        assert_eq!(load.cacert, Some(PathBuf::from("ca.pem")));
+        let idle = Cli::try_parse_from(["ringway-load", "ws://h/", "--ws-idle", "100", "-k"]);
+        let idle = idle.unwrap().load;
+        assert_eq!(idle.ws_idle, Some(100));
+        assert!(idle.insecure);
+        assert_eq!(
+            Cli::try_parse_from(["ringway-load", "http://h/"])
+                .unwrap()
+                .load
+                .msg_size,
+            1024
+        );
+        assert!(
+            Cli::try_parse_from(["ringway-load", "ws://h/", "--ws-idle", "1", "--ws"]).is_err()
+        );
+        let backend = Cli::try_parse_from([
+            "ringway-load",
+            "backend",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        let Some(Command::Backend(backend)) = backend.unwrap().command else {
+            panic!("backend subcommand not parsed");
+        };
+        assert_eq!(backend.tls_key, Some(PathBuf::from("k.pem")));
+        assert!(Cli::try_parse_from(["ringway-load", "backend", "--tls-cert", "c.pem"]).is_err());
     }
 
     #[test]

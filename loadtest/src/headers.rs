@@ -26,6 +26,8 @@ pub struct FramingHeaders {
     pub chunked: bool,
     pub connection_close: bool,
     pub connection_keep_alive: bool,
+    /// `Connection: upgrade` (RFC 9110 §7.8): the head may switch protocols.
+    pub connection_upgrade: bool,
     pub expect_continue: bool,
 }
 
@@ -51,6 +53,7 @@ impl FramingHeaders {
             } else if name.eq_ignore_ascii_case("connection") {
                 facts.connection_close |= has_token(header.value, b"close");
                 facts.connection_keep_alive |= has_token(header.value, b"keep-alive");
+                facts.connection_upgrade |= has_token(header.value, b"upgrade");
             } else if name.eq_ignore_ascii_case("expect") {
                 facts.expect_continue |= header
                     .value

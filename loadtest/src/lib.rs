@@ -5,7 +5,9 @@
 //! (`floor`), both served thread-per-core (`server`), and `compare`, which
 //! runs the same scenarios through ringway, the floor and nginx. Both sides run thread-per-core on monoio
 //! (`runtime`), parse with httparse (`request`, `response`) and frame bodies
-//! with one push decoder (`framing`). `cli` maps the command line onto them.
+//! with one push decoder (`framing`). TLS (`tls`) and WebSockets (`ws`, the
+//! client's `--ws` and `--ws-idle` and the backend's echo) ride on the same
+//! connections. `cli` maps the command line onto them.
 
 pub mod backend;
 pub mod cli;
@@ -22,6 +24,8 @@ pub mod runtime;
 pub mod server;
 pub mod socket;
 pub mod target;
+pub mod tls;
+pub mod ws;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,10 +34,11 @@ use anyhow::Context as _;
 
 use backend::{Backend, BackendConfig};
 use cli::{BackendArgs, Cli, Command, CompareArgs, FloorArgs, LoadArgs};
-use client::LoadConfig;
+use client::{LoadConfig, Mode};
 use floor::{Floor, FloorConfig};
 use request::RequestSpec;
 use target::Target;
+use tls::{ClientTls, Trust};
 
 /// Runs what the command line asks for. A load whose every request failed
 /// exits 1 after printing its report, so that scripts notice.
@@ -56,9 +61,42 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             name.eq_ignore_ascii_case("connection")
                 && headers::has_token(value.as_bytes(), b"close")
         });
+    let tls = if target.tls {
+        let trust = match (&args.cacert, args.insecure) {
+            (_, true) => Trust::Insecure,
+            (Some(path), false) => Trust::CaFile(path.clone()),
+            (None, false) => anyhow::bail!(
+                "{url} needs a way to trust the server: --cacert FILE (PEM CA certificates) or --insecure (accept any certificate). ringway-load has no system root store."
+            ),
+        };
+        Some(ClientTls {
+            trust,
+            resume: !args.no_resume,
+        })
+    } else {
+        None
+    };
+    let (mode, connections) = match (args.ws_idle, args.ws) {
+        (Some(n), _) => (Mode::WsIdle, n),
+        (None, true) => (
+            Mode::WsEcho {
+                msg_size: args.msg_size,
+            },
+            args.connections,
+        ),
+        (None, false) => (Mode::Http, args.connections),
+    };
+    if mode == Mode::WsIdle {
+        // Each idle connection is a descriptor; with a backend in the same
+        // process, twice that.
+        socket::raise_nofile(2 * connections as u64 + 1024);
+    }
     let config = LoadConfig {
         url,
         addr: target.addr,
+        mode,
+        tls,
+        tls_name: target.host,
         request: RequestSpec {
             method: args.method,
             target: target.path,
@@ -67,7 +105,7 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             body_size: args.body_size,
             close,
         },
-        connections: args.connections,
+        connections,
         threads: args.threads,
         warmup: args.warmup,
         duration: args.duration,
@@ -90,7 +128,14 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_backend(args: &BackendArgs) -> anyhow::Result<ExitCode> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
+    socket::raise_nofile(65_536);
     let backend = Backend::start(&BackendConfig {
+        tls,
         listen: args.listen,
         body_size: args.body_size,
         threads: args.threads,
@@ -98,8 +143,13 @@ fn run_backend(args: &BackendArgs) -> anyhow::Result<ExitCode> {
         driver: args.driver,
     })?;
     eprintln!(
-        "ringway-load backend listening on {} ({} threads, {}-byte body)",
+        "ringway-load backend listening on {}{} ({} threads, {}-byte body, WebSocket echo)",
         backend.addr(),
+        if args.tls_cert.is_some() {
+            " with TLS"
+        } else {
+            ""
+        },
         args.threads,
         args.body_size
     );
@@ -131,7 +181,17 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     } else {
         (Duration::from_secs(5), Duration::from_secs(1))
     };
+    let scenarios = match &args.scenarios {
+        Some(keys) => compare::select_scenarios(keys).map_err(anyhow::Error::msg)?,
+        None if args.quick => {
+            let keys: Vec<String> = compare::QUICK_SCENARIOS.map(str::to_owned).to_vec();
+            compare::select_scenarios(&keys).map_err(anyhow::Error::msg)?
+        }
+        None => (0..compare::SCENARIOS.len()).collect(),
+    };
     compare::run(&compare::CompareConfig {
+        scenarios,
+        ws_idle: args.ws_idle,
         proxies: args.proxies,
         workers: args.workers,
         reps: args.reps,

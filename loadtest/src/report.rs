@@ -14,6 +14,8 @@ use crate::runtime::Driver;
 pub enum ErrorKind {
     /// The TCP connection could not be established.
     Connect,
+    /// The TLS handshake failed, certificate verification included.
+    Tls,
     /// Reading or writing failed, or the server closed mid-exchange.
     Io,
     /// No complete response within the request timeout.
@@ -24,10 +26,25 @@ pub enum ErrorKind {
     Protocol,
 }
 
+/// What a run does on each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// HTTP/1.1 requests; `requests` counts responses.
+    Http,
+    /// WebSocket echoes of `msg_size`-byte messages; `requests` counts
+    /// echoed messages.
+    WsEcho { msg_size: usize },
+    /// WebSockets held open and silent; `requests` counts handshakes, over
+    /// the whole run, warmup included.
+    WsIdle,
+}
+
 /// Errors by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ErrorCounts {
     pub connect: u64,
+    pub tls: u64,
     pub io: u64,
     pub timeout: u64,
     pub status: u64,
@@ -38,6 +55,7 @@ impl ErrorCounts {
     pub fn count(&mut self, kind: ErrorKind) {
         let slot = match kind {
             ErrorKind::Connect => &mut self.connect,
+            ErrorKind::Tls => &mut self.tls,
             ErrorKind::Io => &mut self.io,
             ErrorKind::Timeout => &mut self.timeout,
             ErrorKind::Status => &mut self.status,
@@ -48,6 +66,7 @@ impl ErrorCounts {
 
     pub fn add(&mut self, other: &ErrorCounts) {
         self.connect += other.connect;
+        self.tls += other.tls;
         self.io += other.io;
         self.timeout += other.timeout;
         self.status += other.status;
@@ -55,7 +74,7 @@ impl ErrorCounts {
     }
 
     pub fn total(&self) -> u64 {
-        self.connect + self.io + self.timeout + self.status + self.protocol
+        self.connect + self.tls + self.io + self.timeout + self.status + self.protocol
     }
 }
 
@@ -91,6 +110,8 @@ impl LatencySummary {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub url: String,
+    pub mode: Mode,
+    pub tls: bool,
     pub threads: usize,
     pub connections: usize,
     pub driver: Driver,
@@ -102,10 +123,15 @@ pub struct Report {
     pub duration_s: f64,
     /// Complete responses, whatever their status.
     pub requests: u64,
-    /// Response bytes read, heads and bodies.
+    /// Response bytes read, heads and bodies (WebSocket: frames received).
     pub bytes_read: u64,
+    /// Request bytes written (WebSocket: frames sent).
+    pub bytes_written: u64,
     pub requests_per_sec: f64,
     pub bytes_per_sec: f64,
+    pub bytes_written_per_sec: f64,
+    /// `--ws-idle`: connections still open when the run ended.
+    pub ws_open_at_end: Option<u64>,
     pub latency_us: LatencySummary,
     pub errors: ErrorCounts,
 }
@@ -116,6 +142,9 @@ pub struct Totals {
     pub histogram: LatencyHistogram,
     pub requests: u64,
     pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Idle WebSockets open now.
+    pub ws_open: u64,
     pub errors: ErrorCounts,
 }
 
@@ -124,6 +153,8 @@ impl Totals {
         self.histogram.merge(&other.histogram);
         self.requests += other.requests;
         self.bytes_read += other.bytes_read;
+        self.bytes_written += other.bytes_written;
+        self.ws_open += other.ws_open;
         self.errors.add(&other.errors);
     }
 }
@@ -132,6 +163,8 @@ impl Totals {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunShape {
     pub url: String,
+    pub mode: Mode,
+    pub tls: bool,
     pub threads: usize,
     pub connections: usize,
     pub driver: Driver,
@@ -152,6 +185,8 @@ impl Report {
         };
         Report {
             url: shape.url,
+            mode: shape.mode,
+            tls: shape.tls,
             threads: shape.threads,
             connections: shape.connections,
             driver: shape.driver,
@@ -161,8 +196,11 @@ impl Report {
             duration_s: seconds,
             requests: totals.requests,
             bytes_read: totals.bytes_read,
+            bytes_written: totals.bytes_written,
             requests_per_sec: per_sec(totals.requests),
             bytes_per_sec: per_sec(totals.bytes_read),
+            bytes_written_per_sec: per_sec(totals.bytes_written),
+            ws_open_at_end: (shape.mode == Mode::WsIdle).then_some(totals.ws_open),
             latency_us: LatencySummary::from_histogram(&totals.histogram),
             errors: totals.errors,
         }
@@ -178,10 +216,17 @@ impl Report {
     pub fn to_text(&self) -> String {
         let l = &self.latency_us;
         let mut out = String::new();
-        let mode = if self.keep_alive {
-            "keep-alive"
-        } else {
-            "new connection per request"
+        let transport = if self.tls { "TLS, " } else { "" };
+        let mode = match self.mode {
+            Mode::Http if self.keep_alive => format!("{transport}keep-alive"),
+            Mode::Http => format!("{transport}new connection per request"),
+            Mode::WsEcho { msg_size } => {
+                format!(
+                    "{transport}WebSocket echo of {} messages",
+                    format_bytes(msg_size as f64)
+                )
+            }
+            Mode::WsIdle => format!("{transport}idle WebSockets"),
         };
         // Writing to a String cannot fail.
         let _ = writeln!(
@@ -217,21 +262,48 @@ impl Report {
             format_micros(l.mean),
             format_micros(l.stdev),
         );
+        let unit = match self.mode {
+            Mode::Http => "requests",
+            Mode::WsEcho { .. } => "messages",
+            Mode::WsIdle => "handshakes",
+        };
         let _ = writeln!(
             out,
-            "  {} requests in {}, {} read",
+            "  {} {unit} in {}, {} read, {} written",
             self.requests,
             format_seconds(self.duration_s),
-            format_bytes(self.bytes_read as f64)
+            format_bytes(self.bytes_read as f64),
+            format_bytes(self.bytes_written as f64)
         );
         let e = &self.errors;
         let _ = writeln!(
             out,
-            "  Errors: connect {}, io {}, timeout {}, status {}, protocol {}",
-            e.connect, e.io, e.timeout, e.status, e.protocol
+            "  Errors: connect {}, tls {}, io {}, timeout {}, status {}, protocol {}",
+            e.connect, e.tls, e.io, e.timeout, e.status, e.protocol
         );
-        let _ = writeln!(out, "Requests/sec: {:.2}", self.requests_per_sec);
-        let _ = writeln!(out, "Transfer/sec: {}", format_bytes(self.bytes_per_sec));
+        match self.mode {
+            Mode::Http => {
+                let _ = writeln!(out, "Requests/sec: {:.2}", self.requests_per_sec);
+                let _ = writeln!(out, "Transfer/sec: {}", format_bytes(self.bytes_per_sec));
+            }
+            Mode::WsEcho { .. } => {
+                let _ = writeln!(out, "Messages/sec: {:.2}", self.requests_per_sec);
+                let _ = writeln!(
+                    out,
+                    "Sent/sec: {}  Received/sec: {}",
+                    format_bytes(self.bytes_written_per_sec),
+                    format_bytes(self.bytes_per_sec)
+                );
+            }
+            Mode::WsIdle => {
+                let _ = writeln!(
+                    out,
+                    "Open at end: {} of {} connections",
+                    self.ws_open_at_end.unwrap_or(0),
+                    self.connections
+                );
+            }
+        }
         out
     }
 }

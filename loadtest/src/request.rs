@@ -115,6 +115,8 @@ pub enum RequestError {
     Headers(#[from] HeaderError),
     #[error("request head larger than {MAX_HEAD_SIZE} bytes")]
     TooLarge,
+    #[error("WebSocket upgrade without a valid Sec-WebSocket-Key or version 13")]
+    BadWebSocketHandshake,
 }
 
 impl RequestError {
@@ -124,7 +126,9 @@ impl RequestError {
             RequestError::TooLarge | RequestError::Malformed(httparse::Error::TooManyHeaders) => {
                 431
             }
-            RequestError::Malformed(_) | RequestError::Headers(_) => 400,
+            RequestError::Malformed(_)
+            | RequestError::Headers(_)
+            | RequestError::BadWebSocketHandshake => 400,
         }
     }
 }
@@ -140,7 +144,12 @@ pub struct RequestHead {
     /// (RFC 9110 §10.1.1).
     pub expect_continue: bool,
     pub is_head: bool,
+    /// A WebSocket opening handshake (RFC 6455 §4.2.1) and its key.
+    pub websocket_key: Option<[u8; WS_KEY_LEN]>,
 }
+
+/// A `Sec-WebSocket-Key` is 16 bytes in base64 (RFC 6455 §4.1 item 7).
+pub const WS_KEY_LEN: usize = 24;
 
 /// Parses a request head from the front of `buf`; `Ok(None)` means more
 /// bytes are needed.
@@ -157,13 +166,43 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, RequestErro
     };
     let facts = FramingHeaders::collect(request.headers)?;
     let body = facts.request_body()?;
+    let websocket_key = if facts.connection_upgrade {
+        websocket_key(request.headers)?
+    } else {
+        None
+    };
     Ok(Some(RequestHead {
         head_len,
         body,
         keep_alive: facts.keep_alive(request.version.unwrap_or_default()),
         expect_continue: facts.expect_continue && minor_at_least_1(request.version),
         is_head: request.method == Some("HEAD"),
+        websocket_key,
     }))
+}
+
+/// The key of a WebSocket opening handshake: `Upgrade: websocket`, and
+/// then a 24-character key and version 13 are required (RFC 6455 §4.2.1).
+/// Other upgrades are not taken (`Ok(None)`).
+fn websocket_key(
+    headers: &[httparse::Header<'_>],
+) -> Result<Option<[u8; WS_KEY_LEN]>, RequestError> {
+    let (mut upgrade, mut key, mut version) = (false, None, false);
+    for header in headers {
+        let value = header.value.trim_ascii();
+        if header.name.eq_ignore_ascii_case("upgrade") {
+            upgrade |= crate::headers::has_token(value, b"websocket");
+        } else if header.name.eq_ignore_ascii_case("sec-websocket-key") {
+            key = <[u8; WS_KEY_LEN]>::try_from(value).ok();
+        } else if header.name.eq_ignore_ascii_case("sec-websocket-version") {
+            version = value == b"13";
+        }
+    }
+    match (upgrade, key, version) {
+        (false, _, _) => Ok(None),
+        (true, Some(key), true) => Ok(Some(key)),
+        (true, _, _) => Err(RequestError::BadWebSocketHandshake),
+    }
 }
 
 /// RFC 9110 §10.1.1: a server ignores 100-continue from HTTP/1.0 clients.

@@ -1,12 +1,18 @@
 //! The URL under test: where to connect and what to put in the request line
-//! and Host header. Only `http://` for now; TLS comes with its own module.
+//! and Host header. `http://` and `ws://` are plain, `https://` and
+//! `wss://` TLS; the WebSocket schemes only say which transport to use, the
+//! mode is chosen by `--ws`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// A parsed and resolved `http://` URL.
+/// A parsed and resolved URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub addr: SocketAddr,
+    /// `https://` or `wss://`.
+    pub tls: bool,
+    /// The host as written (brackets of an IPv6 literal included), for SNI.
+    pub host: String,
     /// `host[:port]` exactly as written in the URL, for the Host header
     /// (RFC 9112 §3.2: Host carries the authority minus userinfo).
     pub authority: String,
@@ -16,7 +22,7 @@ pub struct Target {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("URL {0:?} must start with http:// (https is not supported yet)")]
+    #[error("URL {0:?} must start with http://, https://, ws:// or wss://")]
     UnsupportedScheme(String),
     #[error("URL {0:?} has no host")]
     MissingHost(String),
@@ -33,9 +39,15 @@ pub enum TargetError {
 
 impl Target {
     pub fn parse(url: &str) -> Result<Self, TargetError> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| TargetError::UnsupportedScheme(url.to_owned()))?;
+        let (tls, rest) = [
+            ("http://", false),
+            ("ws://", false),
+            ("https://", true),
+            ("wss://", true),
+        ]
+        .iter()
+        .find_map(|&(scheme, tls)| Some((tls, url.strip_prefix(scheme)?)))
+        .ok_or_else(|| TargetError::UnsupportedScheme(url.to_owned()))?;
         let (authority, path) = match rest.find(['/', '?', '#']) {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -48,8 +60,9 @@ impl Target {
             format!("/{path}")
         };
         let authority = authority.rsplit('@').next().unwrap_or_default();
-        let (host, port) =
-            split_host_port(authority).ok_or_else(|| TargetError::InvalidPort(url.to_owned()))?;
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = split_host_port(authority, default_port)
+            .ok_or_else(|| TargetError::InvalidPort(url.to_owned()))?;
         if host.is_empty() {
             return Err(TargetError::MissingHost(url.to_owned()));
         }
@@ -63,14 +76,16 @@ impl Target {
             .ok_or_else(|| TargetError::NoAddress(host.to_owned()))?;
         Ok(Target {
             addr,
+            tls,
+            host: host.to_owned(),
             authority: authority.to_owned(),
             path,
         })
     }
 }
 
-/// Splits `host[:port]` or `[v6]:port`; the port defaults to 80.
-fn split_host_port(authority: &str) -> Option<(&str, u16)> {
+/// Splits `host[:port]` or `[v6]:port`; the port defaults to the scheme's.
+fn split_host_port(authority: &str, default_port: u16) -> Option<(&str, u16)> {
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let end = v6.find(']')?;
         let after = &v6[end + 1..];
@@ -87,7 +102,7 @@ fn split_host_port(authority: &str) -> Option<(&str, u16)> {
         }
     };
     let port = match port {
-        None | Some("") => 80,
+        None | Some("") => default_port,
         Some(port) => port.parse().ok()?,
     };
     Some((host, port))
@@ -122,9 +137,22 @@ mod tests {
     }
 
     #[test]
+    fn tls_schemes_default_to_443() {
+        let https = Target::parse("https://localhost/x").unwrap();
+        assert!(https.tls);
+        assert_eq!(https.addr.port(), 443);
+        assert_eq!(https.host, "localhost");
+        let wss = Target::parse("wss://127.0.0.1:8443").unwrap();
+        assert!(wss.tls && wss.addr.port() == 8443);
+        let ws = Target::parse("ws://127.0.0.1").unwrap();
+        assert!(!ws.tls && ws.addr.port() == 80);
+        assert!(!Target::parse("http://127.0.0.1").unwrap().tls);
+    }
+
+    #[test]
     fn rejects_bad_urls() {
         assert!(matches!(
-            Target::parse("https://127.0.0.1/"),
+            Target::parse("ftp://127.0.0.1/"),
             Err(TargetError::UnsupportedScheme(_))
         ));
         assert!(matches!(

@@ -7,13 +7,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use ringway_load::backend::{Backend, BackendConfig};
-use ringway_load::client::{self, LoadConfig};
+use ringway_load::client::{self, LoadConfig, Mode};
 use ringway_load::floor::{Floor, FloorConfig};
 use ringway_load::request::RequestSpec;
 use ringway_load::runtime::DriverChoice;
 
 fn start(body_size: usize) -> (Backend, Floor) {
     let backend = Backend::start(&BackendConfig {
+        tls: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         body_size,
         threads: 1,
@@ -52,6 +53,9 @@ fn load(addr: SocketAddr, close: bool) -> LoadConfig {
         rate: None,
         pin_cpus: None,
         driver: DriverChoice::Auto,
+        mode: Mode::Http,
+        tls: None,
+        tls_name: String::new(),
     }
 }
 

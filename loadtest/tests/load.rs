@@ -10,12 +10,13 @@ use std::thread;
 use std::time::Duration;
 
 use ringway_load::backend::{Backend, BackendConfig};
-use ringway_load::client::{self, LoadConfig};
+use ringway_load::client::{self, LoadConfig, Mode};
 use ringway_load::request::RequestSpec;
 use ringway_load::runtime::DriverChoice;
 
 fn start_backend(body_size: usize) -> Backend {
     Backend::start(&BackendConfig {
+        tls: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         body_size,
         threads: 1,
@@ -45,6 +46,9 @@ fn load(addr: SocketAddr, connections: usize, duration: Duration) -> LoadConfig 
         rate: None,
         pin_cpus: None,
         driver: DriverChoice::Auto,
+        mode: Mode::Http,
+        tls: None,
+        tls_name: String::new(),
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringway_load::client::{self, LoadConfig};
+use ringway_load::client::{self, LoadConfig, Mode};
 use ringway_load::request::RequestSpec;
 use ringway_load::runtime::DriverChoice;
 
@@ -84,6 +84,9 @@ fn config(addr: SocketAddr, rate: Option<f64>) -> LoadConfig {
         rate,
         pin_cpus: None,
         driver: DriverChoice::Auto,
+        mode: Mode::Http,
+        tls: None,
+        tls_name: String::new(),
     }
 }
 

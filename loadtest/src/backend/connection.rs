@@ -3,16 +3,22 @@
 //! fixed response, then write all queued responses at once and read again.
 //! Malformed framing is answered with 400 (431 for oversized heads) and the
 //! connection is closed, as a strict server would (RFC 9112 §6.3).
+//!
+//! A WebSocket opening handshake is answered with 101, and from then on
+//! the connection is an echo (`echo`): every frame comes back unmasked.
+
+mod echo;
 
 use std::mem;
 
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use crate::framing::BodyDecoder;
 use crate::request::parse_request_head;
 use crate::socket::{READ_CAPACITY, read_more};
+use crate::ws::accept_key;
+use echo::Echo;
 
 /// The responses a backend sends, built once per thread. Responses to HEAD
 /// are prefixes of the full ones, so every answer is a cheap `Bytes` slice.
@@ -87,6 +93,8 @@ enum State {
         /// `100 Continue` is still owed (RFC 9110 §10.1.1).
         expect_continue: bool,
     },
+    /// After a 101: a WebSocket echo.
+    WebSocket(Echo),
 }
 
 /// Whether to keep reading after the queued responses are written.
@@ -96,7 +104,7 @@ enum Next {
     Close,
 }
 
-pub(super) async fn serve(mut stream: TcpStream, responses: &Responses) {
+pub(super) async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut stream: S, responses: &Responses) {
     let mut buf = BytesMut::with_capacity(READ_CAPACITY);
     let mut outbox = Outbox::default();
     let mut state = State::Head;
@@ -123,6 +131,15 @@ fn process(
     loop {
         match state {
             State::Head => match parse_request_head(buf) {
+                Ok(Some(head)) if head.websocket_key.is_some() => {
+                    buf.advance(head.head_len);
+                    let key = head.websocket_key.unwrap_or_default();
+                    // RFC 6455 §4.2.2 step 5.
+                    outbox.extend(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+                    outbox.extend(&accept_key(&key));
+                    outbox.extend(b"\r\n\r\n");
+                    *state = State::WebSocket(Echo::default());
+                }
                 Ok(Some(head)) => {
                     buf.advance(head.head_len);
                     *state = State::Body {
@@ -163,6 +180,7 @@ fn process(
                 }
                 return Next::Read;
             }
+            State::WebSocket(echo) => return echo.process(buf, outbox),
         }
     }
 }
@@ -177,6 +195,15 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// Queues bytes by copying them into the batch buffer, which is kept
+    /// and reused from write to write.
+    fn extend(&mut self, bytes: &[u8]) {
+        if let Some(first) = self.single.take() {
+            self.batch.extend_from_slice(&first);
+        }
+        self.batch.extend_from_slice(bytes);
+    }
+
     fn push(&mut self, response: Bytes) {
         if self.single.is_none() && self.batch.is_empty() {
             self.single = Some(response);
@@ -189,7 +216,7 @@ impl Outbox {
     }
 
     /// Writes everything queued; false when the peer is gone.
-    async fn flush(&mut self, stream: &mut TcpStream) -> bool {
+    async fn flush<S: AsyncWriteRent>(&mut self, stream: &mut S) -> bool {
         if let Some(one) = self.single.take() {
             return stream.write_all(one).await.0.is_ok();
         }

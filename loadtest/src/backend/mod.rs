@@ -1,10 +1,16 @@
 //! The benchmark backend: an HTTP/1.1 keep-alive server that answers every
-//! request with the same fixed body, served thread-per-core (`server`).
+//! request with the same fixed body, and every WebSocket handshake with an
+//! echo, served thread-per-core (`server`), over TLS when given a
+//! certificate.
 
 mod connection;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use monoio_rustls::TlsAcceptor;
+use rustls::ServerConfig;
 
 use crate::runtime::DriverChoice;
 use crate::server::{ServeConfig, ServeError, Servers};
@@ -18,6 +24,8 @@ pub struct BackendConfig {
     /// Thread i is pinned to `pin_cpus[i % len]`.
     pub pin_cpus: Option<Vec<usize>>,
     pub driver: DriverChoice,
+    /// Serve TLS with this configuration.
+    pub tls: Option<Arc<ServerConfig>>,
 }
 
 /// A running backend; dropping it leaves the threads serving.
@@ -36,10 +44,23 @@ impl Backend {
             name: "ringway-backend",
         };
         let body_size = config.body_size;
+        let acceptor = config.tls.clone().map(TlsAcceptor::from);
         let servers = Servers::start(
             &serve,
-            move || Responses::new(body_size),
-            |responses, stream| async move { connection::serve(stream, &responses).await },
+            move || (Responses::new(body_size), acceptor.clone()),
+            |state, stream| async move {
+                let (responses, acceptor) = &*state;
+                match acceptor {
+                    None => connection::serve(stream, responses).await,
+                    Some(acceptor) => {
+                        // A failed handshake just ends the connection; the
+                        // client counts it.
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            connection::serve(stream, responses).await;
+                        }
+                    }
+                }
+            },
         )?;
         Ok(Backend { servers })
     }

@@ -12,19 +12,19 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::time::{sleep, timeout, timeout_at};
 
+use super::dial::Dial;
 use super::pacer::Pacer;
-use super::{ConnPlan, Timeline};
+use super::{ConnPlan, Mode, Timeline, ws};
 use crate::report::{ErrorKind, Totals};
 use crate::response::parse_response_head;
 use crate::socket::{READ_CAPACITY, read_more};
 
-/// Pause after a refused connect, so that a server that is down is not
-/// hammered by a busy loop that would only count errors.
-const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(10);
+/// Pause after a refused connect or failed handshake, so that a server that
+/// is down is not hammered by a busy loop that would only count errors.
+pub(super) const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(10);
 
 /// Which of the run's connections this thread drives: `count` slots
 /// `first`, `first + step`, ... out of `total`, which set the open-loop
@@ -37,8 +37,14 @@ pub(super) struct Slots {
     pub total: usize,
 }
 
-/// Runs this thread's connections until the deadline.
-pub(super) async fn run_thread(plan: Rc<ConnPlan>, timeline: Timeline, slots: Slots) -> Totals {
+/// Runs this thread's connections until the deadline, each connecting
+/// with `dial`.
+pub(super) async fn run_thread<D: Dial + 'static>(
+    plan: Rc<ConnPlan>,
+    dial: Rc<D>,
+    timeline: Timeline,
+    slots: Slots,
+) -> Totals {
     let stats = Rc::new(ThreadStats {
         timeline,
         totals: RefCell::new(Totals::default()),
@@ -47,6 +53,7 @@ pub(super) async fn run_thread(plan: Rc<ConnPlan>, timeline: Timeline, slots: Sl
     let tasks: Vec<_> = (0..slots.count)
         .map(|k| {
             let plan = Rc::clone(&plan);
+            let dial = Rc::clone(&dial);
             let stats = Rc::clone(&stats);
             let pacer = plan.interval.map(|interval| {
                 let slot = slots.first + k * slots.step;
@@ -55,7 +62,21 @@ pub(super) async fn run_thread(plan: Rc<ConnPlan>, timeline: Timeline, slots: Sl
             // At the deadline the connection is dropped wherever it is: an
             // unfinished exchange is neither a request nor an error.
             monoio::spawn(async move {
-                let _ = timeout_at(deadline, drive(&plan, &stats, pacer)).await;
+                let work = async {
+                    match plan.mode {
+                        Mode::Http => drive(&plan, &*dial, &stats, pacer).await,
+                        Mode::WsEcho { .. } => ws::echo(&plan, &*dial, &stats).await,
+                        Mode::WsIdle => {
+                            // Handshakes are spread over the first half of
+                            // the warmup so as not to overflow the server's
+                            // accept queue with thousands of SYNs at once.
+                            let warmup = timeline.measure_from - timeline.start;
+                            let delay = warmup.mul_f64(0.5 * k as f64 / slots.count as f64);
+                            ws::idle(&plan, &*dial, &stats, timeline.start + delay).await;
+                        }
+                    }
+                };
+                let _ = timeout_at(deadline, work).await;
             })
         })
         .collect();
@@ -67,28 +88,60 @@ pub(super) async fn run_thread(plan: Rc<ConnPlan>, timeline: Timeline, slots: Sl
 
 /// One thread's counters. Connections of a thread run on one runtime and
 /// never hold a borrow across an await, so a `RefCell` is all it needs.
-struct ThreadStats {
+pub(super) struct ThreadStats {
     timeline: Timeline,
-    totals: RefCell<Totals>,
+    pub(super) totals: RefCell<Totals>,
 }
 
 impl ThreadStats {
+    /// Whether an exchange from `started` to `ended` is inside the
+    /// measured window.
+    pub(super) fn measured(&self, started: Instant, ended: Instant) -> bool {
+        started >= self.timeline.measure_from && ended <= self.timeline.deadline
+    }
+
     /// Counts a complete response if its request started after warmup and
     /// it ended inside the measured window.
     fn response(&self, started: Instant, ended: Instant, exchanged: &Exchanged) {
-        if started < self.timeline.measure_from || ended > self.timeline.deadline {
+        if !self.measured(started, ended) {
             return;
         }
         let mut totals = self.totals.borrow_mut();
         totals.histogram.record(ended - started);
         totals.requests += 1;
         totals.bytes_read += exchanged.bytes_read;
+        totals.bytes_written += exchanged.bytes_written;
         if !exchanged.success {
             totals.errors.count(ErrorKind::Status);
         }
     }
 
-    fn error(&self, kind: ErrorKind) {
+    /// Counts an echoed WebSocket message, as `response` counts a response.
+    pub(super) fn message(&self, started: Instant, ended: Instant, sent: u64, received: u64) {
+        if !self.measured(started, ended) {
+            return;
+        }
+        let mut totals = self.totals.borrow_mut();
+        totals.histogram.record(ended - started);
+        totals.requests += 1;
+        totals.bytes_read += received;
+        totals.bytes_written += sent;
+    }
+
+    /// Counts an idle WebSocket's opening handshake, whenever in the run it
+    /// happened: idle connections open during warmup by design.
+    pub(super) fn handshake(&self, started: Instant, ended: Instant) {
+        let mut totals = self.totals.borrow_mut();
+        totals.histogram.record(ended - started);
+        totals.requests += 1;
+    }
+
+    /// Counts an error whenever in the run it happened.
+    pub(super) fn count_error(&self, kind: ErrorKind) {
+        self.totals.borrow_mut().errors.count(kind);
+    }
+
+    pub(super) fn error(&self, kind: ErrorKind) {
         let now = Instant::now();
         if now >= self.timeline.measure_from && now <= self.timeline.deadline {
             self.totals.borrow_mut().errors.count(kind);
@@ -97,7 +150,7 @@ impl ThreadStats {
 }
 
 /// The loop of one connection slot; it only ends by being dropped.
-async fn drive(plan: &ConnPlan, stats: &ThreadStats, mut pacer: Option<Pacer>) {
+async fn drive<D: Dial>(plan: &ConnPlan, dial: &D, stats: &ThreadStats, mut pacer: Option<Pacer>) {
     let mut request = plan.request.clone();
     let mut buf = BytesMut::with_capacity(READ_CAPACITY);
     // After a failed connect the same request is still due: its clock keeps
@@ -108,10 +161,10 @@ async fn drive(plan: &ConnPlan, stats: &ThreadStats, mut pacer: Option<Pacer>) {
             Some(started) => started,
             None => due(&mut pacer).await,
         };
-        let stream = match timeout(plan.timeout, TcpStream::connect_addr(plan.addr)).await {
+        let stream = match timeout(plan.timeout, dial.dial(plan.addr)).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(_)) => {
-                stats.error(ErrorKind::Connect);
+            Ok(Err(kind)) => {
+                stats.error(kind);
                 sleep(CONNECT_RETRY_DELAY).await;
                 pending = pacer.is_some().then_some(started);
                 continue;
@@ -122,9 +175,6 @@ async fn drive(plan: &ConnPlan, stats: &ThreadStats, mut pacer: Option<Pacer>) {
                 continue;
             }
         };
-        // Nagle's algorithm would hold small requests back and add delays
-        // that the server under test never caused.
-        let _ = stream.set_nodelay(true);
         buf.clear();
         let mut conn = Connection {
             stream,
@@ -174,24 +224,25 @@ async fn due(pacer: &mut Option<Pacer>) -> Instant {
 struct Exchanged {
     /// Head and body bytes of the response (interim 1xx heads included).
     bytes_read: u64,
+    bytes_written: u64,
     success: bool,
     keep_alive: bool,
 }
 
-struct Connection {
-    stream: TcpStream,
+struct Connection<S> {
+    stream: S,
     request: Bytes,
     /// Bytes read and not yet consumed; kept between exchanges.
     buf: BytesMut,
     is_head: bool,
 }
 
-impl Connection {
+impl<S: AsyncReadRent + AsyncWriteRent> Connection<S> {
     /// Sends the request and reads its response to the end of the body.
     async fn exchange(&mut self) -> Result<Exchanged, ErrorKind> {
         let (written, request) = self.stream.write_all(mem::take(&mut self.request)).await;
         self.request = request;
-        written.map_err(|_| ErrorKind::Io)?;
+        let bytes_written = written.map_err(|_| ErrorKind::Io)? as u64;
 
         let mut bytes_read = 0u64;
         let head = loop {
@@ -222,6 +273,7 @@ impl Connection {
                     body.finish_on_eof().map_err(|_| ErrorKind::Io)?;
                     return Ok(Exchanged {
                         bytes_read,
+                        bytes_written,
                         success: head.is_success(),
                         keep_alive: false,
                     });
@@ -232,6 +284,7 @@ impl Connection {
         }
         Ok(Exchanged {
             bytes_read,
+            bytes_written,
             success: head.is_success(),
             keep_alive: head.keep_alive,
         })

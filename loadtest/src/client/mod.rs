@@ -6,7 +6,9 @@
 //! window, then every connection is dropped.
 
 mod connection;
+mod dial;
 mod pacer;
+mod ws;
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,9 +19,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use monoio_rustls::TlsConnector;
+
+pub use crate::report::Mode;
 use crate::report::{Report, RunShape, Totals};
 use crate::request::{BuildError, RequestSpec};
 use crate::runtime::{self, Driver, DriverChoice};
+use crate::tls::{ClientTls, TlsSetupError, server_name};
+pub use ws::{WsPlan, check_handshake};
 
 /// A load run, checked and ready to start.
 #[derive(Debug, Clone)]
@@ -39,6 +46,10 @@ pub struct LoadConfig {
     /// Thread i is pinned to `pin_cpus[i % len]`.
     pub pin_cpus: Option<Vec<usize>>,
     pub driver: DriverChoice,
+    pub mode: Mode,
+    /// TLS to the target, SNI for `tls_name` (the URL's host).
+    pub tls: Option<ClientTls>,
+    pub tls_name: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +74,12 @@ pub enum LoadError {
     Spawn(io::Error),
     #[error("a client thread panicked")]
     ThreadPanicked,
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error("an open loop (--rate) applies to HTTP requests, not to WebSockets")]
+    RateWithWebSocket,
+    #[error("the WebSocket message size must be at least 1 byte")]
+    EmptyMessage,
 }
 
 /// When the load starts, when measuring starts, and when everything stops.
@@ -83,6 +100,9 @@ struct ConnPlan {
     timeout: Duration,
     /// Open loop: time between two requests of one connection.
     interval: Option<Duration>,
+    mode: Mode,
+    /// The WebSocket handshake and message, in the WebSocket modes.
+    ws: Option<WsPlan>,
 }
 
 /// Runs the load and returns its report.
@@ -119,6 +139,17 @@ pub fn run_observed(
     if let Some(cpus) = &config.pin_cpus {
         check_cpus(cpus)?;
     }
+    let ws = match config.mode {
+        Mode::Http => None,
+        _ if config.rate.is_some() => return Err(LoadError::RateWithWebSocket),
+        Mode::WsEcho { msg_size: 0 } => return Err(LoadError::EmptyMessage),
+        Mode::WsEcho { msg_size } => Some(WsPlan::new(&config.request, msg_size)),
+        Mode::WsIdle => Some(WsPlan::new(&config.request, 0)),
+    };
+    let name = match &config.tls {
+        Some(_) => Some(server_name(&config.tls_name)?),
+        None => None,
+    };
 
     let (ready_tx, ready_rx) = mpsc::channel::<io::Result<Driver>>();
     let mut starts = Vec::with_capacity(config.threads);
@@ -139,6 +170,17 @@ pub fn run_observed(
             close: config.request.close,
             timeout: config.timeout,
             interval,
+            mode: config.mode,
+            ws: ws.clone(),
+        };
+        // One TLS configuration per thread, so that the session cache is
+        // never shared (or locked) across threads.
+        let dial = match (&config.tls, &name) {
+            (Some(tls), Some(name)) => Some(dial::Tls {
+                connector: TlsConnector::from(tls.config()?),
+                name: name.clone(),
+            }),
+            _ => None,
         };
         let ready_tx = ready_tx.clone();
         let choice = config.driver;
@@ -161,7 +203,16 @@ pub fn run_observed(
                             count: connections,
                             total: total_connections,
                         };
-                        Some(connection::run_thread(Rc::new(plan), timeline, slots).await)
+                        let plan = Rc::new(plan);
+                        Some(match dial {
+                            Some(tls) => {
+                                connection::run_thread(plan, Rc::new(tls), timeline, slots).await
+                            }
+                            None => {
+                                connection::run_thread(plan, Rc::new(dial::Plain), timeline, slots)
+                                    .await
+                            }
+                        })
                     }
                 });
                 match outcome {
@@ -215,6 +266,8 @@ pub fn run_observed(
     }
     let shape = RunShape {
         url: config.url.clone(),
+        mode: config.mode,
+        tls: config.tls.is_some(),
         threads: config.threads,
         connections: config.connections,
         driver: driver.unwrap_or(Driver::Epoll),

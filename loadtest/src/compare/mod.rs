@@ -8,84 +8,35 @@
 //! a noisy machine hits all alike; each figure is the median over the
 //! repetitions, and ratios are only ever taken within one invocation. The
 //! closed-loop scenarios run first; the open-loop one then runs at 60 % of
-//! the rate nginx reached, so that no proxy is saturated.
+//! the rate nginx reached, so that no proxy is saturated. The TLS scenarios
+//! give every proxy the same self-signed ECDSA P-256 certificate (made
+//! with openssl per invocation) and leave the floor out: a relay would
+//! carry TLS end to end, which measures nothing comparable. A proxy that
+//! fails a scenario gets a row saying so instead of figures.
 
 pub mod host;
 pub mod procstat;
 pub mod proxy;
+mod run;
+pub mod scenario;
 pub mod summary;
 pub mod svg;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 
 use crate::backend::{Backend, BackendConfig};
-use crate::client::{self, LoadConfig};
-use crate::report::Report;
-use crate::request::RequestSpec;
 use crate::runtime::DriverChoice;
 use host::{Machine, command_line, find_binaries, machine};
-use proxy::{ProxyKind, ProxyProcess, ProxySetup, cpu_list, free_port};
+use proxy::{ProxyKind, TlsFiles, cpu_list};
+use run::{Run, tls_files};
+pub use scenario::{QUICK_SCENARIOS, SCENARIOS, Scenario, Workload, select_scenarios};
 use summary::{Cell, Figures, Ratio};
-
-/// One load shape, run through every proxy.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Scenario {
-    pub name: &'static str,
-    pub body_size: usize,
-    /// A new connection per request.
-    pub close: bool,
-    /// Run at a fixed rate (60 % of nginx's keep-alive 100 B rate), with
-    /// latency corrected for coordinated omission.
-    pub open_loop: bool,
-}
-
-pub const SCENARIOS: [Scenario; 5] = [
-    Scenario {
-        name: "keep-alive 100 B",
-        body_size: 100,
-        close: false,
-        open_loop: false,
-    },
-    Scenario {
-        name: "keep-alive 16 KiB",
-        body_size: 16 * 1024,
-        close: false,
-        open_loop: false,
-    },
-    Scenario {
-        name: "keep-alive 1 MiB",
-        body_size: 1024 * 1024,
-        close: false,
-        open_loop: false,
-    },
-    Scenario {
-        name: "new connection per request 100 B",
-        body_size: 100,
-        close: true,
-        open_loop: false,
-    },
-    Scenario {
-        name: "open loop 100 B at 60% of nginx",
-        body_size: 100,
-        close: false,
-        open_loop: true,
-    },
-];
-
-/// Scenarios of perf-targets that wait for features of later issues.
-pub const NOT_YET: [&str; 2] = [
-    "HTTPS keep-alive 100 B and new handshakes (waits for TLS)",
-    "WebSocket echo 64 KiB (waits for WebSocket support)",
-];
 
 #[derive(Debug, Clone)]
 pub struct CompareConfig {
@@ -105,7 +56,15 @@ pub struct CompareConfig {
     pub harness: Option<PathBuf>,
     pub json: PathBuf,
     pub svg: PathBuf,
+    /// Indices into `SCENARIOS`, in order.
+    pub scenarios: Vec<usize>,
+    /// Connections of the idle-WebSocket scenario.
+    pub ws_idle: usize,
 }
+
+/// Descriptors kept free of idle WebSockets: listeners, backends of the
+/// other body sizes, logs, the proxy's own.
+const FD_SPARE: u64 = 256;
 
 /// Which CPUs run what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -157,7 +116,9 @@ pub struct Results {
     pub duration_s: f64,
     pub layout: Layout,
     pub scenarios: Vec<Scenario>,
-    pub not_yet: Vec<&'static str>,
+    /// Connections of the idle-WebSocket scenario, after the open-file
+    /// limit had its say.
+    pub ws_idle: usize,
     /// Requests/s of the open-loop scenario; `null` when it could not run.
     pub open_loop_rate: Option<f64>,
     pub cells: Vec<Cell>,
@@ -209,11 +170,54 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
         config.upstream_keepalive
     );
 
+    if config.scenarios.is_empty() {
+        bail!("no scenario selected");
+    }
+    let selected: Vec<&Scenario> = config.scenarios.iter().map(|&i| &SCENARIOS[i]).collect();
+    println!(
+        "Scenarios: {}",
+        selected
+            .iter()
+            .map(|s| s.key)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut ws_idle = config.ws_idle;
+    if selected.iter().any(|s| s.workload == Workload::WsIdle) {
+        // Two descriptors per idle WebSocket in this process (the load
+        // generator and the backend) and in the proxy (client and upstream
+        // side); the proxies inherit the limit raised here.
+        let want = 2 * config.ws_idle as u64 + FD_SPARE;
+        let got = crate::socket::raise_nofile(want);
+        if got < want {
+            ws_idle = usize::try_from(got.saturating_sub(FD_SPARE) / 2).unwrap_or(0);
+            println!(
+                "open-file limit {got} < {want} (raising the hard limit needs root with CAP_SYS_RESOURCE): {ws_idle} idle WebSockets instead of {}",
+                config.ws_idle
+            );
+        }
+    }
+    let config = &CompareConfig {
+        ws_idle,
+        ..config.clone()
+    };
+    let work_dir = std::env::temp_dir().join(format!("ringway-compare-{}", std::process::id()));
+    let certificate = if selected.iter().any(|s| s.tls) {
+        let made = tls_files(&work_dir);
+        if let Err(error) = &made {
+            println!("TLS scenarios cannot run: {error:#}");
+        }
+        Some(made.map_err(|error| format!("{error:#}")))
+    } else {
+        None
+    };
+
     let mut backends = BTreeMap::new();
-    for scenario in &SCENARIOS {
+    for scenario in &selected {
         if let std::collections::btree_map::Entry::Vacant(slot) = backends.entry(scenario.body_size)
         {
             slot.insert(Backend::start(&BackendConfig {
+                tls: None,
                 listen: "127.0.0.1:0".parse()?,
                 body_size: scenario.body_size,
                 threads: layout.backend.len(),
@@ -227,12 +231,17 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
         backends: &backends,
         layout: &layout,
         config,
-        work_dir: std::env::temp_dir().join(format!("ringway-compare-{}", std::process::id())),
+        work_dir,
+        certificate,
         ticks: procstat::clock_ticks_per_second(),
         runs: 0,
         samples: BTreeMap::new(),
+        failures: BTreeMap::new(),
     };
-    let closed: Vec<usize> = (0..SCENARIOS.len())
+    let closed: Vec<usize> = config
+        .scenarios
+        .iter()
+        .copied()
         .filter(|&index| !SCENARIOS[index].open_loop)
         .collect();
     for rep in 0..config.reps {
@@ -243,37 +252,54 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
     // Open loop at 60 % of the closed-loop rate of nginx (else of the
     // slowest proxy measured): a load every proxy can carry, so latency and
     // CPU per request are compared unsaturated, at equal work.
+    let open: Vec<usize> = config
+        .scenarios
+        .iter()
+        .copied()
+        .filter(|&index| SCENARIOS[index].open_loop)
+        .collect();
     let open_loop_rate = open_loop_rate(&session.samples, &proxies);
-    if let Some(rate) = open_loop_rate {
-        println!("open loop at {rate:.0} requests/s");
-        for rep in 0..config.reps {
-            for index in (0..SCENARIOS.len()).filter(|&index| SCENARIOS[index].open_loop) {
-                session.play(&proxies, index, Some(rate), rep);
+    match open_loop_rate {
+        Some(rate) if !open.is_empty() => {
+            println!("open loop at {rate:.0} requests/s");
+            for rep in 0..config.reps {
+                for &index in &open {
+                    session.play(&proxies, index, Some(rate), rep);
+                }
             }
         }
+        None if !open.is_empty() => {
+            println!(
+                "open loop skipped: it runs at 60% of the keep-alive 100 B rate, not measured"
+            );
+        }
+        _ => {}
     }
     let _ = std::fs::remove_dir_all(&session.work_dir);
     let samples = session.samples;
+    let failures = session.failures;
     for (_, backend) in backends {
         backend.stop()?;
     }
 
-    let cells: Vec<Cell> = samples
+    let mut cells: Vec<Cell> = samples
         .into_iter()
         .map(|((index, kind), runs)| Cell::new(SCENARIOS[index].name, kind, runs))
         .collect();
+    for ((index, kind), failure) in failures {
+        let name = SCENARIOS[index].name;
+        if !cells.iter().any(|c| c.scenario == name && c.proxy == kind) {
+            cells.push(Cell::failed(name, kind, failure));
+        }
+    }
     let ratios = summary::ratios(&cells);
-    let names: Vec<&'static str> = SCENARIOS.iter().map(|s| s.name).collect();
+    let names: Vec<&'static str> = selected.iter().map(|s| s.name).collect();
     println!();
     println!(
         "Medians of {} repetitions, {} worker(s):\n",
         config.reps, config.workers
     );
     print!("{}", summary::markdown(&names, &cells, &ratios));
-    println!();
-    for item in NOT_YET {
-        println!("not yet: {item}");
-    }
     let results = Results {
         date: command_line(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])),
         machine,
@@ -284,8 +310,8 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
         warmup_s: config.warmup.as_secs_f64(),
         duration_s: config.duration.as_secs_f64(),
         layout,
-        scenarios: SCENARIOS.to_vec(),
-        not_yet: NOT_YET.to_vec(),
+        scenarios: selected.into_iter().copied().collect(),
+        ws_idle: config.ws_idle,
         open_loop_rate,
         cells,
         ratios,
@@ -339,9 +365,13 @@ struct Session<'a> {
     layout: &'a Layout,
     config: &'a CompareConfig,
     work_dir: PathBuf,
+    /// The TLS scenarios' certificate, or why it could not be made.
+    certificate: Option<Result<(PathBuf, PathBuf), String>>,
     ticks: u64,
     runs: usize,
     samples: BTreeMap<(usize, ProxyKind), Vec<Figures>>,
+    /// The last error of each proxy and scenario that failed.
+    failures: BTreeMap<(usize, ProxyKind), String>,
 }
 
 impl Session<'_> {
@@ -352,8 +382,27 @@ impl Session<'_> {
         let mut order = proxies.to_vec();
         order.rotate_left((rep + index) % proxies.len());
         for kind in order {
+            if scenario.tls && kind == ProxyKind::Floor {
+                // The floor would carry TLS end to end between client and
+                // backend: no termination, so no comparable figure.
+                self.failures.insert(
+                    (index, kind),
+                    "— (TLS would run end to end through a relay)".into(),
+                );
+                continue;
+            }
+            let tls = match (&self.certificate, scenario.tls) {
+                (Some(Ok((cert, key))), true) => Some(TlsFiles { cert, key }),
+                (Some(Err(error)), true) => {
+                    self.failures
+                        .insert((index, kind), format!("error: no certificate: {error}"));
+                    continue;
+                }
+                _ => None,
+            };
             self.runs += 1;
             let run = Run {
+                tls,
                 kind,
                 binary: &self.binaries[&kind],
                 scenario,
@@ -378,114 +427,31 @@ impl Session<'_> {
                         figures.peak_rss_mib,
                         figures.errors
                     );
+                    if scenario.workload == Workload::WsIdle {
+                        eprintln!(
+                            "[rep {}/{reps}] {} WebSockets open at the end, {:.1} KiB RSS each",
+                            rep + 1,
+                            figures.ws_open,
+                            figures.rss_kib_per_conn
+                        );
+                    }
                     self.samples.entry((index, kind)).or_default().push(figures);
                 }
-                Err(error) => eprintln!(
-                    "[rep {}/{reps}] {} {}: failed: {error:#}",
-                    rep + 1,
-                    scenario.name,
-                    kind.name()
-                ),
+                Err(error) => {
+                    eprintln!(
+                        "[rep {}/{reps}] {} {}: failed: {error:#}",
+                        rep + 1,
+                        scenario.name,
+                        kind.name()
+                    );
+                    // The root cause fits a table cell; the whole chain,
+                    // the proxy's own output included, is printed above.
+                    self.failures
+                        .insert((index, kind), format!("error: {}", error.root_cause()));
+                }
             }
         }
     }
-}
-
-/// One proxy through one scenario, once.
-struct Run<'a> {
-    kind: ProxyKind,
-    binary: &'a PathBuf,
-    scenario: &'a Scenario,
-    /// Open loop: requests per second over all connections.
-    rate: Option<f64>,
-    upstream: SocketAddr,
-    layout: &'a Layout,
-    config: &'a CompareConfig,
-    dir: PathBuf,
-    ticks: u64,
-}
-
-impl Run<'_> {
-    fn measure(&self) -> anyhow::Result<Figures> {
-        let listen = free_port()?;
-        let proxy = ProxyProcess::start(&ProxySetup {
-            kind: self.kind,
-            binary: self.binary,
-            listen,
-            upstream: self.upstream,
-            workers: self.config.workers,
-            keepalive: self.config.upstream_keepalive,
-            cpus: &self.layout.proxy,
-            dir: &self.dir,
-        })?;
-        let outcome = self.load(&proxy, listen);
-        let peak_rss_kib = procstat::peak_rss_kib(&proxy.pids());
-        proxy.stop();
-        let (report, cpu) = outcome?;
-        if report.requests == 0 {
-            bail!(
-                "no request completed in the measured window; errors: {:?}",
-                report.errors
-            );
-        }
-        let requests = report.requests as f64;
-        Ok(Figures {
-            requests_per_sec: report.requests_per_sec,
-            p50_us: report.latency_us.p50,
-            p99_us: report.latency_us.p99,
-            cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests,
-            peak_rss_mib: peak_rss_kib as f64 / 1024.0,
-            errors: report.errors.total() as f64,
-        })
-    }
-
-    fn load(&self, proxy: &ProxyProcess, listen: SocketAddr) -> anyhow::Result<(Report, Duration)> {
-        let load = LoadConfig {
-            url: format!("http://{listen}/"),
-            addr: listen,
-            request: RequestSpec {
-                method: "GET".into(),
-                target: "/".into(),
-                host: listen.to_string(),
-                headers: Vec::new(),
-                body_size: 0,
-                close: self.scenario.close,
-            },
-            connections: self.config.connections,
-            threads: self.layout.client.len(),
-            warmup: self.config.warmup,
-            duration: self.config.duration,
-            timeout: Duration::from_secs(5),
-            rate: self.rate,
-            pin_cpus: Some(self.layout.client.clone()),
-            driver: DriverChoice::Auto,
-        };
-        let root = proxy.root_pid();
-        let ticks = self.ticks;
-        let (cpu_tx, cpu_rx) = mpsc::channel();
-        let report = client::run_observed(&load, |from, until| {
-            thread::spawn(move || {
-                let _ = cpu_tx.send(cpu_over(root, ticks, from, until));
-            });
-        })?;
-        let cpu = cpu_rx
-            .recv_timeout(Duration::from_secs(5))
-            .context("the CPU sampler did not report")?;
-        Ok((report, cpu))
-    }
-}
-
-/// CPU time the proxy's processes spent between `from` and `until`.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "a sampling thread of the harness, not a worker: it sleeps to the window's ends"
-)]
-fn cpu_over(root: u32, ticks: u64, from: Instant, until: Instant) -> Duration {
-    thread::sleep(from.saturating_duration_since(Instant::now()));
-    let before = procstat::cpu_time(&procstat::process_tree(root), ticks);
-    thread::sleep(until.saturating_duration_since(Instant::now()));
-    let after = procstat::cpu_time(&procstat::process_tree(root), ticks);
-    after.saturating_sub(before)
 }
 
 #[cfg(test)]

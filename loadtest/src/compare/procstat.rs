@@ -58,7 +58,15 @@ pub fn cpu_time(pids: &[u32], ticks_per_second: u64) -> Duration {
 pub fn peak_rss_kib(pids: &[u32]) -> u64 {
     pids.iter()
         .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/status")).ok())
-        .filter_map(|status| vm_hwm_kib(&status))
+        .filter_map(|status| status_kib(&status, "VmHWM:"))
+        .sum()
+}
+
+/// Resident set size of `pids` now, summed, in KiB.
+pub fn rss_kib(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|status| status_kib(&status, "VmRSS:"))
         .sum()
 }
 
@@ -87,8 +95,8 @@ fn parse_stat(text: &str) -> Option<Stat> {
 }
 
 /// `VmHWM:     1234 kB` from /proc/PID/status.
-fn vm_hwm_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -114,8 +122,9 @@ mod tests {
     #[test]
     fn peak_rss_line() {
         let status = "Name:\tnginx\nVmPeak:\t  10000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t 4000 kB\n";
-        assert_eq!(vm_hwm_kib(status), Some(5120));
-        assert_eq!(vm_hwm_kib("Name:\tkthread\n"), None);
+        assert_eq!(status_kib(status, "VmHWM:"), Some(5120));
+        assert_eq!(status_kib(status, "VmRSS:"), Some(4000));
+        assert_eq!(status_kib("Name:\tkthread\n", "VmHWM:"), None);
     }
 
     #[test]

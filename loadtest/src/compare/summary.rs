@@ -20,6 +20,15 @@ pub struct Figures {
     /// VmHWM summed over the proxy's processes.
     pub peak_rss_mib: f64,
     pub errors: f64,
+    /// Work per second of proxy CPU time, where a scenario names its unit:
+    /// full TLS handshakes, or MiB of WebSocket payload (both directions);
+    /// 0 elsewhere.
+    pub per_cpu_second: f64,
+    /// Idle WebSockets: growth of the proxy's resident memory (VmRSS, all
+    /// its processes) per open connection, in KiB; 0 elsewhere.
+    pub rss_kib_per_conn: f64,
+    /// Idle WebSockets open at the end of the run; 0 elsewhere.
+    pub ws_open: f64,
 }
 
 /// The figures a ratio is taken of, with how they are named and whether
@@ -31,7 +40,7 @@ pub struct Figure {
     pub get: fn(&Figures) -> f64,
 }
 
-pub const RATIO_FIGURES: [Figure; 4] = [
+pub const RATIO_FIGURES: [Figure; 6] = [
     Figure {
         key: "cpu_us_per_request",
         label: "CPU µs/req",
@@ -52,6 +61,16 @@ pub const RATIO_FIGURES: [Figure; 4] = [
         label: "peak RSS",
         get: |f| f.peak_rss_mib,
     },
+    Figure {
+        key: "per_cpu_second",
+        label: "work/CPU-s",
+        get: |f| f.per_cpu_second,
+    },
+    Figure {
+        key: "rss_kib_per_conn",
+        label: "RSS/conn",
+        get: |f| f.rss_kib_per_conn,
+    },
 ];
 
 /// All repetitions of one proxy in one scenario.
@@ -61,6 +80,9 @@ pub struct Cell {
     pub proxy: ProxyKind,
     pub median: Figures,
     pub samples: Vec<Figures>,
+    /// Why there are no figures: every repetition failed (the last error),
+    /// or the proxy does not apply to the scenario.
+    pub failure: Option<String>,
 }
 
 impl Cell {
@@ -70,6 +92,18 @@ impl Cell {
             proxy,
             median: median(&samples),
             samples,
+            failure: None,
+        }
+    }
+
+    /// A row without figures, saying why.
+    pub fn failed(scenario: &'static str, proxy: ProxyKind, failure: String) -> Self {
+        Cell {
+            scenario,
+            proxy,
+            median: Figures::default(),
+            samples: Vec::new(),
+            failure: Some(failure),
         }
     }
 }
@@ -103,6 +137,9 @@ pub fn median(samples: &[Figures]) -> Figures {
         cpu_us_per_request: of(|f| f.cpu_us_per_request),
         peak_rss_mib: of(|f| f.peak_rss_mib),
         errors: of(|f| f.errors),
+        per_cpu_second: of(|f| f.per_cpu_second),
+        rss_kib_per_conn: of(|f| f.rss_kib_per_conn),
+        ws_open: of(|f| f.ws_open),
     }
 }
 
@@ -115,9 +152,12 @@ pub fn ratios(cells: &[Cell]) -> Vec<Ratio> {
             .find(|cell| cell.scenario == scenario && cell.proxy == proxy)
     };
     let mut out = Vec::new();
-    for cell in cells.iter().filter(|cell| cell.proxy == ProxyKind::Ringway) {
+    for cell in cells
+        .iter()
+        .filter(|cell| cell.proxy == ProxyKind::Ringway && cell.failure.is_none())
+    {
         for versus in [ProxyKind::Nginx, ProxyKind::Floor] {
-            let Some(other) = find(cell.scenario, versus) else {
+            let Some(other) = find(cell.scenario, versus).filter(|c| c.failure.is_none()) else {
                 continue;
             };
             for figure in RATIO_FIGURES {
@@ -143,20 +183,38 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
-        "| scenario | proxy | requests/s | p50 | p99 | proxy CPU µs/req | peak RSS | errors |"
+        "| scenario | proxy | requests/s | p50 | p99 | proxy CPU µs/req | per proxy CPU-s | RSS/conn | peak RSS | errors |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let optional = |value: f64, unit: &str| {
+        if value > 0.0 {
+            format!("{value:.1}{unit}")
+        } else {
+            "—".to_owned()
+        }
+    };
     for scenario in scenarios {
         for cell in cells.iter().filter(|cell| cell.scenario == *scenario) {
+            if let Some(failure) = &cell.failure {
+                let _ = writeln!(
+                    out,
+                    "| {scenario} | {} | {} | — | — | — | — | — | — | — |",
+                    cell.proxy.name(),
+                    failure.replace('|', "/").replace('\n', " ")
+                );
+                continue;
+            }
             let m = &cell.median;
             let _ = writeln!(
                 out,
-                "| {scenario} | {} | {:.0} | {} | {} | {:.2} | {:.1} MiB | {:.0} |",
+                "| {scenario} | {} | {:.0} | {} | {} | {:.2} | {} | {} | {:.1} MiB | {:.0} |",
                 cell.proxy.name(),
                 m.requests_per_sec,
                 crate::report::format_micros(m.p50_us),
                 crate::report::format_micros(m.p99_us),
                 m.cpu_us_per_request,
+                optional(m.per_cpu_second, ""),
+                optional(m.rss_kib_per_conn, " KiB"),
                 m.peak_rss_mib,
                 m.errors,
             );
@@ -201,6 +259,9 @@ mod tests {
             cpu_us_per_request: cpu,
             peak_rss_mib: 10.0,
             errors: 0.0,
+            per_cpu_second: 0.0,
+            rss_kib_per_conn: 0.0,
+            ws_open: 0.0,
         }
     }
 
@@ -234,7 +295,10 @@ mod tests {
         assert_eq!(ratios.len(), 8);
         let table = markdown(&["ka"], &cells, &ratios);
         assert!(
-            table.contains("| ka | ringway | 100 | 100.00us | 400.00us | 9.00 | 10.0 MiB | 0 |")
+            table.contains(
+                "| ka | ringway | 100 | 100.00us | 400.00us | 9.00 | — | — | 10.0 MiB | 0 |"
+            ),
+            "{table}"
         );
         assert!(
             table.contains("| ka | CPU µs/req | 0.75 | 1.20 |"),
@@ -251,5 +315,15 @@ mod tests {
         )];
         assert!(ratios(&cells).is_empty());
         assert!(!markdown(&["ka"], &cells, &[]).contains("ringway ÷"));
+        let failed = vec![
+            Cell::failed("tls", ProxyKind::Ringway, "exited at start".into()),
+            Cell::new("tls", ProxyKind::Nginx, vec![figures(80.0, 12.0)]),
+        ];
+        assert!(ratios(&failed).is_empty());
+        let table = markdown(&["tls"], &failed, &[]);
+        assert!(
+            table.contains("| tls | ringway | exited at start | — |"),
+            "{table}"
+        );
     }
 }

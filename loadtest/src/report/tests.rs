@@ -16,6 +16,8 @@ fn sample_totals() -> Totals {
 fn sample_report() -> Report {
     let shape = RunShape {
         url: "http://127.0.0.1:9000/".into(),
+        mode: Mode::Http,
+        tls: false,
         threads: 1,
         connections: 64,
         driver: Driver::IoUring,
@@ -62,6 +64,8 @@ fn rates_are_per_second_of_the_measured_window() {
 fn shape_of(report: &Report) -> RunShape {
     RunShape {
         url: report.url.clone(),
+        mode: report.mode,
+        tls: report.tls,
         threads: report.threads,
         connections: report.connections,
         driver: report.driver,
@@ -88,10 +92,13 @@ fn text_summary_has_every_figure() {
         assert!(lines[2].contains(label));
         assert!(lines[3].contains(value), "{} lacks {value}", lines[3]);
     }
-    assert_eq!(lines[4], "  4000 requests in 2.00s, 3.00MiB read");
+    assert_eq!(
+        lines[4],
+        "  4000 requests in 2.00s, 3.00MiB read, 0.00B written"
+    );
     assert_eq!(
         lines[5],
-        "  Errors: connect 0, io 0, timeout 1, status 2, protocol 0"
+        "  Errors: connect 0, tls 0, io 0, timeout 1, status 2, protocol 0"
     );
     assert_eq!(lines[6], "Requests/sec: 2000.00");
     assert_eq!(lines[7], "Transfer/sec: 1.50MiB");
@@ -149,4 +156,42 @@ fn open_loop_runs_say_so() {
     );
     assert!(report.to_json().contains("\"rate\":5000.0"));
     assert!(sample_report().to_json().contains("\"rate\":null"));
+}
+
+#[test]
+fn websocket_runs_report_messages_both_ways_and_open_connections() {
+    let mut totals = sample_totals();
+    totals.bytes_written = 2 * 1024 * 1024;
+    totals.ws_open = 7;
+    let echo = Report::new(
+        RunShape {
+            mode: Mode::WsEcho { msg_size: 1024 },
+            tls: true,
+            ..shape_of(&sample_report())
+        },
+        &totals,
+        Duration::from_secs(2),
+    );
+    let text = echo.to_text();
+    assert!(
+        text.contains("TLS, WebSocket echo of 1.00KiB messages"),
+        "{text}"
+    );
+    assert!(text.contains("Messages/sec: 2000.00"), "{text}");
+    assert!(
+        text.contains("Sent/sec: 1.00MiB  Received/sec: 1.50MiB"),
+        "{text}"
+    );
+    assert_eq!(echo.ws_open_at_end, None);
+    let idle = Report::new(
+        RunShape {
+            mode: Mode::WsIdle,
+            ..shape_of(&sample_report())
+        },
+        &totals,
+        Duration::from_secs(2),
+    );
+    assert_eq!(idle.ws_open_at_end, Some(7));
+    assert!(idle.to_text().contains("Open at end: 7 of 64 connections"));
+    assert!(idle.to_json().contains("\"ws_open_at_end\":7"));
 }

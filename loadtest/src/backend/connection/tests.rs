@@ -1,4 +1,5 @@
 use super::*;
+use crate::ws::{Opcode, apply_mask, encode_header};
 
 /// Runs `process` over `input` delivered in the given pieces and returns the
 /// queued bytes and the last decision.
@@ -110,4 +111,88 @@ fn refuses_smuggling_and_malformed_requests() {
     let (written, next) = serve_pieces(&[&huge], 1);
     assert!(written.starts_with(b"HTTP/1.1 431 "));
     assert_eq!(next, Next::Close);
+}
+
+const UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+const SWITCHING: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+/// A client frame: masked with a fixed key.
+fn client_frame(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = Vec::new();
+    encode_header(&mut frame, fin, opcode, Some(key), payload.len() as u64);
+    let start = frame.len();
+    frame.extend_from_slice(payload);
+    apply_mask(&mut frame[start..], key, 0);
+    frame
+}
+
+fn server_frame(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    encode_header(&mut frame, fin, opcode, None, payload.len() as u64);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[test]
+fn websocket_upgrade_then_echo_of_fragments_and_pings_split_anywhere() {
+    let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+    let mut input = UPGRADE.to_vec();
+    input.extend(client_frame(false, Opcode::Binary, &payload[..200]));
+    input.extend(client_frame(true, Opcode::Ping, b"hi"));
+    input.extend(client_frame(true, Opcode::Continuation, &payload[200..]));
+    input.extend(client_frame(true, Opcode::Pong, b"ignored"));
+    input.extend(client_frame(true, Opcode::Text, b""));
+    let mut expected = SWITCHING.to_vec();
+    expected.extend(server_frame(false, Opcode::Binary, &payload[..200]));
+    expected.extend(server_frame(true, Opcode::Pong, b"hi"));
+    expected.extend(server_frame(true, Opcode::Continuation, &payload[200..]));
+    expected.extend(server_frame(true, Opcode::Text, b""));
+    for split in (0..=input.len()).step_by(7) {
+        let (written, next) = serve_pieces(&[&input[..split], &input[split..]], 2);
+        assert_eq!(written, expected, "split at {split}");
+        assert_eq!(next, Next::Read);
+    }
+}
+
+#[test]
+fn websocket_close_is_echoed_and_ends_the_connection() {
+    let mut input = UPGRADE.to_vec();
+    input.extend(client_frame(true, Opcode::Close, &[0x03, 0xE8, b'o', b'k']));
+    input.extend(client_frame(true, Opcode::Binary, b"after close"));
+    let mut expected = SWITCHING.to_vec();
+    expected.extend(server_frame(true, Opcode::Close, &[0x03, 0xE8, b'o', b'k']));
+    let (written, next) = serve_pieces(&[&input], 2);
+    assert_eq!(written, expected);
+    assert_eq!(next, Next::Close);
+}
+
+#[test]
+fn websocket_protocol_errors_close_with_1002() {
+    // An unmasked client frame (RFC 6455 §5.1), then a reserved opcode.
+    for bad in [
+        server_frame(true, Opcode::Binary, b"x"),
+        vec![0x83, 0x80, 0, 0, 0, 0],
+    ] {
+        let mut input = UPGRADE.to_vec();
+        input.extend(bad);
+        let mut expected = SWITCHING.to_vec();
+        expected.extend([0x88, 0x02, 0x03, 0xEA]);
+        let (written, next) = serve_pieces(&[&input], 2);
+        assert_eq!(written, expected);
+        assert_eq!(next, Next::Close);
+    }
+}
+
+#[test]
+fn websocket_upgrade_without_a_valid_key_is_a_bad_request() {
+    let input = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let (written, next) = serve_pieces(&[input], 2);
+    assert!(written.starts_with(b"HTTP/1.1 400 "));
+    assert_eq!(next, Next::Close);
+    // Other upgrades are plain requests to this backend.
+    let h2c = b"GET / HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n";
+    let (written, next) = serve_pieces(&[h2c], 2);
+    assert_eq!(written, ok(2));
+    assert_eq!(next, Next::Read);
 }
