@@ -319,7 +319,10 @@ fn sigterm_drains_tunnels_until_shutdown_timeout_and_logs_101(driver: Driver) {
     let upstream = ws::echo_upstream();
     let config = format!(
         "[runtime]\nshutdown_timeout = \"2s\"\n{}",
-        app_config(upstream.addr(), "[[server.route]]\nprefix = \"/\"\nproxy = \"app\"\n")
+        app_config(
+            upstream.addr(),
+            "[[server.route]]\nprefix = \"/\"\nproxy = \"app\"\n"
+        )
     )
     .replace("access = \"off\"", "access = \"stdout\"");
     let proxy = Ringway::start(&config, driver);
