@@ -2,7 +2,7 @@
 //! without failing a request; an invalid config changes nothing; listen
 //! addresses come and go with the config.
 
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -364,4 +364,32 @@ fn binary_upgrade_loses_no_request(driver: Driver) {
     let served_new = app.request_count();
     assert!(served_new >= ok, "backend saw {served_new} of {ok}");
     assert_eq!(new.connect().roundtrip(&request::get("/after")).status, 200);
+}
+
+both_drivers!(websocket_opened_before_a_reload_keeps_echoing);
+
+/// Issue 7: an upgraded stream keeps the connection it has; ten reloads that
+/// move the route elsewhere do not touch it.
+fn websocket_opened_before_a_reload_keeps_echoing(driver: Driver) {
+    let upstream = ringway_tests::ws::echo_upstream();
+    let other = backend::echo_backend();
+    let config = |to: SocketAddr| {
+        ringway_tests::app_config(to, "[[server.route]]\nprefix = \"/\"\nproxy = \"app\"\n")
+    };
+    let proxy = Ringway::start(&config(upstream.addr()), driver);
+    let mut ws = ringway_tests::ws::connect(proxy.addr(), "/live");
+    for round in 0..10 {
+        let to = if round % 2 == 0 {
+            other.addr()
+        } else {
+            upstream.addr()
+        };
+        proxy.rewrite_config(&config(to));
+        assert_reloaded(&proxy);
+        ringway_tests::ws::echo(
+            &mut ws,
+            tungstenite::Message::text(format!("after reload {round}")),
+        );
+    }
+    assert_eq!(upstream.accepted(), 1, "the stream was never reconnected");
 }
