@@ -107,7 +107,7 @@ pub struct WorkerMetrics {
     pub upgrades_total: Counter,
     /// Response body bytes sent to clients.
     pub response_bytes: Counter,
-    /// Of those, the bytes moved by splice (never in user space).
+    /// Request and response body bytes moved by splice (never in user space).
     pub spliced_bytes: Counter,
     /// Tunnelled bytes (upgraded connections), each way.
     pub tunnel_bytes_from_client: Counter,
@@ -351,7 +351,7 @@ pub fn render(labels: &Labels, workers: &[&WorkerMetrics], extra: &Extra<'_>) ->
         (
             "ringway_spliced_body_bytes_total",
             "counter",
-            "Response body bytes moved socket to socket by splice, never through user space.",
+            "Request and response body bytes moved socket to socket by splice, never through user space.",
             |w| w.spliced_bytes.get(),
         ),
         (

@@ -20,7 +20,7 @@ use crate::downstream::{Connection, Outcome};
 use crate::error::ProxyError;
 use crate::route::Found;
 use crate::snapshot::{ProxyTarget, Route, Server, Snapshot};
-use crate::splice::splice_once;
+use crate::splice::{drain, fill, splice_once};
 use crate::upgrade;
 use crate::upstream::{self, UpstreamConn, is_stale_error};
 use crate::vars::with_edits;
@@ -396,6 +396,12 @@ async fn send_body_watched(
         if body.is_done() {
             return Ok(());
         }
+        if conn.buf.is_empty()
+            && let Some(left) = body.remaining_length()
+            && splices(conn, left)
+        {
+            return splice_request_body(conn, route, up, body, &watch).await;
+        }
         let read = read_more(&mut conn.stream, &mut conn.buf, conn.worker.buffer_size);
         let read = monoio::time::timeout(route.read_timeout, read);
         let result = monoio::select! {
@@ -413,6 +419,70 @@ async fn send_body_watched(
             Err(_) => return Err(ProxyError::ClientTimeout),
         }
     }
+}
+
+/// The rest of a large length-delimited request body, client to upstream by
+/// splice, a pipeful at a time. Like `send_body_watched`, every wait races
+/// the upstream answering early; then sending stops (a pipe that may still
+/// hold bytes is dropped, not pooled).
+async fn splice_request_body(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    up: &mut UpstreamConn,
+    body: &mut BodyDecoder,
+    watch: &ReadWatch,
+) -> Result<(), ProxyError> {
+    let Some(client) = conn.stream.tcp() else {
+        return Err(ProxyError::ClientIo(std::io::ErrorKind::Unsupported.into()));
+    };
+    let pipes = &conn.worker.tunnels.pipes;
+    let mut pipe = pipes.take().map_err(ProxyError::ClientIo)?;
+    while let Some(left) = body.remaining_length().filter(|&left| left > 0) {
+        // Wait for client bytes first: a splice on a silent socket would hold
+        // an io_uring worker thread (see `splice`).
+        let wait = monoio::time::timeout(route.read_timeout, client.readable(false));
+        let filled = monoio::select! {
+            waited = wait => match waited {
+                Ok(_) => fill(client, &mut pipe, left).await,
+                Err(_) => return Err(ProxyError::ClientTimeout),
+            },
+            () = watch.readable() => {
+                pipes.put(pipe);
+                return Ok(());
+            }
+        };
+        let filled = match filled {
+            Ok(0) => {
+                return Err(ProxyError::ClientIo(
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(ProxyError::ClientIo(e)),
+        };
+        body.skip(u64::from(filled))
+            .map_err(ProxyError::ClientProtocol)?;
+        conn.worker.metrics.spliced_bytes.add(u64::from(filled));
+        let write =
+            monoio::time::timeout(route.send_timeout, drain(&mut up.stream, &mut pipe, filled));
+        let written = monoio::select! {
+            written = write => written,
+            () = watch.readable() => return Ok(()),
+        };
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => {
+                return Err(ProxyError::UpstreamClosed {
+                    source,
+                    retryable: true,
+                });
+            }
+            Err(_) => return Err(ProxyError::UpstreamTimeout),
+        }
+    }
+    pipes.put(pipe);
+    Ok(())
 }
 
 /// Readiness of an upstream socket while its stream is busy writing: a second
@@ -611,7 +681,7 @@ async fn relay_response(
     Ok((sent, reusable, close))
 }
 
-/// Does a body remainder of `left` bytes go by splice on this connection?
+/// Does a body remainder of `left` bytes (request or response) go by splice?
 /// Only on io_uring (where splice is an asynchronous operation; the epoll
 /// driver copies), only to a plain client (TLS needs the bytes), and only
 /// from `--splice-threshold` up: below it, a read and a write cost less

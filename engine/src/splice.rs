@@ -76,14 +76,29 @@ pub async fn splice_once<R: AsReadFd, W: AsWriteFd>(
     pipe: &mut PipePair,
     max: u64,
 ) -> io::Result<usize> {
+    let filled = fill(from, pipe, max).await?;
+    drain(to, pipe, filled).await?;
+    Ok(filled as usize)
+}
+
+/// Splice what `from` has, up to `max` bytes (at most [`PIPE_CHUNK`]), into
+/// the empty `pipe`. Returns the bytes now in the pipe; 0 means end of stream.
+pub async fn fill<R: AsReadFd>(from: &mut R, pipe: &mut PipePair, max: u64) -> io::Result<u32> {
     let len = max.min(u64::from(PIPE_CHUNK)) as u32;
-    let mut filled = loop {
+    loop {
         match from.splice_to_pipe(&mut pipe.write, len).await {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => break other?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
         }
-    };
-    let moved = filled as usize;
+    }
+}
+
+/// Splice the `filled` bytes `pipe` holds into `to`, all of them.
+pub async fn drain<W: AsWriteFd>(
+    to: &mut W,
+    pipe: &mut PipePair,
+    mut filled: u32,
+) -> io::Result<()> {
     while filled > 0 {
         match to.splice_from_pipe(&mut pipe.read, filled).await {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -92,7 +107,7 @@ pub async fn splice_once<R: AsReadFd, W: AsWriteFd>(
             Err(e) => return Err(e),
         }
     }
-    Ok(moved)
+    Ok(())
 }
 
 /// Move exactly `len` bytes from `from` to `to` (a length-delimited body);

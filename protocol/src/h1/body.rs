@@ -104,6 +104,34 @@ impl BodyDecoder {
         }
     }
 
+    /// Bytes still to come of a length-delimited body; `None` for other framings.
+    pub fn remaining_length(&self) -> Option<u64> {
+        match self.state {
+            BodyState::Length { remaining } => Some(remaining),
+            BodyState::Done => Some(0),
+            BodyState::Chunked(_) | BodyState::UntilClose => None,
+        }
+    }
+
+    /// Account for `n` bytes of a length-delimited body that moved without
+    /// passing through `advance` (spliced socket to socket: nothing in them
+    /// needs looking at). More than what remains, or another framing, is an
+    /// error and leaves the decoder unchanged.
+    pub fn skip(&mut self, n: u64) -> Result<(), ProtocolError> {
+        let BodyState::Length { remaining } = &mut self.state else {
+            return Err(ProtocolError::Malformed);
+        };
+        if n > *remaining {
+            return Err(ProtocolError::Malformed);
+        }
+        *remaining -= n;
+        self.payload_len += n;
+        if *remaining == 0 {
+            self.state = BodyState::Done;
+        }
+        Ok(())
+    }
+
     /// The whole body has been seen.
     pub fn is_done(&self) -> bool {
         matches!(self.state, BodyState::Done)

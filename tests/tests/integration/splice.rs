@@ -63,6 +63,39 @@ fn large_bodies_are_spliced_byte_exact(driver: Driver) {
     }
 }
 
+both_drivers!(large_uploads_are_spliced_byte_exact);
+
+fn large_uploads_are_spliced_byte_exact(driver: Driver) {
+    let body = pseudo_random_body(3 * 1024 * 1024 + 7, 6);
+    let app = backend::echo_backend();
+    let admin = free_addr();
+    let config = config(app.addr(), admin, "").replace(
+        "[[server]]",
+        "[limits]\nmax_body_size = \"16M\"\n[[server]]",
+    );
+    let proxy = Ringway::start(&config, driver);
+    let mut client = proxy.connect();
+    for n in 0..2 {
+        let raw = request::with_body("POST", &format!("/up/{n}"), &[], &body);
+        let resp = client.roundtrip(&raw);
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.header("x-echo-body-len"),
+            Some(body.len().to_string().as_str())
+        );
+        assert!(resp.body == body, "echo {n} differs");
+    }
+    let spliced = spliced_bytes(admin);
+    match driver {
+        // Request and response bodies: all but a read's worth of each.
+        Driver::IoUring => assert!(
+            spliced > 4 * (body.len() as u64 - 256 * 1024),
+            "only {spliced} bytes spliced"
+        ),
+        Driver::Epoll => assert_eq!(spliced, 0),
+    }
+}
+
 both_drivers!(splice_threshold_zero_copies);
 
 fn splice_threshold_zero_copies(driver: Driver) {

@@ -295,3 +295,32 @@ fn advance_after_done_consumes_nothing() {
     assert_eq!(d.advance(b"0\r\n\r\n", |_| {}), Ok(0));
     assert_eq!(d.finish_on_eof(), Ok(()));
 }
+
+/// RFC 9112 §6.2: bytes spliced past the decoder still count toward the
+/// declared length, and never beyond it.
+#[test]
+fn skip_accounts_for_spliced_length_bytes() {
+    let mut body = BodyDecoder::new(BodyFraming::Length(100), None);
+    assert_eq!(body.remaining_length(), Some(100));
+    assert_eq!(body.advance(b"0123456789", |_| {}), Ok(10));
+    assert_eq!(body.remaining_length(), Some(90));
+    assert_eq!(body.skip(91), Err(ProtocolError::Malformed));
+    assert_eq!(
+        body.remaining_length(),
+        Some(90),
+        "a refused skip changes nothing"
+    );
+    assert_eq!(body.skip(60), Ok(()));
+    assert!(!body.is_done());
+    assert_eq!(body.skip(30), Ok(()));
+    assert!(body.is_done());
+    assert_eq!(body.payload_len(), 100);
+    assert_eq!(body.remaining_length(), Some(0));
+    assert_eq!(body.advance(b"next request", |_| {}), Ok(0));
+
+    let mut chunked = BodyDecoder::new(BodyFraming::Chunked, None);
+    assert_eq!(chunked.remaining_length(), None);
+    assert_eq!(chunked.skip(1), Err(ProtocolError::Malformed));
+    let mut until_close = BodyDecoder::new(BodyFraming::UntilClose, None);
+    assert_eq!(until_close.skip(1), Err(ProtocolError::Malformed));
+}
