@@ -113,6 +113,9 @@ pub fn main(cli: Cli) -> i32 {
 fn check(path: &Path) -> i32 {
     match config::load_file(path) {
         Ok(snapshot) => {
+            for warning in &snapshot.warnings {
+                eprintln!("warning: {warning}");
+            }
             let routes: usize = snapshot
                 .servers
                 .iter()
@@ -149,6 +152,9 @@ fn load_for_run(config: Option<&Path>) -> Result<Snapshot, String> {
 pub fn serve(mut snapshot: Snapshot, overrides: &Overrides, banner: Option<&str>) -> i32 {
     overrides.apply(&mut snapshot);
     init_tracing(snapshot.log.level);
+    for warning in &snapshot.warnings {
+        tracing::warn!("{warning}");
+    }
     let origin = snapshot.source.as_ref().map_or_else(
         || "<embedded default>".to_string(),
         |p| p.display().to_string(),

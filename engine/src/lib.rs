@@ -21,6 +21,7 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod stream;
 pub mod template;
+pub mod tls;
 pub mod upstream;
 pub mod vars;
 pub mod worker;

@@ -52,7 +52,9 @@ pub(crate) fn compile(
     );
 
     let mut upstreams: Upstreams = compile_upstreams(&raw.upstreams, doc, diag);
-    let (servers, listeners) = compile_servers(&raw.server, doc, &limits, &mut upstreams, diag);
+    let base = source.as_deref().and_then(std::path::Path::parent);
+    let (servers, listeners) =
+        compile_servers(&raw.server, doc, &limits, base, &mut upstreams, diag);
     if raw.server.is_empty() && !doc.lost("server") {
         diag.error(
             0..0,
@@ -71,6 +73,7 @@ pub(crate) fn compile(
         listeners,
         servers,
         source,
+        warnings: Vec::new(),
     })
 }
 
@@ -168,6 +171,12 @@ fn compile_limits(raw: Option<&Spanned<RawLimits>>, diag: &mut Diagnostics<'_>) 
         max_header_size: usize::try_from(max_header_size).unwrap_or(usize::MAX),
         max_headers,
         max_body_size: body_limit(&raw.max_body_size).unwrap_or(Some(DEFAULT_MAX_BODY_SIZE)),
+        handshake_timeout: positive_period(
+            diag,
+            &raw.handshake_timeout,
+            "limits.handshake_timeout",
+            Duration::from_secs(10),
+        ),
     }
 }
 
