@@ -12,6 +12,7 @@ pub mod http;
 pub mod message;
 pub mod proxy;
 pub mod request;
+pub mod tls;
 
 pub use backend::Backend;
 pub use http::{Framing, HttpStream, ReadError, Request, Response};

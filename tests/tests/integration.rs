@@ -19,5 +19,7 @@ mod proxying;
 mod routing;
 #[path = "integration/smuggling.rs"]
 mod smuggling;
+#[path = "integration/tls.rs"]
+mod tls;
 #[path = "integration/upstream_faults.rs"]
 mod upstream_faults;

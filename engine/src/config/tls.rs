@@ -56,11 +56,17 @@ pub(crate) fn load_certified_key(
     let leaf_expiry = not_after(&chain[0]);
     let certified = CertifiedKey::new(chain, signing_key);
     if let Err(e) = certified.keys_match() {
+        let why = match e {
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                "its public key is not the certificate's".to_owned()
+            }
+            other => other.to_string(),
+        };
         diag.error(
             key.span(),
             format!("{path}.key"),
             format!(
-                "{:?} does not belong to the certificate in {:?} ({e})",
+                "{:?} does not belong to the certificate in {:?}: {why}",
                 key.get_ref(),
                 cert.get_ref()
             ),
