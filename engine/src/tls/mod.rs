@@ -36,6 +36,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// The `ServerConfig` of one TLS listen address: TLS 1.3 and 1.2 with rustls's
 /// safe defaults, certificates from `resolver`, stateless resumption through
 /// `tickets` (TLS 1.2 session IDs are not cached: a shared cache needs a lock).
+/// Nothing in it is mutable, so every worker uses it as is.
 pub fn server_config(
     provider: Arc<CryptoProvider>,
     resolver: SniResolver,
@@ -48,5 +49,8 @@ pub fn server_config(
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.ticketer = tickets;
+    // The compressed-certificate cache is an LRU behind a mutex; with no
+    // compressor built in it is never used, and disabling it keeps it so.
+    config.cert_compression_cache = Arc::new(rustls::compress::CompressionCache::Disabled);
     Ok(Arc::new(config))
 }
