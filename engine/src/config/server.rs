@@ -36,6 +36,8 @@ use crate::tls::{SniResolver, TicketKey, provider, server_config};
 struct ListenAddr {
     addr: SocketAddr,
     tls: bool,
+    /// Position in the server's `listen` list, for key paths.
+    index: usize,
     span: Range<usize>,
 }
 
@@ -149,18 +151,12 @@ fn check_tls_addresses(
     path: &str,
     diag: &mut Diagnostics<'_>,
 ) {
-    let listen_index = |addr: &ListenAddr| {
-        addrs
-            .iter()
-            .position(|a| std::ptr::eq(a, addr))
-            .unwrap_or_default()
-    };
     match &raw.tls {
         None => {
             for addr in addrs.iter().filter(|a| a.tls) {
                 diag.error(
                     addr.span.clone(),
-                    format!("{path}.listen[{}]", listen_index(addr)),
+                    format!("{path}.listen[{}]", addr.index),
                     format!(
                         "no certificate for the TLS address {}: add tls = {{ cert = \"...\", key = \"...\" }} to this server",
                         addr.addr
@@ -263,6 +259,7 @@ fn compile_listen(
             Ok((addr, tls)) => addrs.push(ListenAddr {
                 addr,
                 tls,
+                index: k,
                 span: entry.span(),
             }),
             Err(message) => diag.error(entry.span(), entry_path, message),
@@ -382,7 +379,7 @@ fn build_listeners(
     }
     let mut building: Vec<Building> = Vec::new();
     for (i, server) in servers.iter().enumerate() {
-        for (k, listen) in server.addrs.iter().enumerate() {
+        for listen in &server.addrs {
             let addr = listen.addr;
             let at = match building.iter().position(|l| l.addr == addr) {
                 Some(at) => at,
@@ -405,7 +402,7 @@ fn build_listeners(
                 };
                 diag.error(
                     listen.span.clone(),
-                    format!("server[{i}].listen[{k}]"),
+                    format!("server[{i}].listen[{}]", listen.index),
                     format!(
                         "{addr} is {this} here but {other} in server[{}]: all servers on one address must agree (add or remove \" tls\")",
                         listener.servers[0]

@@ -115,6 +115,16 @@ fn tls_addresses_need_certificates_and_agreement() {
         "{e}"
     );
 
+    let after_a_bad_entry = bare.replace(
+        "listen = [\"127.0.0.1:443 tls\"]",
+        "listen = [\"nonsense\", \"127.0.0.1:443 tls\"]",
+    );
+    let paths: Vec<String> = errors(&after_a_bad_entry)
+        .iter()
+        .map(|e| e.key_path.clone())
+        .collect();
+    assert_eq!(paths, ["server[0].listen[0]", "server[0].listen[1]"]);
+
     let plain_with_cert = tls_server("\"127.0.0.1:80\"", "\"a.test\"", &crt, &key);
     let e = single_error(&plain_with_cert);
     assert!(
