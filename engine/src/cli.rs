@@ -227,8 +227,14 @@ fn wait_for_stop(mut signals: signal_hook::iterator::Signals) {
 }
 
 fn init_tracing(level: tracing::Level) {
+    // rustls logs what clients do wrong (an IP address as SNI, say) once per
+    // handshake at `warn`: any client could flood the log with it. ringway
+    // reports failed handshakes itself, at `debug`; RUST_LOG can still ask.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(level.as_str().to_ascii_lowercase())
+        tracing_subscriber::EnvFilter::new(format!(
+            "{},rustls=off",
+            level.as_str().to_ascii_lowercase()
+        ))
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -90,11 +90,21 @@ impl Pki {
 
     /// A client trusting only this CA, offering `alpn`, with rustls's default session store.
     pub fn client_config(&self, alpn: &[&[u8]], send_sni: bool) -> Arc<ClientConfig> {
+        self.client_config_for(rustls::DEFAULT_VERSIONS, alpn, send_sni)
+    }
+
+    /// As `client_config`, speaking only the TLS `versions` given.
+    pub fn client_config_for(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        alpn: &[&[u8]],
+        send_sni: bool,
+    ) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.der().clone()).expect("CA root");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .expect("protocol versions")
             .with_root_certificates(roots)
             .with_no_client_auth();

@@ -23,6 +23,7 @@ both_drivers!(
     stalled_handshake_is_dropped,
     large_post_over_tls_is_byte_exact,
     sessions_resume_across_workers,
+    tls12_sessions_resume_with_tickets,
     curl_verifies_the_chain,
 );
 
@@ -364,6 +365,26 @@ fn sessions_resume_across_workers(driver: Driver) {
             "connection {i}"
         );
     }
+}
+
+fn tls12_sessions_resume_with_tickets(driver: Driver) {
+    let sites = Sites::new();
+    let proxy = Ringway::start(&sites.config(), driver);
+    let config = sites
+        .pki
+        .client_config_for(&[&rustls::version::TLS12], ALPN_H1, true);
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let mut client = TlsClient::connect(proxy.addr(), "b.test", config.clone()).unwrap();
+        assert_eq!(
+            client.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_2)
+        );
+        assert_eq!(client.roundtrip(&get("b.test", "/")).body_text(), "b");
+        kinds.push(client.handshake_kind());
+    }
+    use rustls::HandshakeKind::{Full, Resumed};
+    assert_eq!(kinds, [Some(Full), Some(Resumed), Some(Resumed)]);
 }
 
 fn curl_verifies_the_chain(driver: Driver) {
