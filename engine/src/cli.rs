@@ -144,6 +144,9 @@ pub fn main(cli: Cli) -> i32 {
 fn check(path: &Path) -> i32 {
     match config::load_file(path) {
         Ok(snapshot) => {
+            for warning in &snapshot.warnings {
+                eprintln!("warning: {warning}");
+            }
             let routes: usize = snapshot
                 .servers
                 .iter()
@@ -211,6 +214,9 @@ pub fn serve(
 ) -> i32 {
     overrides.apply(&mut snapshot);
     init_tracing(snapshot.log.level);
+    for warning in &snapshot.warnings {
+        tracing::warn!("{warning}");
+    }
     let origin = snapshot.source.as_ref().map_or_else(
         || "<embedded default>".to_string(),
         |p| p.display().to_string(),
@@ -324,8 +330,14 @@ fn forward_signals(mut signals: signal_hook::iterator::Signals, events: mpsc::Se
 }
 
 fn init_tracing(level: tracing::Level) {
+    // rustls logs what clients do wrong (an IP address as SNI, say) once per
+    // handshake at `warn`: any client could flood the log with it. ringway
+    // reports failed handshakes itself, at `debug`; RUST_LOG can still ask.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(level.as_str().to_ascii_lowercase())
+        tracing_subscriber::EnvFilter::new(format!(
+            "{},rustls=off",
+            level.as_str().to_ascii_lowercase()
+        ))
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

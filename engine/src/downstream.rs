@@ -244,7 +244,19 @@ impl Connection<'_> {
     }
 
     async fn dispatch(&mut self, snapshot: &Snapshot, head: &RequestHead) -> Outcome {
-        let server = &snapshot.servers[snapshot.server_for(self.listener, head.host())];
+        let index = snapshot.server_for(self.listener, head.host());
+        if let Some(sni) = self.stream.sni() {
+            // The certificate came from the server the SNI named; a Host naming
+            // another server must not be served on it (RFC 9110 §15.5.20, and
+            // RFC 6066 §3: the SNI and Host should agree). Names resolve in the
+            // current snapshot, so a reload between requests cannot confuse them.
+            let by_sni = snapshot.server_for(self.listener, Some(sni));
+            if head.host().is_some() && by_sni != index {
+                let server = &snapshot.servers[by_sni];
+                return self.respond_error(head, server, None, 421, false).await;
+            }
+        }
+        let server = &snapshot.servers[index];
         self.metric = server.metric;
         let path = match normalize_path(head.path()) {
             Ok(path) => path,
@@ -276,13 +288,39 @@ impl Connection<'_> {
             Action::Respond { status, body: text } => {
                 let vars = self.vars(head, &path);
                 let close = !head.keep_alive() || head.framing() != BodyFraming::Empty;
-                let lists = [&server.response_headers, &route.response_headers];
+                let tls = self.stream.is_tls();
+                let lists = [server.response_headers_for(tls), &route.response_headers];
                 let content_type = b"text/plain; charset=utf-8";
                 let head_only = head.method() == Method::Head;
                 self.answer(
                     *status,
                     content_type,
                     text,
+                    &lists,
+                    Some(&vars),
+                    close,
+                    head_only,
+                )
+                .await
+            }
+            Action::Redirect {
+                status,
+                location,
+                body: page,
+            } => {
+                let vars = self.vars(head, &path);
+                let close = !head.keep_alive() || head.framing() != BodyFraming::Empty;
+                let tls = self.stream.is_tls();
+                let lists = [
+                    server.response_headers_for(tls),
+                    &route.response_headers,
+                    location,
+                ];
+                let head_only = head.method() == Method::Head;
+                self.answer(
+                    *status,
+                    b"text/html",
+                    page,
                     &lists,
                     Some(&vars),
                     close,
@@ -323,7 +361,10 @@ impl Connection<'_> {
         let vars = self.vars(head, head.path());
         let page = error_page(status);
         let head_only = head.method() == Method::Head;
-        let lists = [&server.response_headers, route_headers];
+        let lists = [
+            server.response_headers_for(self.stream.is_tls()),
+            route_headers,
+        ];
         self.answer(
             status,
             b"text/html",
@@ -342,7 +383,7 @@ impl Connection<'_> {
         let listener = &snapshot.listeners[self.listener.min(snapshot.listeners.len() - 1)];
         let server = &snapshot.servers[listener.default_server];
         let page = error_page(status);
-        let lists = [&server.response_headers];
+        let lists = [server.response_headers_for(self.stream.is_tls())];
         let outcome = self
             .answer(
                 status,

@@ -26,6 +26,7 @@ pub mod snapshot;
 pub mod splice;
 pub mod stream;
 pub mod template;
+pub mod tls;
 pub mod tunnel;
 pub mod upgrade;
 pub mod upstream;

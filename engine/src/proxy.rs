@@ -65,7 +65,7 @@ pub async fn forward(
     let trusted_peer = server.trusted_proxies.contains(conn.peer.ip());
     let forwarded = Forwarded {
         client: conn.peer.ip(),
-        proto: b"http",
+        proto: conn.stream.scheme(),
         trusted_peer,
     };
     // The head lives in the connection's own buffer, reused request after
@@ -600,7 +600,10 @@ async fn relay_response(
     {
         let vars = conn.vars(head, path);
         with_edits(
-            &[&server.response_headers, &route.response_headers],
+            &[
+                server.response_headers_for(conn.stream.is_tls()),
+                &route.response_headers,
+            ],
             Some(&vars),
             &mut conn.arena,
             |edits| {

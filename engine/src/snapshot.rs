@@ -8,11 +8,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::acl::Acl;
+use crate::config::ConfigError;
 use crate::route::RouteTable;
 use crate::template::Template;
 
@@ -31,6 +33,8 @@ pub struct Snapshot {
     pub servers: Vec<Server>,
     /// The file this snapshot was compiled from (`None` for the embedded default or a string).
     pub source: Option<PathBuf>,
+    /// Problems that did not stop the config from loading (an expired certificate).
+    pub warnings: Vec<ConfigError>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +69,8 @@ pub struct Limits {
     pub max_headers: usize,
     /// `None` = unlimited (`"0"` in the file).
     pub max_body_size: Option<u64>,
+    /// A TLS handshake must complete within this, or the connection is dropped.
+    pub handshake_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,11 +102,13 @@ pub struct Listener {
     pub default_server: usize,
     /// Server names of `servers`, indexed for `Snapshot::server_for`.
     pub names: NameIndex,
+    /// For a `" tls"` address: its rustls config, certificates chosen by SNI.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Host lookup for one listener: exact names in a hash map, wildcards by
 /// descending suffix length so the first hit is the longest (nginx order).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct NameIndex {
     exact: HashMap<Box<[u8]>, usize>,
     wildcards: Vec<(Box<[u8]>, usize)>,
@@ -138,7 +146,7 @@ impl NameIndex {
     }
 
     /// The server for `host` (already without port and trailing dot), if a name matches.
-    fn find(&self, host: &[u8]) -> Option<usize> {
+    pub(crate) fn find(&self, host: &[u8]) -> Option<usize> {
         if host.is_empty() || host.len() > MAX_HOST_LEN {
             return None;
         }
@@ -197,12 +205,27 @@ pub struct Server {
     /// `names` as written, for logs.
     pub names: Vec<ServerName>,
     pub response_headers: HeaderEdits,
+    /// `response_headers` plus `Strict-Transport-Security` when `hsts` is set:
+    /// what responses over TLS carry.
+    pub tls_response_headers: HeaderEdits,
     pub trusted_proxies: Acl,
     /// Effective limit: the server's `max_body_size`, else `[limits]`.
     pub max_body_size: Option<u64>,
     pub routes: RouteTable,
     /// Metrics slot of its requests that match no route.
     pub metric: usize,
+}
+
+impl Server {
+    /// The server's `response_headers` for a response over TLS or not: HSTS
+    /// only ever goes out over TLS (RFC 6797 §7.2).
+    pub fn response_headers_for(&self, tls: bool) -> &HeaderEdits {
+        if tls {
+            &self.tls_response_headers
+        } else {
+            &self.response_headers
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,7 +308,17 @@ impl Access {
 #[derive(Debug)]
 pub enum Action {
     Proxy(ProxyTarget),
-    Respond { status: u16, body: Bytes },
+    Respond {
+        status: u16,
+        body: Bytes,
+    },
+    /// `redirect = "URL"`: `location` is a one-entry header list holding the
+    /// `Location` template, applied after the response headers so it wins.
+    Redirect {
+        status: u16,
+        location: HeaderEdits,
+        body: Bytes,
+    },
 }
 
 #[derive(Debug)]
@@ -298,12 +331,12 @@ pub struct ProxyTarget {
 }
 
 /// `request_headers` / `response_headers`: set a header, or remove it (`""`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct HeaderEdits {
     pub edits: Vec<HeaderEdit>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HeaderEdit {
     /// Lower-case header name.
     pub name: Bytes,

@@ -9,9 +9,15 @@ use monoio::BufResult;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Split};
 use monoio::net::TcpStream;
+use monoio_rustls::ServerTlsStream;
 
 pub enum ClientStream {
     Plain(TcpStream),
+    /// An established TLS session; `sni` is the server name the client sent.
+    Tls {
+        stream: Box<ServerTlsStream<TcpStream>>,
+        sni: Option<Box<str>>,
+    },
 }
 
 impl ClientStream {
@@ -20,6 +26,7 @@ impl ClientStream {
     pub fn tcp(&mut self) -> Option<&mut TcpStream> {
         match self {
             ClientStream::Plain(stream) => Some(stream),
+            ClientStream::Tls { .. } => None,
         }
     }
 
@@ -37,6 +44,19 @@ impl ClientStream {
     pub fn scheme(&self) -> &'static [u8] {
         match self {
             ClientStream::Plain(_) => b"http",
+            ClientStream::Tls { .. } => b"https",
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ClientStream::Tls { .. })
+    }
+
+    /// The SNI of a TLS connection, if the client sent one.
+    pub fn sni(&self) -> Option<&[u8]> {
+        match self {
+            ClientStream::Plain(_) => None,
+            ClientStream::Tls { sni, .. } => sni.as_deref().map(str::as_bytes),
         }
     }
 }
@@ -51,12 +71,14 @@ impl AsyncReadRent for ClientStream {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             ClientStream::Plain(stream) => stream.read(buf).await,
+            ClientStream::Tls { stream, .. } => stream.read(buf).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             ClientStream::Plain(stream) => stream.readv(buf).await,
+            ClientStream::Tls { stream, .. } => stream.readv(buf).await,
         }
     }
 }
@@ -65,24 +87,28 @@ impl AsyncWriteRent for ClientStream {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             ClientStream::Plain(stream) => stream.write(buf).await,
+            ClientStream::Tls { stream, .. } => stream.write(buf).await,
         }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             ClientStream::Plain(stream) => stream.writev(buf).await,
+            ClientStream::Tls { stream, .. } => stream.writev(buf).await,
         }
     }
 
     async fn flush(&mut self) -> io::Result<()> {
         match self {
             ClientStream::Plain(stream) => stream.flush().await,
+            ClientStream::Tls { stream, .. } => stream.flush().await,
         }
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
         match self {
             ClientStream::Plain(stream) => stream.shutdown().await,
+            ClientStream::Tls { stream, .. } => stream.shutdown().await,
         }
     }
 }

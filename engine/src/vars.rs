@@ -66,65 +66,89 @@ pub fn strip_port(host: &[u8]) -> &[u8] {
     }
 }
 
+/// Up to this many edits per response are expanded without allocating; more
+/// (a config with very long header lists) fall back to the heap.
+const INLINE_EDITS: usize = 32;
+
 /// Expand the edits of `lists` (later lists win over earlier ones for the same
 /// header) into `arena` and call `f` with the resulting edit list. Literal
-/// values are borrowed, not copied; nothing is allocated when there are no edits.
+/// values are borrowed, not copied; nothing is allocated besides the growth of
+/// `arena`, which the connection keeps from request to request.
 pub fn with_edits<R>(
     lists: &[&HeaderEdits],
     vars: Option<&RequestVars<'_>>,
     arena: &mut Vec<u8>,
     f: impl FnOnce(&[HeaderEdit<'_>]) -> R,
 ) -> R {
-    if lists.iter().all(|l| l.edits.is_empty()) {
+    let total: usize = lists.iter().map(|l| l.edits.len()).sum();
+    if total == 0 {
         return f(&[]);
     }
     arena.clear();
-    // First pass: expand templated values into the arena, remembering ranges.
-    let mut ranges = Vec::new();
-    for (li, list) in lists.iter().enumerate() {
-        for edit in &list.edits {
-            if let Some(template) = &edit.value
-                && template.literal().is_none()
-            {
-                let start = arena.len();
-                if let Some(vars) = vars {
-                    template.expand(vars, arena);
-                }
-                ranges.push((li, start, arena.len()));
+    // First pass: expand templated values into the arena, remembering byte
+    // ranges (the arena may move while it grows, so no slices yet).
+    let mut inline_ranges = [(0usize, 0usize); INLINE_EDITS];
+    let mut heap_ranges;
+    let ranges: &mut [(usize, usize)] = if total <= INLINE_EDITS {
+        &mut inline_ranges[..total]
+    } else {
+        heap_ranges = vec![(0, 0); total];
+        &mut heap_ranges
+    };
+    let all_edits = lists.iter().flat_map(|l| l.edits.iter());
+    for (range, edit) in ranges.iter_mut().zip(all_edits) {
+        if let Some(template) = &edit.value
+            && template.literal().is_none()
+        {
+            let start = arena.len();
+            if let Some(vars) = vars {
+                template.expand(vars, arena);
             }
+            *range = (start, arena.len());
         }
     }
-    let mut edits = Vec::new();
-    let mut expanded = ranges.iter();
+    let arena = &*arena;
+    let unset = HeaderEdit {
+        name: &[],
+        value: None,
+    };
+    let mut inline_edits = [unset; INLINE_EDITS];
+    let mut heap_edits;
+    let edits: &mut [HeaderEdit<'_>] = if total <= INLINE_EDITS {
+        &mut inline_edits
+    } else {
+        heap_edits = vec![unset; total];
+        &mut heap_edits
+    };
+    let mut n = 0;
+    let mut k = 0;
     for (li, list) in lists.iter().enumerate() {
         for edit in &list.edits {
-            let value = match &edit.value {
-                None => None,
-                Some(t) => match t.literal() {
-                    Some(lit) => Some(&lit[..]),
-                    None => {
-                        let &(_, s, e) = expanded.next().expect("one range per templated edit");
-                        Some(&arena[s..e])
-                    }
-                },
-            };
+            let value = edit.value.as_ref().map(|t| match t.literal() {
+                Some(lit) => &lit[..],
+                None => &arena[ranges[k].0..ranges[k].1],
+            });
+            k += 1;
             let overridden = lists[li + 1..]
                 .iter()
                 .any(|later| later.edits.iter().any(|x| x.name == edit.name));
             if !overridden {
-                edits.push(HeaderEdit {
+                edits[n] = HeaderEdit {
                     name: &edit.name,
                     value,
-                });
+                };
+                n += 1;
             }
         }
     }
-    f(&edits)
+    f(&edits[..n])
 }
 
 #[cfg(test)]
 mod tests {
-    use super::strip_port;
+    use super::*;
+    use crate::config::load_str;
+    use crate::snapshot::Action;
 
     #[test]
     fn strips_ports() {
@@ -132,5 +156,82 @@ mod tests {
         assert_eq!(strip_port(b"example.com"), b"example.com");
         assert_eq!(strip_port(b"[::1]:8080"), b"[::1]");
         assert_eq!(strip_port(b"[::1]"), b"[::1]");
+    }
+
+    #[test]
+    fn redirect_with_hsts_expands_without_allocating() {
+        let snapshot = load_str(
+            r#"
+[[server]]
+listen = ["127.0.0.1:80"]
+hsts = "max-age=63072000"
+response_headers = { "X-Frame-Options" = "DENY", "X-Host" = "$host" }
+  [[server.route]]
+  prefix = "/"
+  redirect = "https://$host$request_uri"
+  response_headers = { "X-Frame-Options" = "" }
+"#,
+            "vars.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let server = &snapshot.servers[0];
+        let route = &server.routes.routes()[0];
+        let Action::Redirect { location, .. } = &route.action else {
+            panic!("not a redirect");
+        };
+        let limits = ringway_protocol::h1::HeadLimits {
+            max_head_size: 4096,
+            max_headers: 16,
+        };
+        let mut buf =
+            bytes::BytesMut::from(&b"GET /a?b=1 HTTP/1.1\r\nHost: Example.COM:80\r\n\r\n"[..]);
+        let head = ringway_protocol::parse_request(&mut buf, &limits, Vec::with_capacity(16))
+            .unwrap()
+            .unwrap();
+        let vars = RequestVars {
+            head: &head,
+            peer: "192.0.2.1:5555".parse().unwrap(),
+            scheme: b"https",
+            server_port: 443,
+            uri: b"/a",
+        };
+        let lists = [
+            server.response_headers_for(true),
+            &route.response_headers,
+            location,
+        ];
+        let mut arena = Vec::with_capacity(256);
+        let mut seen = Vec::with_capacity(8);
+        let allocations = crate::route::alloc_counter::allocations_in(|| {
+            with_edits(&lists, Some(&vars), &mut arena, |edits| {
+                for e in edits {
+                    seen.push((e.name.len(), e.value.map(<[u8]>::len)));
+                }
+            });
+        });
+        assert_eq!(allocations, 0);
+        let mut expected = Vec::new();
+        with_edits(&lists, Some(&vars), &mut arena, |edits| {
+            for e in edits {
+                expected.push((
+                    String::from_utf8_lossy(e.name).into_owned(),
+                    e.value.map(|v| String::from_utf8_lossy(v).into_owned()),
+                ));
+            }
+        });
+        let pairs: Vec<(&str, Option<&str>)> = expected
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_deref()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("x-host", Some("example.com")),
+                ("strict-transport-security", Some("max-age=63072000")),
+                ("x-frame-options", None),
+                ("location", Some("https://example.com/a?b=1")),
+            ]
+        );
+        assert_eq!(seen.len(), 4);
     }
 }

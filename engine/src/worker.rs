@@ -11,14 +11,16 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 
-use crate::access_log::AccessLog;
+use crate::access_log::{AccessLog, Entry};
 use crate::downstream;
 use crate::metrics::WorkerMetrics;
 use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 use crate::stream::ClientStream;
+use crate::tls;
 use crate::tunnel::Tunnels;
 use crate::upstream::{UpstreamPool, set_nodelay};
 
@@ -36,7 +38,9 @@ fn serve_accepted(
     worker.metrics.connections_active.add(1);
     let w = worker.clone();
     monoio::spawn(async move {
-        downstream::serve(&w, ClientStream::Plain(stream), peer, addr, local_port).await;
+        if let Some(client) = client_stream(&w, stream, peer, addr).await {
+            downstream::serve(&w, client, peer, addr, local_port).await;
+        }
         w.active.set(w.active.get() - 1);
         w.metrics.connections_active.sub(1);
     });
@@ -225,3 +229,82 @@ async fn accept_loop(
         }
     }
 }
+
+/// The client stream for an accepted socket: as is on a plain address; on a
+/// TLS address after a handshake on this worker, bounded by
+/// `handshake_timeout`. `None` when the connection is already dealt with.
+async fn client_stream(
+    worker: &Worker,
+    stream: TcpStream,
+    peer: SocketAddr,
+    addr: SocketAddr,
+) -> Option<ClientStream> {
+    let (config, timeout) = {
+        let snapshot = worker.snapshots.load();
+        let listener = snapshot
+            .listener_index(addr)
+            .map(|i| &snapshot.listeners[i]);
+        let Some(config) = listener.and_then(|l| l.tls.clone()) else {
+            return Some(ClientStream::Plain(stream));
+        };
+        (config, snapshot.limits.handshake_timeout)
+    };
+    let started = std::time::Instant::now();
+    match monoio::time::timeout(timeout, tls::accept(stream, config)).await {
+        Ok(Ok(tls::Accepted::Tls { stream, sni })) => Some(ClientStream::Tls { stream, sni }),
+        Ok(Ok(tls::Accepted::Plain(stream))) => {
+            plain_http_on_tls_port(stream).await;
+            let elapsed = started.elapsed();
+            worker
+                .metrics
+                .request(crate::metrics::UNPARSED_SLOT, 400, elapsed);
+            worker.access_log.log(&Entry {
+                peer,
+                request: None,
+                status: 400,
+                body_bytes: PLAIN_HTTP_BODY.len() as u64,
+                referer: None,
+                user_agent: None,
+                duration: elapsed,
+                upstream: None,
+            });
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+const PLAIN_HTTP_BODY: &str = "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP request was sent to HTTPS port</center>\r\n<hr><center>ringway</center>\r\n</body>\r\n</html>\r\n";
+
+/// nginx's answer to plain HTTP on a TLS port: a 400 in plain text, then a
+/// short lingering close so the client reads it instead of a reset.
+async fn plain_http_on_tls_port(mut stream: TcpStream) {
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PLAIN_HTTP_BODY}",
+        PLAIN_HTTP_BODY.len()
+    );
+    let write = stream.write_all(answer.into_bytes());
+    if monoio::time::timeout(LINGER, write).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let until = std::time::Instant::now() + LINGER;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let wait = until.saturating_duration_since(std::time::Instant::now());
+        match monoio::time::timeout(wait, stream.read(buf)).await {
+            Ok((Ok(n), b)) if n > 0 => buf = b,
+            _ => return,
+        }
+    }
+}
+
+/// How long the plain-HTTP answer may take to write and to drain.
+const LINGER: Duration = Duration::from_secs(1);

@@ -12,6 +12,7 @@ pub mod http;
 pub mod message;
 pub mod proxy;
 pub mod request;
+pub mod tls;
 pub mod ws;
 
 pub use backend::Backend;

@@ -25,6 +25,8 @@ mod routing;
 mod smuggling;
 #[path = "integration/splice.rs"]
 mod splice;
+#[path = "integration/tls.rs"]
+mod tls;
 #[path = "integration/upstream_faults.rs"]
 mod upstream_faults;
 #[path = "integration/websocket.rs"]

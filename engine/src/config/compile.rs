@@ -51,7 +51,9 @@ pub(crate) fn compile(
     );
 
     let mut upstreams: Upstreams = compile_upstreams(&raw.upstreams, doc, diag);
-    let (servers, listeners) = compile_servers(&raw.server, doc, &limits, &mut upstreams, diag);
+    let base = source.as_deref().and_then(std::path::Path::parent);
+    let (servers, listeners) =
+        compile_servers(&raw.server, doc, &limits, base, &mut upstreams, diag);
     if raw.server.is_empty() && !doc.lost("server") {
         diag.error(
             0..0,
@@ -80,6 +82,7 @@ pub(crate) fn compile(
         listeners,
         servers,
         source,
+        warnings: Vec::new(),
     })
 }
 
@@ -170,7 +173,15 @@ fn compile_admin(
 ) -> Option<SocketAddr> {
     let value = raw?.get_ref().listen.as_ref()?;
     match parse_listen(value.get_ref()) {
-        Ok(addr) => Some(addr),
+        Ok((_, true)) => {
+            diag.error(
+                value.span(),
+                "admin.listen",
+                "the admin endpoint serves plain HTTP: drop \" tls\" (keep it on loopback or a management network)",
+            );
+            None
+        }
+        Ok((addr, false)) => Some(addr),
         Err(message) => {
             diag.error(value.span(), "admin.listen", message);
             None
@@ -209,6 +220,12 @@ fn compile_limits(raw: Option<&Spanned<RawLimits>>, diag: &mut Diagnostics<'_>) 
         max_header_size: usize::try_from(max_header_size).unwrap_or(usize::MAX),
         max_headers,
         max_body_size: body_limit(&raw.max_body_size).unwrap_or(Some(DEFAULT_MAX_BODY_SIZE)),
+        handshake_timeout: positive_period(
+            diag,
+            &raw.handshake_timeout,
+            "limits.handshake_timeout",
+            Duration::from_secs(10),
+        ),
     }
 }
 

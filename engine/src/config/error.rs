@@ -78,6 +78,7 @@ pub(crate) struct Diagnostics<'a> {
     /// Byte offset of the first byte of each line.
     line_starts: Vec<usize>,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
 }
 
 impl<'a> Diagnostics<'a> {
@@ -90,6 +91,7 @@ impl<'a> Diagnostics<'a> {
             text,
             line_starts,
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -108,6 +110,31 @@ impl<'a> Diagnostics<'a> {
             key_path: key_path.into(),
             message: message.into(),
         });
+    }
+
+    /// Records something that does not stop the config from loading but
+    /// that the user should hear about (`ringway check` prints it).
+    pub(crate) fn warning(
+        &mut self,
+        span: Range<usize>,
+        key_path: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let (line, col) = self.position(span.start);
+        self.warnings.push(ConfigError {
+            origin: self.origin.to_owned(),
+            line,
+            col,
+            key_path: key_path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// The warnings so far, in file order.
+    pub(crate) fn take_warnings(&mut self) -> Vec<ConfigError> {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        warnings.sort_by_key(|e| (e.line, e.col));
+        warnings
     }
 
     pub(crate) fn has_errors(&self) -> bool {

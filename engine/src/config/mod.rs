@@ -16,8 +16,10 @@ mod raw;
 mod route;
 mod server;
 pub(crate) mod suggest;
+mod tls;
 mod units;
 mod upstream;
+mod validity;
 
 use std::path::Path;
 
@@ -52,7 +54,10 @@ fn load(
     let snapshot =
         document::parse(text, &mut diag).and_then(|doc| compile::compile(&doc, &mut diag, source));
     match snapshot {
-        Some(snapshot) if !diag.has_errors() => Ok(snapshot),
+        Some(mut snapshot) if !diag.has_errors() => {
+            snapshot.warnings = diag.take_warnings();
+            Ok(snapshot)
+        }
         _ => Err(diag.finish()),
     }
 }

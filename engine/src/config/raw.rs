@@ -73,6 +73,7 @@ pub(crate) struct RawLimits {
     pub max_header_size: Field<Size>,
     pub max_headers: Field<usize>,
     pub max_body_size: Field<Size>,
+    pub handshake_timeout: Field<Period>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,13 +141,21 @@ pub(crate) struct RawServer {
     pub listen: List<String>,
     pub names: List<String>,
     pub default: Field<bool>,
-    pub tls: Planned,
-    pub hsts: Planned,
+    pub tls: Field<RawTls>,
+    pub hsts: Field<String>,
     pub max_body_size: Field<Size>,
     pub response_headers: HeaderMap,
     pub trusted_proxies: List<String>,
     #[serde(default)]
     pub route: Vec<Spanned<RawRoute>>,
+}
+
+/// `tls = { cert = PATH, key = PATH }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub cert: Field<String>,
+    pub key: Field<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,8 +170,8 @@ pub(crate) struct RawRoute {
     pub proxy: Field<String>,
     pub respond: Field<u16>,
     pub body: Field<String>,
-    pub redirect: Planned,
-    pub status: Planned,
+    pub redirect: Field<String>,
+    pub status: Field<u16>,
     pub r#static: Planned,
     pub strip_prefix: Planned,
     pub index: Planned,

@@ -1,9 +1,9 @@
 //! `[[server.route]]` to a `snapshot::Route` plus its `route::Matcher`.
 //!
 //! A route has exactly one match (`path`, `prefix`, `regex`) and exactly one
-//! action (DESIGN §2.1). Actions planned for later versions (`redirect`,
-//! `static`) count as the route's action, so a route using one gets a single
-//! "not supported yet" error rather than a second "no action" one.
+//! action (DESIGN §2.1). Actions planned for later versions (`static`) count
+//! as the route's action, so a route using one gets a single "not supported
+//! yet" error rather than a second "no action" one.
 
 use std::time::Duration;
 
@@ -21,7 +21,8 @@ use super::upstream::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_SEND_TIMEOUT, Upstreams,
 };
 use crate::route::{Duplicate, Matcher, RouteTable};
-use crate::snapshot::{Access, Action, Route};
+use crate::snapshot::{Access, Action, HeaderEdit, HeaderEdits, Route};
+use crate::template::Template;
 
 /// How long an upgraded connection may carry no byte in either direction
 /// (DESIGN §2.1); nginx's equivalent is proxy_read_timeout, 60s by default,
@@ -128,9 +129,7 @@ pub(crate) fn compile_route(
 }
 
 fn report_planned(raw: &RawRoute, path: &str, diag: &mut Diagnostics<'_>) {
-    let plans: [(&super::raw::Planned, &str, &str); 10] = [
-        (&raw.redirect, "redirect", "redirects"),
-        (&raw.status, "status", "redirects"),
+    let plans: [(&super::raw::Planned, &str, &str); 8] = [
         (&raw.r#static, "static", "static files"),
         (&raw.strip_prefix, "strip_prefix", "static files"),
         (&raw.index, "index", "static files"),
@@ -284,7 +283,7 @@ fn compile_action(
             diag.error(
                 spanned.span(),
                 path,
-                "a route needs one action: `proxy` or `respond`",
+                "a route needs one action: `proxy`, `redirect` or `respond`",
             );
         }
         return None;
@@ -305,7 +304,20 @@ fn compile_action(
             "`body` needs `respond = STATUS`",
         );
     }
+    if let Some(status) = &raw.status
+        && raw.redirect.is_none()
+    {
+        diag.error(
+            status.span(),
+            format!("{path}.status"),
+            "`status` needs `redirect = \"URL\"` (for another status use `respond = STATUS`)",
+        );
+    }
     match kind {
+        "redirect" => {
+            let url = raw.redirect.as_ref()?;
+            redirect(url, raw.status.as_ref(), path, diag)
+        }
         "proxy" => {
             let proxy = raw.proxy.as_ref()?;
             upstreams
@@ -318,6 +330,54 @@ fn compile_action(
         }
         _ => None,
     }
+}
+
+/// `redirect = "URL"` with `status`: 301 unless told otherwise; 302, 303,
+/// 307 and 308 are the other redirections that carry a Location (RFC 9110 §15.4).
+fn redirect(
+    url: &Spanned<String>,
+    status: Option<&Spanned<u16>>,
+    path: &str,
+    diag: &mut Diagnostics<'_>,
+) -> Option<Action> {
+    let code = status.map_or(301, |s| *s.get_ref());
+    if let Some(status) = status
+        && ![301, 302, 303, 307, 308].contains(&code)
+    {
+        diag.error(
+            status.span(),
+            format!("{path}.status"),
+            format!("a redirect status is 301, 302, 303, 307 or 308, not {code}"),
+        );
+        return None;
+    }
+    let text = url.get_ref().trim();
+    let key_path = format!("{path}.redirect");
+    if text.is_empty() || text.contains(['\r', '\n', '\0', ' ']) {
+        diag.error(
+            url.span(),
+            key_path,
+            "a redirect needs a URL without spaces, CR, LF or NUL, e.g. \"https://$host$request_uri\"",
+        );
+        return None;
+    }
+    let template = match Template::parse(text) {
+        Ok(t) => t,
+        Err(message) => {
+            diag.error(url.span(), key_path, message);
+            return None;
+        }
+    };
+    Some(Action::Redirect {
+        status: code,
+        location: HeaderEdits {
+            edits: vec![HeaderEdit {
+                name: Bytes::from_static(b"location"),
+                value: Some(template),
+            }],
+        },
+        body: Bytes::from(crate::downstream::error_page(code)),
+    })
 }
 
 fn respond(

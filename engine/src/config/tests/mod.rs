@@ -3,6 +3,7 @@
 
 mod errors;
 mod servers;
+mod tls;
 mod upstreams;
 
 use std::net::{IpAddr, SocketAddr};
