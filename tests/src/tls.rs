@@ -146,6 +146,11 @@ impl TlsClient {
         })
     }
 
+    /// The TLS stream itself, for a client of another protocol (a WebSocket).
+    pub fn into_stream(self) -> StreamOwned<ClientConnection, TcpStream> {
+        self.stream
+    }
+
     /// The leaf certificate the server presented.
     pub fn peer_leaf(&self) -> Option<&CertificateDer<'static>> {
         self.stream.conn.peer_certificates().and_then(<[_]>::first)

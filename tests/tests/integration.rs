@@ -27,6 +27,8 @@ mod smuggling;
 mod splice;
 #[path = "integration/tls.rs"]
 mod tls;
+#[path = "integration/tls_more.rs"]
+mod tls_more;
 #[path = "integration/upstream_faults.rs"]
 mod upstream_faults;
 #[path = "integration/websocket.rs"]
