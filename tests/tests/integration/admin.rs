@@ -43,6 +43,20 @@ fn scrape(admin: SocketAddr) -> Scrape {
     Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text format")
 }
 
+/// Scrape until `settled` holds (at most 2 s), then return that scrape for
+/// the exact checks.
+fn scrape_until(admin: SocketAddr, settled: impl Fn(&Scrape) -> bool) -> Scrape {
+    let mut s = scrape(admin);
+    for _ in 0..100 {
+        if settled(&s) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        s = scrape(admin);
+    }
+    s
+}
+
 /// The value of the sample `metric` whose labels include all of `labels`.
 fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
     let sample = scrape
@@ -81,15 +95,13 @@ fn metrics_count_the_requests_sent(driver: Driver) {
     assert_eq!(raw.read_response("GET").expect("400").status, 400);
 
     drop(raw);
-    // The refused connection is closed once the proxy sees the client go.
-    let mut s = scrape(admin);
-    for _ in 0..100 {
-        if value(&s, "ringway_connections_active", &[]) == 1.0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        s = scrape(admin);
-    }
+    // A request is counted once its answer is written, which the client may
+    // see first; and the refused connection closes once the proxy sees the
+    // client go. Scrape until all of it has settled.
+    let s = scrape_until(admin, |s| {
+        value(s, "ringway_request_duration_seconds", &[]) == 14.0
+            && value(s, "ringway_connections_active", &[]) == 1.0
+    });
     let requests = |route: &str, class: &str| {
         value(
             &s,
@@ -185,7 +197,13 @@ fn post_reload_applies_or_refuses_the_config(driver: Driver) {
         200
     );
 
-    let s = scrape(admin);
+    let s = scrape_until(admin, |s| {
+        value(
+            s,
+            "ringway_requests_total",
+            &[("route", "prefix /shop"), ("class", "2xx")],
+        ) == 2.0
+    });
     assert_eq!(value(&s, "ringway_reloads_total", &[("result", "ok")]), 1.0);
     assert_eq!(
         value(&s, "ringway_reloads_total", &[("result", "failed")]),
