@@ -1,0 +1,411 @@
+//! Forwarding one request to an upstream and its response back: pick a server,
+//! reuse or open a connection, write the rewritten head, stream the request
+//! body, read the response head, stream the response body, and return the
+//! connection to the pool when both messages ended cleanly.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringway_protocol::h1::{
+    BodyDecoder, BodyFraming, HeadLimits, Method, RequestHead, ResponseHead, Version,
+};
+use ringway_protocol::{Forwarded, UpstreamRequest, parse_response, write_request_head};
+
+use crate::buffer::{read_more, write_all, write_keep};
+use crate::downstream::{Connection, Outcome};
+use crate::error::ProxyError;
+use crate::route::Found;
+use crate::snapshot::{ProxyTarget, Route, Server, Snapshot};
+use crate::upgrade;
+use crate::upstream::{self, UpstreamConn, is_stale_error};
+use crate::vars::with_edits;
+
+mod request_body;
+mod response_body;
+
+use request_body::send_body;
+use response_body::relay_response;
+
+/// Upstream response heads may be larger than client heads (cookies); nginx's
+/// proxy_buffer_size is 4-8 KiB, so this is generous.
+const RESPONSE_HEAD_LIMITS: HeadLimits = HeadLimits {
+    max_head_size: 64 * 1024,
+    max_headers: 256,
+};
+
+/// Body bytes that arrived with the response head are sent in the same write
+/// as the head when there are at most this many.
+const COALESCE_LIMIT: usize = 16 * 1024;
+
+#[allow(clippy::too_many_arguments)] // one request's context, passed once
+pub async fn forward(
+    conn: &mut Connection<'_>,
+    snapshot: &Snapshot,
+    server: &Server,
+    found: &Found<'_>,
+    path: &[u8],
+    head: &RequestHead,
+    mut body: BodyDecoder,
+    target: &ProxyTarget,
+) -> Outcome {
+    let route = found.route;
+    let upstream = &snapshot.upstreams[target.upstream];
+    let upgrading = match upgrade::admit(conn, head, server, route).await {
+        Ok(upgrading) => upgrading,
+        Err(refused) => return refused,
+    };
+    build_target(
+        &mut conn.target,
+        head,
+        path,
+        found.matched_len,
+        target.replace_uri.as_ref(),
+    );
+
+    // The upstream request head, written once and resent as is on a retry.
+    let trusted_peer = server.trusted_proxies.contains(conn.peer.ip());
+    let forwarded = Forwarded {
+        client: conn.peer.ip(),
+        proto: conn.stream.scheme(),
+        trusted_peer,
+    };
+    // The head lives in the connection's own buffer, reused request after
+    // request, and is kept until the exchange ends so a retry can resend it.
+    let mut request_head = std::mem::take(&mut conn.upstream_head);
+    request_head.clear();
+    {
+        let vars = conn.vars(head, path);
+        let target_bytes = &conn.target;
+        with_edits(
+            &[&route.request_headers],
+            Some(&vars),
+            &mut conn.arena,
+            |edits| {
+                let request = UpstreamRequest {
+                    target: target_bytes,
+                    forwarded: &forwarded,
+                    default_host: upstream.name.as_bytes(),
+                    pass_upgrade: upgrading,
+                    edits,
+                };
+                write_request_head(&mut request_head, head, &request);
+            },
+        );
+    }
+
+    if head.expect_continue() && head.version() == Version::Http11 && !body.is_done() {
+        // The proxy takes the body itself, so it answers the expectation
+        // (RFC 9110 §10.1.1); Expect is not forwarded.
+        let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
+        if write_all(&mut conn.stream, interim).await.is_err() {
+            return closed(CLIENT_CLOSED);
+        }
+    }
+
+    let result = exchange(
+        conn,
+        route,
+        upstream,
+        target.upstream,
+        head,
+        &mut body,
+        &mut request_head,
+        upgrading,
+    )
+    .await;
+    conn.upstream_head = request_head;
+    let (mut up, response) = match result {
+        Ok(pair) => pair,
+        Err(error) => return fail(conn, head, server, route, &body, error).await,
+    };
+    let addr = up.addr;
+    if response.status() == 101 {
+        // RFC 9110 §7.8: the new protocol starts after the request body.
+        let outcome = if body.is_done() {
+            upgrade::switch(conn, server, route, head, path, up, &response).await
+        } else {
+            let error = ProxyError::UpstreamProtocol(ringway_protocol::ProtocolError::BadStatus);
+            fail(conn, head, server, route, &body, error).await
+        };
+        conn.response_scratch = response.into_scratch();
+        return outcome;
+    }
+    // An early answer (see `send_body`) leaves the rest of the request body
+    // unread on both connections: neither can carry another request.
+    let body_unsent = !body.is_done();
+    let outcome = relay_response(
+        conn,
+        route,
+        server,
+        head,
+        path,
+        &mut up,
+        &response,
+        body_unsent,
+    )
+    .await;
+    let status = response.status();
+    conn.response_scratch = response.into_scratch();
+    match outcome {
+        Ok((body_bytes, reusable, close)) => {
+            // A connection asked to upgrade is never reused, whatever it answered.
+            if reusable && !body_unsent && !upgrading {
+                let mut pool = conn.worker.pool.borrow_mut();
+                pool.put(up, upstream.keepalive);
+                conn.worker.metrics.pool_idle.set(pool.idle_count() as u64);
+            }
+            if body_unsent {
+                // The client is still sending the body: drain a little so the
+                // close does not reset the answer away (see `linger`).
+                conn.linger().await;
+            }
+            Outcome {
+                status,
+                body_bytes,
+                keep_alive: !close,
+                upstream: Some(addr),
+            }
+        }
+        Err((error, body_bytes)) => {
+            tracing::debug!(peer = %conn.peer, upstream = %addr, "{error}");
+            Outcome {
+                status,
+                body_bytes,
+                keep_alive: false,
+                upstream: Some(addr),
+            }
+        }
+    }
+}
+
+/// The target sent upstream: nginx's `proxy_pass` URI rule when the route has
+/// one (the matched part of the normalised path is replaced), else the client's
+/// target in origin-form.
+fn build_target(
+    out: &mut Vec<u8>,
+    head: &RequestHead,
+    path: &[u8],
+    matched_len: usize,
+    replace_uri: Option<&Bytes>,
+) {
+    out.clear();
+    match replace_uri {
+        Some(uri) => {
+            out.extend_from_slice(uri);
+            out.extend_from_slice(&path[matched_len.min(path.len())..]);
+        }
+        None if head.target().first() == Some(&b'/') => {
+            out.extend_from_slice(head.target());
+            return;
+        }
+        None => out.extend_from_slice(head.path()),
+    }
+    if let Some(query) = head.query() {
+        out.push(b'?');
+        out.extend_from_slice(query);
+    }
+}
+
+/// Send the request and read the response head, retrying where DESIGN.md §4
+/// allows: the next server when a connect fails, and once on a fresh
+/// connection when a reused keep-alive connection turns out to be closed.
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    upstream: &crate::snapshot::Upstream,
+    upstream_index: usize,
+    head: &RequestHead,
+    body: &mut BodyDecoder,
+    request_head: &mut Vec<u8>,
+    upgrading: bool,
+) -> Result<(UpstreamConn, ResponseHead), ProxyError> {
+    let first = conn.worker.pool.borrow_mut().pick(upstream_index, upstream);
+    let servers = upstream.servers.len();
+    let replayable = head.method().is_idempotent() && head.framing() == BodyFraming::Empty;
+    let mut server_attempt = 0;
+    // An upgrade gets a connection of its own: it leaves the pool for good.
+    let mut allow_pooled = !upgrading;
+    loop {
+        let addr = upstream.servers[(first + server_attempt) % servers].addr;
+        let pooled = if allow_pooled {
+            let mut pool = conn.worker.pool.borrow_mut();
+            let pooled = pool.take(addr, !replayable);
+            conn.worker.metrics.pool_idle.set(pool.idle_count() as u64);
+            pooled
+        } else {
+            None
+        };
+        let mut up = match pooled {
+            Some(up) => up,
+            None => match upstream::connect(addr, route.connect_timeout, conn.worker.buffer_size)
+                .await
+            {
+                Ok(up) => {
+                    conn.worker.metrics.upstream_connect[upstream.metric]
+                        .observe(up.opened.elapsed());
+                    up
+                }
+                Err(error) => {
+                    tracing::debug!(upstream = %addr, "{error}");
+                    server_attempt += 1;
+                    if server_attempt < servers {
+                        continue;
+                    }
+                    return Err(error);
+                }
+            },
+        };
+        let sent = Instant::now();
+        match send_and_receive(conn, route, &mut up, head, body, request_head, upgrading).await {
+            Ok(response) => {
+                conn.worker.metrics.upstream_response[upstream.metric].observe(sent.elapsed());
+                return Ok((up, response));
+            }
+            Err(ProxyError::UpstreamClosed {
+                source,
+                retryable: true,
+            }) if up.reused && (replayable || !sent_body(body, head)) => {
+                // A keep-alive connection the server had already closed:
+                // nothing was processed, try once more on a new connection.
+                tracing::debug!(upstream = %addr, "stale keep-alive connection: {source}");
+                allow_pooled = false;
+            }
+            Err(ProxyError::UpstreamClosed {
+                source,
+                retryable: true,
+            }) if replayable && server_attempt + 1 < servers => {
+                tracing::debug!(upstream = %addr, "{source}; trying the next server");
+                server_attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Has any of the request body been consumed (so the request can no longer be replayed)?
+fn sent_body(body: &BodyDecoder, head: &RequestHead) -> bool {
+    head.framing() != BodyFraming::Empty && (body.payload_len() > 0 || body.is_done())
+}
+
+async fn send_and_receive(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    up: &mut UpstreamConn,
+    head: &RequestHead,
+    body: &mut BodyDecoder,
+    request_head: &mut Vec<u8>,
+    upgrading: bool,
+) -> Result<ResponseHead, ProxyError> {
+    // A failed write means no response byte arrived: retryable if replayable.
+    let closed = |source: std::io::Error| ProxyError::UpstreamClosed {
+        source,
+        retryable: true,
+    };
+    let write = write_keep(&mut up.stream, request_head);
+    match monoio::time::timeout(route.send_timeout, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(closed(e)),
+        Err(_) => return Err(ProxyError::UpstreamTimeout),
+    }
+    send_body(conn, route, up, body).await?;
+    read_response_head(up, route.read_timeout, head.method(), upgrading, conn).await
+}
+
+async fn read_response_head(
+    up: &mut UpstreamConn,
+    read_timeout: Duration,
+    method: Method,
+    upgrading: bool,
+    conn: &mut Connection<'_>,
+) -> Result<ResponseHead, ProxyError> {
+    loop {
+        if !up.buf.is_empty() {
+            match parse_response(
+                &mut up.buf,
+                &RESPONSE_HEAD_LIMITS,
+                method,
+                std::mem::take(&mut conn.response_scratch),
+            ) {
+                Ok(Some(response)) if response.status() == 101 && upgrading => {
+                    return Ok(response);
+                }
+                Ok(Some(response)) if response.status() == 101 => {
+                    // A 101 to a request that asked for no upgrade (RFC 9110 §15.2.2).
+                    conn.response_scratch = response.into_scratch();
+                    return Err(ProxyError::UpstreamProtocol(
+                        ringway_protocol::ProtocolError::BadStatus,
+                    ));
+                }
+                Ok(Some(response)) if response.status() < 200 => {
+                    // Interim responses (100, 103) are not relayed; the final one follows.
+                    conn.response_scratch = response.into_scratch();
+                    continue;
+                }
+                Ok(Some(response)) => return Ok(response),
+                Ok(None) => {}
+                Err(e) => return Err(ProxyError::UpstreamProtocol(e)),
+            }
+        }
+        let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
+        match monoio::time::timeout(read_timeout, read).await {
+            Ok(Ok(0)) => {
+                return Err(ProxyError::UpstreamClosed {
+                    source: std::io::ErrorKind::UnexpectedEof.into(),
+                    retryable: up.buf.is_empty(),
+                });
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(source)) if is_stale_error(&source) || up.buf.is_empty() => {
+                return Err(ProxyError::UpstreamClosed {
+                    source,
+                    retryable: up.buf.is_empty(),
+                });
+            }
+            Ok(Err(source)) => {
+                return Err(ProxyError::UpstreamClosed {
+                    source,
+                    retryable: false,
+                });
+            }
+            Err(_) => return Err(ProxyError::UpstreamTimeout),
+        }
+    }
+}
+
+/// Answer a failure that happened before any of the response reached the client.
+async fn fail(
+    conn: &mut Connection<'_>,
+    head: &RequestHead,
+    server: &Server,
+    route: &Route,
+    body: &BodyDecoder,
+    error: ProxyError,
+) -> Outcome {
+    tracing::debug!(peer = %conn.peer, side = ?error.side(), "{error}");
+    let Some(status) = error.status() else {
+        return closed(CLIENT_CLOSED);
+    };
+    // After a failure mid-body the rest of the body is still on the wire.
+    let close = !body.is_done()
+        || matches!(
+            error,
+            ProxyError::ClientProtocol(_) | ProxyError::ClientTimeout
+        );
+    conn.respond_error(head, server, Some(route), status, close)
+        .await
+}
+
+/// The status logged when the client went away before it could be answered
+/// (nginx's 499, which operators grep for).
+const CLIENT_CLOSED: u16 = 499;
+
+fn closed(status: u16) -> Outcome {
+    Outcome {
+        status,
+        body_bytes: 0,
+        keep_alive: false,
+        upstream: None::<SocketAddr>,
+    }
+}
