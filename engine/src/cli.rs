@@ -68,8 +68,8 @@ pub struct Tuning {
     /// Per-connection I/O buffer, e.g. 16KiB.
     #[arg(long, value_parser = parse_size)]
     buffer_size: Option<usize>,
-    /// Response bodies with at least this much left move by splice, never through
-    /// user space (io_uring, plain HTTP); 0 = never. Default 64KiB.
+    /// Request and response bodies of known length with at least this much left move
+    /// by splice, never through user space (io_uring, plain HTTP); 0 = never. Default 64KiB.
     #[arg(long, value_parser = parse_size)]
     splice_threshold: Option<usize>,
     /// I/O driver.

@@ -88,7 +88,7 @@ pub struct Worker {
     pub index: usize,
     pub snapshots: Arc<ArcSwap<Snapshot>>,
     pub buffer_size: usize,
-    /// Response bodies with at least this many bytes left go by splice (0: never).
+    /// Bodies of known length with at least this many bytes left go by splice (0: never).
     pub splice_threshold: u64,
     pub max_connections: usize,
     pub pool: RefCell<UpstreamPool>,
