@@ -105,6 +105,8 @@ pub struct WorkerMetrics {
     pub connections_total: Counter,
     pub upgraded_active: Counter,
     pub upgrades_total: Counter,
+    /// Request body bytes received from clients and sent upstream.
+    pub request_bytes: Counter,
     /// Response body bytes sent to clients.
     pub response_bytes: Counter,
     /// Request and response body bytes moved by splice (never in user space).
@@ -126,6 +128,7 @@ impl Default for WorkerMetrics {
             connections_total: Counter::default(),
             upgraded_active: Counter::default(),
             upgrades_total: Counter::default(),
+            request_bytes: Counter::default(),
             response_bytes: Counter::default(),
             spliced_bytes: Counter::default(),
             tunnel_bytes_from_client: Counter::default(),
@@ -317,7 +320,7 @@ pub fn render(labels: &Labels, workers: &[&WorkerMetrics], extra: &Extra<'_>) ->
             histogram(&mut out, metric, &label, workers, &|w| pick(w, slot));
         }
     }
-    let gauges: [Family; 9] = [
+    let gauges: [Family; 10] = [
         (
             "ringway_connections_active",
             "gauge",
@@ -341,6 +344,12 @@ pub fn render(labels: &Labels, workers: &[&WorkerMetrics], extra: &Extra<'_>) ->
             "counter",
             "Connections upgraded (101 from the upstream).",
             |w| w.upgrades_total.get(),
+        ),
+        (
+            "ringway_request_body_bytes_total",
+            "counter",
+            "Request body bytes received from clients and sent upstream.",
+            |w| w.request_bytes.get(),
         ),
         (
             "ringway_response_body_bytes_total",

@@ -115,6 +115,7 @@ pub async fn forward(
     )
     .await;
     conn.upstream_head = request_head;
+    conn.worker.metrics.request_bytes.add(body.payload_len());
     let (mut up, response) = match result {
         Ok(pair) => pair,
         Err(error) => return fail(conn, head, server, route, &body, error).await,

@@ -78,10 +78,12 @@ fn metrics_count_the_requests_sent(driver: Driver) {
     let admin = free_addr();
     let proxy = Ringway::start(&config(&app, admin, "/app"), driver);
     let mut client = proxy.connect();
-    for i in 0..7 {
+    for i in 0..6 {
         let resp = client.roundtrip(&request::get(&format!("/app/{i}")));
         assert_eq!(resp.status, 200);
     }
+    let upload = client.roundtrip(&request::with_body("POST", "/app/up", &[], &[b'u'; 1000]));
+    assert_eq!(upload.status, 200);
     for _ in 0..3 {
         assert_eq!(client.roundtrip(&request::get("/nowhere")).status, 404);
     }
@@ -153,7 +155,9 @@ fn metrics_count_the_requests_sent(driver: Driver) {
         value(&s, "ringway_workers", &[("driver", driver_name)]),
         1.0
     );
-    assert!(value(&s, "ringway_response_body_bytes_total", &[]) > 0.0);
+    assert_eq!(value(&s, "ringway_request_body_bytes_total", &[]), 1000.0);
+    // The echoed upload, and ringway's own error pages.
+    assert!(value(&s, "ringway_response_body_bytes_total", &[]) > 1000.0);
 
     let health = admin_request(admin, &request::get("/healthz"));
     assert_eq!((health.status, health.body_text().as_str()), (200, "ok\n"));
