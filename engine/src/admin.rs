@@ -31,10 +31,15 @@ pub struct Admin {
     pub events: mpsc::Sender<Event>,
 }
 
-/// Bind `addr` and serve it on a new thread.
-pub fn start(addr: SocketAddr, admin: Admin) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)?;
-    let bound = listener.local_addr()?;
+/// Bind the admin address. Done before the proxy listens, so that a client
+/// (or a test) that sees the proxy up finds the admin endpoint up too, and a
+/// taken address stops the start.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+}
+
+/// Serve `listener` on a new thread.
+pub fn spawn(listener: TcpListener, admin: Admin) -> io::Result<()> {
     std::thread::Builder::new()
         .name("ringway-admin".into())
         .spawn(move || {
@@ -49,7 +54,7 @@ pub fn start(addr: SocketAddr, admin: Admin) -> io::Result<SocketAddr> {
                 }
             }
         })?;
-    Ok(bound)
+    Ok(())
 }
 
 impl Admin {

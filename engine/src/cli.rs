@@ -232,7 +232,27 @@ pub fn serve(
             return 1;
         }
     };
-    let admin = snapshot.admin;
+    // The admin socket and the pid file exist before the proxy accepts: once
+    // it answers, `/metrics` and `ringway reload` work too.
+    let admin = match snapshot.admin.map(|addr| (addr, crate::admin::bind(addr))) {
+        None => None,
+        Some((_, Ok(listener))) => Some(listener),
+        Some((addr, Err(e))) => {
+            tracing::error!("cannot listen on the admin address {addr}: {e}");
+            eprintln!("ringway: cannot listen on the admin address {addr}: {e}");
+            return 1;
+        }
+    };
+    let pid_file = pid_file.and_then(|path| match PidFile::create(path) {
+        Ok(file) => Some(file),
+        Err(e) => {
+            tracing::warn!(
+                "cannot write pid file {}: {e}; `ringway reload` will not find this instance",
+                path.display()
+            );
+            None
+        }
+    });
     let mut engine = match Engine::start(snapshot) {
         Ok(engine) => engine,
         Err(e) => {
@@ -254,34 +274,28 @@ pub fn serve(
         "listening on {}",
         addrs.join(", ")
     );
-    let pid_file = pid_file.and_then(|path| match PidFile::create(path) {
-        Ok(file) => Some(file),
-        Err(e) => {
-            tracing::warn!(
-                "cannot write pid file {}: {e}; `ringway reload` will not find this instance",
-                path.display()
-            );
-            None
-        }
-    });
     if let Some(banner) = banner {
         println!("{banner}");
     }
     let (events_tx, events) = mpsc::channel();
     let stats = Arc::new(ReloadStats::default());
-    if let Some(addr) = admin {
+    if let Some(listener) = admin {
+        let bound = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let admin = Admin {
             metrics: engine.metrics(),
             reloads: stats.clone(),
             events: events_tx.clone(),
         };
-        match crate::admin::start(addr, admin) {
-            Ok(bound) => tracing::info!(
+        match crate::admin::spawn(listener, admin) {
+            Ok(()) => tracing::info!(
                 "admin endpoint on http://{bound} (/metrics, /healthz, POST /reload)"
             ),
             Err(e) => {
-                tracing::error!("cannot listen on the admin address {addr}: {e}");
-                eprintln!("ringway: cannot listen on the admin address {addr}: {e}");
+                tracing::error!("cannot start the admin thread: {e}");
+                eprintln!("ringway: cannot start the admin thread: {e}");
                 engine.stop();
                 return 1;
             }
