@@ -2,6 +2,7 @@
 //! the unfilled tail of a `BytesMut`, write a whole `Bytes` back.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
@@ -29,6 +30,35 @@ pub async fn read_more(
     *buf = slice.into_inner();
     result
 }
+
+/// nginx's lingering close: after a final answer on a connection that is
+/// closing, stop sending and discard what the peer still sends for up to
+/// `time` (and at most `LINGER_MAX_BYTES`). Closing a socket with unread
+/// input makes the kernel send a reset, which can destroy the answer before
+/// the peer has read it. `buf` is used as scratch and left empty.
+pub async fn linger(
+    stream: &mut (impl AsyncReadRent + AsyncWriteRent),
+    buf: &mut BytesMut,
+    buffer_size: usize,
+    time: Duration,
+) {
+    let _ = stream.shutdown().await;
+    let until = Instant::now() + time;
+    let mut discarded = 0;
+    while discarded < LINGER_MAX_BYTES {
+        buf.clear();
+        let wait = until.saturating_duration_since(Instant::now());
+        match monoio::time::timeout(wait, read_more(stream, buf, buffer_size)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            _ => break,
+        }
+    }
+    buf.clear();
+}
+
+/// At most this much is read and discarded by `linger` (nginx: lingering_time
+/// bounds it in time only; a bound in bytes stops a fast sender sooner).
+const LINGER_MAX_BYTES: usize = 1024 * 1024;
 
 /// Write all of `bytes`.
 pub async fn write_all(stream: &mut impl AsyncWriteRent, bytes: Bytes) -> io::Result<()> {

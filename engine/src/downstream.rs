@@ -10,14 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::AsyncWriteRent;
 use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, Version,
 };
 use ringway_protocol::{ProtocolError, normalize_path, parse_request, write_simple_response};
 
 use crate::access_log::{Entry, RequestLine};
-use crate::buffer::{read_more, write_vec};
+use crate::buffer::{self, read_more, write_vec};
 use crate::proxy;
 use crate::snapshot::{Action, HeaderEdits, Limits, Route, Server, Snapshot};
 use crate::stream::ClientStream;
@@ -104,8 +103,15 @@ pub async fn serve(
         // removed this connection's listen address, its next request is served
         // on the snapshot it had and the connection then closes (nginx: old
         // workers finish their connections with the old configuration).
-        let limits = worker.snapshots.load().limits.clone();
-        let read = conn.read_head(&limits, first).await;
+        // The wait for the head began under the previous request's snapshot,
+        // so its limits bound it (one snapshot load per request, not two).
+        let read = match &previous {
+            Some(snapshot) => conn.read_head(&snapshot.limits, first).await,
+            None => {
+                let limits = worker.snapshots.load().limits.clone();
+                conn.read_head(&limits, first).await
+            }
+        };
         let current = worker.snapshots.load_full();
         let (snapshot, last) = match current.listener_index(listen) {
             Some(index) => {
@@ -473,25 +479,14 @@ impl Connection<'_> {
     /// short while. Closing a socket with unread input makes the kernel send a
     /// reset, which can destroy the answer before the client has read it.
     pub async fn linger(&mut self) {
-        let _ = self.stream.shutdown().await;
-        let until = Instant::now() + LINGER_TIME;
-        let mut discarded = 0;
-        while discarded < LINGER_MAX_BYTES {
-            self.buf.clear();
-            let wait = until.saturating_duration_since(Instant::now());
-            let read = read_more(&mut self.stream, &mut self.buf, self.worker.buffer_size);
-            match monoio::time::timeout(wait, read).await {
-                Ok(Ok(n)) if n > 0 => discarded += n,
-                _ => return,
-            }
-        }
+        let size = self.worker.buffer_size;
+        buffer::linger(&mut self.stream, &mut self.buf, size, LINGER_TIME).await;
     }
 }
 
-/// How long, and for how many bytes, a closing connection is drained after an
-/// error answer (nginx: lingering_time / lingering_timeout).
+/// How long a closing connection is drained after an error answer (nginx:
+/// lingering_time).
 const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_MAX_BYTES: usize = 1024 * 1024;
 
 /// A small HTML body like nginx's, naming the status.
 pub fn error_page(status: u16) -> String {

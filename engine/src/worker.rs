@@ -11,10 +11,12 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use bytes::BytesMut;
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::access_log::{AccessLog, Entry};
+use crate::buffer;
 use crate::downstream;
 use crate::metrics::WorkerMetrics;
 use crate::shutdown::Shutdown;
@@ -23,62 +25,6 @@ use crate::stream::ClientStream;
 use crate::tls;
 use crate::tunnel::Tunnels;
 use crate::upstream::{UpstreamPool, set_nodelay};
-
-/// Serve an accepted connection on its own task, counted as active.
-fn serve_accepted(
-    worker: &Rc<Worker>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    addr: SocketAddr,
-    local_port: u16,
-) {
-    set_nodelay(&stream);
-    worker.active.set(worker.active.get() + 1);
-    worker.metrics.connections_total.add(1);
-    worker.metrics.connections_active.add(1);
-    let w = worker.clone();
-    monoio::spawn(async move {
-        if let Some(client) = client_stream(&w, stream, peer, addr).await {
-            downstream::serve(&w, client, peer, addr, local_port).await;
-        }
-        w.active.set(w.active.get() - 1);
-        w.metrics.connections_active.sub(1);
-    });
-}
-
-/// Before a listening socket closes, take every connection already in its
-/// accept queue: closing it would reset them, though their clients did
-/// nothing wrong. They are served like requests in flight. (Connections
-/// arriving between this and the close are still reset unless the kernel
-/// migrates them: `sysctl net.ipv4.tcp_migrate_req=1`, see docs/operations.md.)
-fn drain_backlog(worker: &Rc<Worker>, socket: &TcpListener, addr: SocketAddr, local_port: u16) {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    loop {
-        // SAFETY: null address pointers are allowed (the peer is asked for
-        // below); the listening fd is owned by `socket`, open for this call.
-        let fd = unsafe {
-            libc::accept4(
-                socket.as_raw_fd(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            // EAGAIN: the queue is empty (the listener is non-blocking).
-            return;
-        }
-        // SAFETY: accept4 returned a new fd that nothing else owns.
-        let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-        let Ok(peer) = std_stream.peer_addr() else {
-            continue;
-        };
-        match TcpStream::from_std(std_stream) {
-            Ok(stream) => serve_accepted(worker, stream, peer, addr, local_port),
-            Err(e) => tracing::debug!("queued connection from {peer}: {e}"),
-        }
-    }
-}
 
 /// How often an idle worker looks at the stop flag. Only the accept side
 /// polls it, never a request.
@@ -230,6 +176,62 @@ async fn accept_loop(
     }
 }
 
+/// Serve an accepted connection on its own task, counted as active.
+fn serve_accepted(
+    worker: &Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    addr: SocketAddr,
+    local_port: u16,
+) {
+    set_nodelay(&stream);
+    worker.active.set(worker.active.get() + 1);
+    worker.metrics.connections_total.add(1);
+    worker.metrics.connections_active.add(1);
+    let w = worker.clone();
+    monoio::spawn(async move {
+        if let Some(client) = client_stream(&w, stream, peer, addr).await {
+            downstream::serve(&w, client, peer, addr, local_port).await;
+        }
+        w.active.set(w.active.get() - 1);
+        w.metrics.connections_active.sub(1);
+    });
+}
+
+/// Before a listening socket closes, take every connection already in its
+/// accept queue: closing it would reset them, though their clients did
+/// nothing wrong. They are served like requests in flight. (Connections
+/// arriving between this and the close are still reset unless the kernel
+/// migrates them: `sysctl net.ipv4.tcp_migrate_req=1`, see docs/operations.md.)
+fn drain_backlog(worker: &Rc<Worker>, socket: &TcpListener, addr: SocketAddr, local_port: u16) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    loop {
+        // SAFETY: null address pointers are allowed (the peer is asked for
+        // below); the listening fd is owned by `socket`, open for this call.
+        let fd = unsafe {
+            libc::accept4(
+                socket.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            // EAGAIN: the queue is empty (the listener is non-blocking).
+            return;
+        }
+        // SAFETY: accept4 returned a new fd that nothing else owns.
+        let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+        let Ok(peer) = std_stream.peer_addr() else {
+            continue;
+        };
+        match TcpStream::from_std(std_stream) {
+            Ok(stream) => serve_accepted(worker, stream, peer, addr, local_port),
+            Err(e) => tracing::debug!("queued connection from {peer}: {e}"),
+        }
+    }
+}
+
 /// The client stream for an accepted socket: as is on a plain address; on a
 /// TLS address after a handshake on this worker, bounded by
 /// `handshake_timeout`. `None` when the connection is already dealt with.
@@ -294,16 +296,8 @@ async fn plain_http_on_tls_port(mut stream: TcpStream) {
     if monoio::time::timeout(LINGER, write).await.is_err() {
         return;
     }
-    let _ = stream.shutdown().await;
-    let until = std::time::Instant::now() + LINGER;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let wait = until.saturating_duration_since(std::time::Instant::now());
-        match monoio::time::timeout(wait, stream.read(buf)).await {
-            Ok((Ok(n), b)) if n > 0 => buf = b,
-            _ => return,
-        }
-    }
+    let mut scratch = BytesMut::new();
+    buffer::linger(&mut stream, &mut scratch, 4096, LINGER).await;
 }
 
 /// How long the plain-HTTP answer may take to write and to drain.
