@@ -26,8 +26,9 @@ use crate::tls;
 use crate::tunnel::Tunnels;
 use crate::upstream::{UpstreamPool, set_nodelay};
 
-/// How often an idle worker looks at the stop flag. Only the accept side
-/// polls it, never a request.
+/// How often a worker looks at the stop flag and its command inbox, and
+/// closes surplus idle upstream connections. Only this housekeeping loop
+/// polls, never a request.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
 pub struct Worker {
@@ -85,6 +86,11 @@ pub async fn run(
     }
     while !worker.stop.load(Ordering::Relaxed) {
         monoio::time::sleep(STOP_POLL).await;
+        {
+            let mut pool = worker.pool.borrow_mut();
+            pool.trim(std::time::Instant::now());
+            worker.metrics.pool_idle.set(pool.idle_count() as u64);
+        }
         while let Ok(command) = inbox.try_recv() {
             match command {
                 Command::Listen(l) => listen(&worker, l, &mut accepting),

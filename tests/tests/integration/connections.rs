@@ -92,18 +92,29 @@ listen = ["{LISTEN}"]
         backend.addr()
     );
     let proxy = Ringway::start(&config, driver);
-    // Six requests at once need six upstream connections.
-    thread::scope(|scope| {
-        for i in 0..6 {
-            let proxy = &proxy;
-            scope.spawn(move || {
-                let target = format!("/burst/{i}");
-                let resp = proxy.connect().roundtrip(&request::get(&target));
-                assert_eq!(resp.body_text(), target);
-            });
-        }
-    });
+    let burst = |name: &str| {
+        // Six requests at once need six upstream connections.
+        thread::scope(|scope| {
+            for i in 0..6 {
+                let proxy = &proxy;
+                scope.spawn(move || {
+                    let target = format!("/{name}/{i}");
+                    let resp = proxy.connect().roundtrip(&request::get(&target));
+                    assert_eq!(resp.body_text(), target);
+                });
+            }
+        });
+    };
+    burst("burst");
     assert_eq!(backend.connections(), 6);
+    // The surplus over keepalive stays while it is reused (SURPLUS_IDLE, 1 s):
+    // a second burst right after the first opens no connection.
+    burst("again");
+    assert_eq!(
+        backend.connections(),
+        6,
+        "a burst right after another reconnected instead of reusing the idle connections"
+    );
     let deadline = Instant::now() + Duration::from_secs(3);
     while backend.open_connections() > 2 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
