@@ -5,7 +5,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::buf::IoBufMut;
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 /// Free space below which a read first makes room for another `buffer_size` bytes.
@@ -82,4 +82,84 @@ pub async fn write_keep(stream: &mut impl AsyncWriteRent, vec: &mut Vec<u8>) -> 
     let (result, owned) = stream.write_all(std::mem::take(vec)).await;
     *vec = owned;
     result.map(drop)
+}
+
+/// The two-entry iovec array of `write_head_body`, kept by a connection and
+/// reused write after write. It lives on the heap because the runtime reads it
+/// after the future owning it has moved (the `IoVecBuf` contract).
+pub struct IoVecPair(Box<[libc::iovec; 2]>);
+
+impl Default for IoVecPair {
+    fn default() -> IoVecPair {
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        IoVecPair(Box::new([empty; 2]))
+    }
+}
+
+/// A head and a body slice in one vectored write.
+struct HeadBody {
+    head: Vec<u8>,
+    body: Bytes,
+    iov: IoVecPair,
+}
+
+// SAFETY: the iovecs point into `head` and `body`, whose heap buffers neither
+// move nor change while the runtime owns the value, and the array itself is
+// boxed, so the pointer returned stays valid however the value moves.
+unsafe impl IoVecBuf for HeadBody {
+    fn read_iovec_ptr(&self) -> *const libc::iovec {
+        self.iov.0.as_ptr()
+    }
+
+    fn read_iovec_len(&self) -> usize {
+        2
+    }
+}
+
+/// Write `head` and then `body` with one `writev`, so that a response head and
+/// the body bytes that came with it leave in one system call and one segment
+/// without being copied together; a short write is finished with plain
+/// writes. Hands back `head` (cleared) and `iov` for reuse.
+pub async fn write_head_body(
+    stream: &mut impl AsyncWriteRent,
+    head: Vec<u8>,
+    body: Bytes,
+    mut iov: IoVecPair,
+) -> (io::Result<()>, Vec<u8>, IoVecPair) {
+    iov.0[0] = libc::iovec {
+        iov_base: head.as_ptr().cast_mut().cast(),
+        iov_len: head.len(),
+    };
+    iov.0[1] = libc::iovec {
+        iov_base: body.as_ptr().cast_mut().cast(),
+        iov_len: body.len(),
+    };
+    let total = head.len() + body.len();
+    let (
+        result,
+        HeadBody {
+            mut head,
+            body,
+            iov,
+        },
+    ) = stream.writev(HeadBody { head, body, iov }).await;
+    let result = match result {
+        Ok(n) if n == total => Ok(()),
+        Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+        Ok(n) if n < head.len() => {
+            let (result, rest) = stream.write_all(head.slice(n..)).await;
+            head = rest.into_inner();
+            match result {
+                Ok(_) => write_all(stream, body).await,
+                Err(e) => Err(e),
+            }
+        }
+        Ok(n) => write_all(stream, Bytes::slice(&body, n - head.len()..)).await,
+        Err(e) => Err(e),
+    };
+    head.clear();
+    (result, head, iov)
 }

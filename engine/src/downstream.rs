@@ -16,7 +16,7 @@ use ringway_protocol::h1::{
 use ringway_protocol::{ProtocolError, normalize_path, parse_request, write_simple_response};
 
 use crate::access_log::{Entry, RequestLine};
-use crate::buffer::{self, read_more, write_vec};
+use crate::buffer::{self, IoVecPair, read_more, write_vec};
 use crate::proxy;
 use crate::snapshot::{Action, HeaderEdits, Limits, Route, Server, Snapshot};
 use crate::stream::ClientStream;
@@ -38,6 +38,8 @@ pub struct Connection<'w> {
     pub buf: BytesMut,
     /// Where heads are written before they go out.
     pub out: Vec<u8>,
+    /// The iovecs of a head written together with body bytes, made on first use.
+    pub iov: Option<IoVecPair>,
     /// Scratch for expanded header values.
     pub arena: Vec<u8>,
     /// Scratch for the upstream request target after URI replacement.
@@ -86,6 +88,7 @@ pub async fn serve(
         local_port,
         buf: BytesMut::with_capacity(worker.buffer_size),
         out: Vec::with_capacity(1024),
+        iov: None,
         arena: Vec::new(),
         target: Vec::new(),
         scratch: Vec::new(),

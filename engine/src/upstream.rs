@@ -16,6 +16,12 @@ use monoio::net::TcpStream;
 use crate::error::ProxyError;
 use crate::snapshot::Upstream;
 
+/// Room for a response head on top of `buffer_size` in an upstream
+/// connection's buffer, so that a head and a full buffer of body arrive in
+/// one read and leave in one write (a 16 KiB body with the default
+/// `buffer_size` included). Pages of it that are never read into cost no memory.
+pub const RESPONSE_HEAD_ROOM: usize = 4 * 1024;
+
 /// A connection to an upstream server and its read buffer.
 pub struct UpstreamConn {
     pub stream: TcpStream,
@@ -181,7 +187,7 @@ pub async fn connect(
     Ok(UpstreamConn {
         stream,
         addr,
-        buf: BytesMut::with_capacity(buffer_size),
+        buf: BytesMut::with_capacity(buffer_size + RESPONSE_HEAD_ROOM),
         reused: false,
         opened,
     })

@@ -18,7 +18,7 @@ use crate::error::ProxyError;
 use crate::route::Found;
 use crate::snapshot::{ProxyTarget, Route, Server, Snapshot};
 use crate::upgrade;
-use crate::upstream::{self, UpstreamConn, is_stale_error};
+use crate::upstream::{self, RESPONSE_HEAD_ROOM, UpstreamConn, is_stale_error};
 use crate::vars::with_edits;
 
 mod request_body;
@@ -321,6 +321,12 @@ async fn read_response_head(
     upgrading: bool,
     conn: &mut Connection<'_>,
 ) -> Result<ResponseHead, ProxyError> {
+    // The buffer of a reused connection is empty but may have only the tail
+    // of its allocation left: take all of it back (nothing else holds it by
+    // now, so this neither allocates nor copies).
+    if up.buf.is_empty() {
+        up.buf.reserve(conn.worker.buffer_size + RESPONSE_HEAD_ROOM);
+    }
     loop {
         if !up.buf.is_empty() {
             match parse_response(

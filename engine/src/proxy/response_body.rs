@@ -6,7 +6,7 @@ use bytes::Bytes;
 use ringway_protocol::h1::{BodyDecoder, BodyFraming, RequestHead, ResponseHead, Version};
 use ringway_protocol::{ClientResponse, write_response_head};
 
-use crate::buffer::{read_more, write_all, write_vec};
+use crate::buffer::{read_more, write_head_body, write_vec};
 use crate::downstream::Connection;
 use crate::error::ProxyError;
 use crate::snapshot::{Route, Server};
@@ -66,9 +66,11 @@ pub(super) async fn relay_response(
     let mut head_pending = out.len();
     let mid = |e: String, sent: u64| (ProxyError::UpstreamMidResponse(e), sent);
     loop {
-        // Small runs of body bytes are copied behind the head (or behind each
-        // other) so that they leave in one write; large runs go out as slices
-        // of the upstream buffer; de-chunked payload is always copied.
+        // Runs of body bytes go out as slices of the upstream buffer, in one
+        // vectored write with whatever `out` holds (the head), never copied.
+        // Over TLS, which copies into its records anyway, small runs are
+        // copied behind the head so that both make one record. De-chunked
+        // payload is always copied.
         if !up.buf.is_empty() && !decoder.is_done() {
             let n = if dechunk {
                 decoder.advance(&up.buf, |payload| out.extend_from_slice(payload))
@@ -77,16 +79,20 @@ pub(super) async fn relay_response(
             }
             .map_err(|e| mid(e.reason().to_string(), sent))?;
             let run = up.buf.split_to(n);
-            if !dechunk && n <= COALESCE_LIMIT {
+            if dechunk {
+            } else if n <= COALESCE_LIMIT && conn.stream.is_tls() {
                 out.extend_from_slice(&run);
-            } else if !dechunk {
-                flush(conn, route, &mut out, &mut head_pending, &mut sent)
-                    .await
-                    .map_err(|e| mid(e, sent))?;
-                write_chunk(conn, route, run.freeze())
-                    .await
-                    .map_err(|e| mid(e, sent))?;
-                sent += n as u64;
+            } else {
+                send(
+                    conn,
+                    route,
+                    &mut out,
+                    run.freeze(),
+                    &mut head_pending,
+                    &mut sent,
+                )
+                .await
+                .map_err(|e| mid(e, sent))?;
             }
         }
         flush(conn, route, &mut out, &mut head_pending, &mut sent)
@@ -199,9 +205,28 @@ async fn flush(
     }
 }
 
-async fn write_chunk(conn: &mut Connection<'_>, route: &Route, chunk: Bytes) -> Result<(), String> {
-    match monoio::time::timeout(route.send_timeout, write_all(&mut conn.stream, chunk)).await {
-        Ok(result) => result.map_err(|e| format!("client: {e}")),
+/// Write what `out` holds followed by `body` to the client in one vectored
+/// write, counting body bytes.
+async fn send(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    out: &mut Vec<u8>,
+    body: Bytes,
+    head_pending: &mut usize,
+    sent: &mut u64,
+) -> Result<(), String> {
+    let body_len = out.len() - *head_pending + body.len();
+    let iov = conn.iov.take().unwrap_or_default();
+    let write = write_head_body(&mut conn.stream, std::mem::take(out), body, iov);
+    match monoio::time::timeout(route.send_timeout, write).await {
+        Ok((result, buf, iov)) => {
+            *out = buf;
+            conn.iov = Some(iov);
+            result.map_err(|e| format!("client: {e}"))?;
+            *head_pending = 0;
+            *sent += body_len as u64;
+            Ok(())
+        }
         Err(_) => Err("client write timed out".into()),
     }
 }
