@@ -17,6 +17,7 @@ use ringway_protocol::{ProtocolError, normalize_path, parse_request, write_simpl
 
 use crate::access_log::{Entry, RequestLine};
 use crate::buffer::{self, IoVecPair, read_more, write_vec};
+use crate::deadline::Deadline;
 use crate::proxy;
 use crate::snapshot::{Action, HeaderEdits, Limits, Route, Server, Snapshot};
 use crate::stream::ClientStream;
@@ -53,6 +54,8 @@ pub struct Connection<'w> {
     pub metric: usize,
     /// Set when the upstream switched protocols: the connection becomes a tunnel.
     pub upgrade: Option<Pending>,
+    /// The one timer bounding every read and write of the request in progress.
+    pub deadline: Deadline,
 }
 
 /// What came of reading a request head.
@@ -96,6 +99,7 @@ pub async fn serve(
         response_scratch: Vec::new(),
         metric: 0,
         upgrade: None,
+        deadline: Deadline::new(),
     };
     let mut first = true;
     let mut previous: Option<Arc<Snapshot>> = None;
@@ -193,7 +197,7 @@ impl Connection<'_> {
             // worker drains (it may have been taken from the accept queue then).
             let between_requests = self.buf.is_empty() && !first;
             let read = read_more(&mut self.stream, &mut self.buf, self.worker.buffer_size);
-            let read = monoio::time::timeout(wait, read);
+            let read = self.deadline.run(wait, read);
             let result = if between_requests {
                 // Between requests: a stopping worker closes the connection.
                 monoio::select! {
@@ -458,7 +462,7 @@ impl Connection<'_> {
         close: bool,
     ) -> Outcome {
         let write = write_vec(&mut self.stream, out);
-        let (result, out) = match monoio::time::timeout(Duration::from_secs(60), write).await {
+        let (result, out) = match self.deadline.run(Duration::from_secs(60), write).await {
             Ok(done) => done,
             Err(_) => (
                 Err(std::io::ErrorKind::TimedOut.into()),

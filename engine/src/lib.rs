@@ -13,6 +13,7 @@ pub mod buffer;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod deadline;
 pub mod demo;
 pub mod downstream;
 pub mod engine;

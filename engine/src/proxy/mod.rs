@@ -305,7 +305,7 @@ async fn send_and_receive(
         retryable: true,
     };
     let write = write_keep(&mut up.stream, request_head);
-    match monoio::time::timeout(route.send_timeout, write).await {
+    match conn.deadline.run(route.send_timeout, write).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(closed(e)),
         Err(_) => return Err(ProxyError::UpstreamTimeout),
@@ -356,7 +356,7 @@ async fn read_response_head(
             }
         }
         let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
-        match monoio::time::timeout(read_timeout, read).await {
+        match conn.deadline.run(read_timeout, read).await {
             Ok(Ok(0)) => {
                 return Err(ProxyError::UpstreamClosed {
                     source: std::io::ErrorKind::UnexpectedEof.into(),

@@ -1,0 +1,157 @@
+//! One timer per connection for the deadlines of all its reads and writes.
+//!
+//! Wrapping each operation in `monoio::time::timeout` inserts a timer into
+//! the wheel and removes it again, four times per proxied request. Here a
+//! connection keeps one timer, armed no later than the deadline of the
+//! operation in progress: an operation whose deadline is later than the armed
+//! one changes nothing, and when the timer fires early the operation's own
+//! deadline is checked and the timer re-armed to it. With the usual timeouts
+//! (seconds to minutes) the wheel is touched about once per timeout period
+//! instead of once per operation.
+
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use monoio::time::{Sleep, sleep_until};
+
+/// An operation did not complete before its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+pub struct Deadline {
+    /// Made by the first operation: a connection that never gets that far
+    /// costs no timer.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// When `timer` fires.
+    armed: Instant,
+}
+
+impl Default for Deadline {
+    fn default() -> Deadline {
+        Deadline::new()
+    }
+}
+
+impl Deadline {
+    pub fn new() -> Deadline {
+        Deadline {
+            timer: None,
+            armed: Instant::now(),
+        }
+    }
+
+    /// Run `op`, failing with `Elapsed` (and dropping `op`, which cancels its
+    /// I/O) if it has not completed `limit` from now.
+    pub async fn run<F: Future>(&mut self, limit: Duration, op: F) -> Result<F::Output, Elapsed> {
+        let deadline = Instant::now() + limit;
+        if self.timer.is_none() || deadline < self.armed {
+            self.arm(deadline);
+        }
+        let mut op = pin!(op);
+        poll_fn(|cx| {
+            if let Poll::Ready(output) = op.as_mut().poll(cx) {
+                return Poll::Ready(Ok(output));
+            }
+            while let Some(timer) = self.timer.as_mut()
+                && timer.as_mut().poll(cx).is_ready()
+            {
+                if Instant::now() >= deadline {
+                    return Poll::Ready(Err(Elapsed));
+                }
+                // Armed for an earlier operation: wait for this one's deadline.
+                self.arm(deadline);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn arm(&mut self, at: Instant) {
+        let at_monoio = monoio::time::Instant::from_std(at);
+        match self.timer.as_mut() {
+            Some(timer) => timer.as_mut().reset(at_monoio),
+            None => self.timer = Some(Box::pin(sleep_until(at_monoio))),
+        }
+        self.armed = at;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{Deadline, Elapsed};
+
+    fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("a monoio runtime")
+    }
+
+    #[test]
+    fn an_operation_that_finishes_in_time_returns_its_output() {
+        runtime().block_on(async {
+            let mut deadline = Deadline::new();
+            let out = deadline
+                .run(Duration::from_secs(1), async {
+                    monoio::time::sleep(Duration::from_millis(5)).await;
+                    7
+                })
+                .await;
+            assert_eq!(out, Ok(7));
+        });
+    }
+
+    #[test]
+    fn a_late_operation_fails_at_its_own_deadline() {
+        runtime().block_on(async {
+            let mut deadline = Deadline::new();
+            let start = Instant::now();
+            let out = deadline
+                .run(
+                    Duration::from_millis(50),
+                    monoio::time::sleep(Duration::from_secs(10)),
+                )
+                .await;
+            assert_eq!(out, Err(Elapsed));
+            let waited = start.elapsed();
+            assert!(
+                waited >= Duration::from_millis(50) && waited < Duration::from_secs(5),
+                "failed after {waited:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_timer_armed_early_by_a_short_operation_does_not_cut_a_long_one_short() {
+        runtime().block_on(async {
+            let mut deadline = Deadline::new();
+            // Arms the timer 30 ms out, then completes at once.
+            assert_eq!(
+                deadline.run(Duration::from_millis(30), async {}).await,
+                Ok(())
+            );
+            // The timer fires during this one, which still has time left.
+            let out = deadline
+                .run(Duration::from_millis(500), async {
+                    monoio::time::sleep(Duration::from_millis(100)).await;
+                    "done"
+                })
+                .await;
+            assert_eq!(out, Ok("done"));
+            // And the re-armed timer still bounds the next late operation.
+            let start = Instant::now();
+            let out = deadline
+                .run(
+                    Duration::from_millis(40),
+                    monoio::time::sleep(Duration::from_secs(10)),
+                )
+                .await;
+            assert_eq!(out, Err(Elapsed));
+            assert!(start.elapsed() < Duration::from_secs(5));
+        });
+    }
+}
