@@ -9,9 +9,9 @@
 //! (seconds to minutes) the wheel is touched about once per timeout period
 //! instead of once per operation.
 
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
-use std::task::Poll;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use monoio::time::{Sleep, sleep_until};
@@ -43,29 +43,18 @@ impl Deadline {
     }
 
     /// Run `op`, failing with `Elapsed` (and dropping `op`, which cancels its
-    /// I/O) if it has not completed `limit` from now.
-    pub async fn run<F: Future>(&mut self, limit: Duration, op: F) -> Result<F::Output, Elapsed> {
-        let deadline = Instant::now() + limit;
-        if self.timer.is_none() || deadline < self.armed {
-            self.arm(deadline);
+    /// I/O) if it has not completed `limit` from now. A future of its own
+    /// rather than an `async fn`, so that `op` is not moved once more.
+    pub fn run<F: Future>(&mut self, limit: Duration, op: F) -> Run<'_, F> {
+        let at = Instant::now() + limit;
+        if self.timer.is_none() || at < self.armed {
+            self.arm(at);
         }
-        let mut op = pin!(op);
-        poll_fn(|cx| {
-            if let Poll::Ready(output) = op.as_mut().poll(cx) {
-                return Poll::Ready(Ok(output));
-            }
-            while let Some(timer) = self.timer.as_mut()
-                && timer.as_mut().poll(cx).is_ready()
-            {
-                if Instant::now() >= deadline {
-                    return Poll::Ready(Err(Elapsed));
-                }
-                // Armed for an earlier operation: wait for this one's deadline.
-                self.arm(deadline);
-            }
-            Poll::Pending
-        })
-        .await
+        Run {
+            deadline: self,
+            at,
+            op,
+        }
     }
 
     fn arm(&mut self, at: Instant) {
@@ -75,6 +64,39 @@ impl Deadline {
             None => self.timer = Some(Box::pin(sleep_until(at_monoio))),
         }
         self.armed = at;
+    }
+}
+
+/// The future of `Deadline::run`.
+pub struct Run<'d, F> {
+    deadline: &'d mut Deadline,
+    at: Instant,
+    op: F,
+}
+
+impl<F: Future> Future for Run<'_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `op` is pinned with `self` and never moved out of it; the
+        // other fields are plain data and a reference, never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above; `op` stays where it is until `self` is dropped.
+        let op = unsafe { Pin::new_unchecked(&mut this.op) };
+        if let Poll::Ready(output) = op.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        let deadline = &mut *this.deadline;
+        while let Some(timer) = deadline.timer.as_mut()
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            if Instant::now() >= this.at {
+                return Poll::Ready(Err(Elapsed));
+            }
+            // Armed for an earlier operation: wait for this one's deadline.
+            deadline.arm(this.at);
+        }
+        Poll::Pending
     }
 }
 
