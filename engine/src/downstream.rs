@@ -102,7 +102,7 @@ pub async fn serve(
         deadline: Deadline::new(),
     };
     let mut first = true;
-    let mut previous: Option<Arc<Snapshot>> = None;
+    let mut previous: Option<Rc<Arc<Snapshot>>> = None;
     loop {
         // The snapshot is loaded once per request, when its head has arrived:
         // a reload takes effect on the next request of an existing keep-alive
@@ -119,7 +119,7 @@ pub async fn serve(
                 conn.read_head(&limits, first).await
             }
         };
-        let current = worker.snapshots.load_full();
+        let current = worker.snapshot();
         let (snapshot, last) = match current.listener_index(listen) {
             Some(index) => {
                 conn.listener = index;

@@ -162,6 +162,7 @@ impl Engine {
                     };
                     let worker = Rc::new(Worker {
                         index,
+                        current: std::cell::RefCell::new(Rc::new(snapshots.load_full())),
                         snapshots,
                         buffer_size: runtime.buffer_size,
                         splice_threshold: runtime.splice_threshold,

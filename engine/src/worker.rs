@@ -34,6 +34,9 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 pub struct Worker {
     pub index: usize,
     pub snapshots: Arc<ArcSwap<Snapshot>>,
+    /// The published snapshot as this worker's connections share it (see
+    /// `snapshot`).
+    pub current: RefCell<Rc<Arc<Snapshot>>>,
     pub buffer_size: usize,
     /// Bodies of known length with at least this many bytes left go by splice (0: never).
     pub splice_threshold: u64,
@@ -50,6 +53,22 @@ pub struct Worker {
     pub metrics: Arc<WorkerMetrics>,
     /// Upgraded connections: counters, pipes, splice or copy.
     pub tunnels: Tunnels,
+}
+
+impl Worker {
+    /// The snapshot a request is served with: the published one, handed out
+    /// through a worker-local `Rc`, so that taking it is a plain increment
+    /// instead of an atomic one on the counter every worker's requests write
+    /// (a cache line that would bounce between cores on every request).
+    /// Looking at the published pointer writes nothing shared.
+    pub fn snapshot(&self) -> Rc<Arc<Snapshot>> {
+        let published = self.snapshots.load();
+        let mut current = self.current.borrow_mut();
+        if !Arc::ptr_eq(&current, &published) {
+            *current = Rc::new(arc_swap::Guard::into_inner(published));
+        }
+        Rc::clone(&current)
+    }
 }
 
 /// A listening socket handed to a worker, with the configured address it
@@ -101,7 +120,9 @@ pub async fn run(
                     *a != addr
                 }),
                 Command::Reloaded(ack) => {
-                    let snapshot = worker.snapshots.load();
+                    // Take the new snapshot now, so an idle worker does not
+                    // keep the old one alive until its next request.
+                    let snapshot = worker.snapshot();
                     worker.pool.borrow_mut().retain_servers(|addr| {
                         snapshot
                             .upstreams

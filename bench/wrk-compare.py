@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Second opinion on `ringway-load compare`: the same proxies under wrk.
+
+Starts the benchmark backend, then ringway, the floor relay and nginx in turn
+(each alone on CPU 0, wrk and the backend on CPU 1, configs as compare writes
+them), runs `wrk -t1 -c64` against each and reads the proxy's CPU time
+(utime + stime of all its processes, /proc) over the wrk run.
+Prints requests/s and proxy CPU microseconds per request, repetitions
+interleaved, and the medians.
+
+usage: bench/wrk-compare.py [--body 100] [--reps 3] [--duration 5]
+       [--bin DIR]   (ringway and ringway-load, default target/release)
+"""
+import argparse, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total
+
+def family(pid):
+    pids = [pid]
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        pids.append(int(p))
+            except OSError:
+                pass
+    return pids
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listens on {port}")
+
+RINGWAY = """[runtime]
+workers = 1
+pin = true
+shutdown_timeout = "1s"
+[log]
+level = "warn"
+access = "off"
+[upstreams.backend]
+servers = ["127.0.0.1:{bport}"]
+keepalive = 32
+[[server]]
+listen = ["127.0.0.1:{port}"]
+  [[server.route]]
+  prefix = "/"
+  proxy = "backend"
+"""
+
+NGINX = """user root;
+worker_processes 1;
+worker_cpu_affinity 01;
+daemon off;
+master_process on;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 1000000;
+    tcp_nodelay on;
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+    upstream backend {{
+        server 127.0.0.1:{bport};
+        keepalive 32;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_read_timeout 3600s;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Real-IP $remote_addr;
+        }}
+    }}
+}}
+"""
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--body", type=int, default=100)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--bin", default="target/release")
+    ap.add_argument("--proxies", default="ringway,floor,nginx")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    work = tempfile.mkdtemp(prefix="wrk-compare-")
+    port, bport = 18480, 18490
+    backend = subprocess.Popen(
+        [f"{args.bin}/ringway-load", "backend", "--listen", f"127.0.0.1:{bport}",
+         "--body-size", str(args.body), "--pin-cpus", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(bport)
+    with open(f"{work}/ringway.toml", "w") as f:
+        f.write(RINGWAY.format(port=port, bport=bport))
+    for d in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]:
+        os.makedirs(f"{work}/{d}", exist_ok=True)
+    with open(f"{work}/nginx.conf", "w") as f:
+        f.write(NGINX.format(port=port, bport=bport, dir=work))
+    commands = {
+        "ringway": [f"{args.bin}/ringway", "run", "-c", f"{work}/ringway.toml"],
+        "floor": ["taskset", "-c", "0", f"{args.bin}/ringway-load", "floor", "--listen",
+                  f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{bport}", "--threads", "1"],
+        "nginx": ["nginx", "-c", f"{work}/nginx.conf", "-e", f"{work}/error.log"],
+    }
+    proxies = args.proxies.split(",")
+    results = {p: [] for p in proxies}
+    try:
+        for rep in range(args.reps):
+            for name in proxies:
+                proc = subprocess.Popen(commands[name], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+                wait_port(port)
+                subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c64", "-d1s",
+                                f"http://127.0.0.1:{port}/"], capture_output=True)
+                pids = family(proc.pid)
+                before = cpu_ticks(pids)
+                out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c64",
+                                      f"-d{args.duration}s", f"http://127.0.0.1:{port}/"],
+                                     capture_output=True, text=True).stdout
+                after = cpu_ticks(pids)
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
+                done = int(re.search(r"(\d+) requests in", out).group(1))
+                errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+                cpu_us = (after - before) / HZ * 1e6 / max(done, 1)
+                results[name].append((done / args.duration, cpu_us))
+                print(f"rep {rep + 1} {name:8} {done / args.duration:9.0f} req/s "
+                      f"{cpu_us:7.2f} proxy CPU us/req"
+                      + (f"  non-2xx {errors.group(1)}" if errors else ""), flush=True)
+    finally:
+        backend.terminate()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nmedians, {args.body} B body, wrk -t1 -c64 -d{args.duration}s, {args.reps} reps:")
+    med = {p: statistics.median(c for _, c in results[p]) for p in proxies}
+    for p in proxies:
+        line = f"  {p:8} {statistics.median(r for r, _ in results[p]):9.0f} req/s {med[p]:7.2f} us/req"
+        if p == "ringway":
+            line += "".join(f"  {med[p] / med[q]:.2f}x {q}" for q in proxies if q != p)
+        print(line)
+
+if __name__ == "__main__":
+    main()
