@@ -234,24 +234,27 @@ impl Connection<'_> {
             pending.started = started;
             return false;
         }
-        let request = RequestLine {
-            method: head.method_bytes(),
-            target: head.target(),
-            version: match head.version() {
-                Version::Http10 => "HTTP/1.0",
-                Version::Http11 => "HTTP/1.1",
-            },
-        };
-        self.worker.access_log.log(&Entry {
-            peer: self.peer,
-            request: Some(request),
-            status: outcome.status,
-            body_bytes: outcome.body_bytes,
-            referer: head.header(b"referer"),
-            user_agent: head.header(b"user-agent"),
-            duration: elapsed,
-            upstream: outcome.upstream,
-        });
+        if self.worker.access_log.enabled() {
+            // Only a written line looks the headers up.
+            let request = RequestLine {
+                method: head.method_bytes(),
+                target: head.target(),
+                version: match head.version() {
+                    Version::Http10 => "HTTP/1.0",
+                    Version::Http11 => "HTTP/1.1",
+                },
+            };
+            self.worker.access_log.log(&Entry {
+                peer: self.peer,
+                request: Some(request),
+                status: outcome.status,
+                body_bytes: outcome.body_bytes,
+                referer: head.header(b"referer"),
+                user_agent: head.header(b"user-agent"),
+                duration: elapsed,
+                upstream: outcome.upstream,
+            });
+        }
         self.scratch = head.into_scratch();
         outcome.keep_alive
     }
