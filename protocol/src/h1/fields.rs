@@ -1,14 +1,15 @@
 //! Header fields as spans into the head buffer, and the RFC 9110 §5.6 list
 //! syntax helpers every field-level decision is built on.
 
+use super::name::Name;
 use crate::error::ProtocolError;
 
 /// A half-open byte range into a head buffer. `u32` keeps `HeaderField` at 16
 /// bytes; heads are bounded far below 4 GiB by `HeadLimits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
-    start: u32,
-    end: u32,
+    pub(crate) start: u32,
+    pub(crate) end: u32,
 }
 
 impl Span {
@@ -32,12 +33,43 @@ impl Span {
     }
 }
 
-/// One header field line: byte offsets of its name and its trimmed value.
-/// No header byte is ever copied.
+/// One header field line: byte offsets of its name and its trimmed value, and
+/// what the name is. No header byte is ever copied.
 #[derive(Debug, Clone, Copy)]
 pub struct HeaderField {
     pub(crate) name: Span,
     pub(crate) value: Span,
+    pub(crate) known: Name,
+    /// The line is exactly `name ": " value CRLF`, as a writer would write
+    /// it, so it can be copied whole.
+    pub(crate) plain: bool,
+}
+
+impl HeaderField {
+    /// The end of the line, CRLF included, when `plain`.
+    pub(crate) fn plain_end(&self) -> usize {
+        self.value.end as usize + 2
+    }
+}
+
+/// What a head's Connection field says (RFC 9112 §9.6, RFC 9110 §7.6.1),
+/// found in one pass over its options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ConnectionOptions {
+    pub(crate) close: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) upgrade: bool,
+    /// An option naming a field that is not hop-by-hop anyway (other than
+    /// "close"): the writers must look for fields it names.
+    pub(crate) names_others: bool,
+}
+
+/// What collecting a head's fields learned beyond the spans.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Summary {
+    /// `Name::bit` of every recognised name present.
+    pub(crate) present: u32,
+    pub(crate) connection: ConnectionOptions,
 }
 
 /// A borrowed view of a head's fields with the lookups the decisions need.
@@ -45,6 +77,7 @@ pub struct HeaderField {
 pub(crate) struct Fields<'a> {
     pub(crate) bytes: &'a [u8],
     pub(crate) list: &'a [HeaderField],
+    pub(crate) summary: Summary,
 }
 
 impl<'a> Fields<'a> {
@@ -55,29 +88,37 @@ impl<'a> Fields<'a> {
             .map(move |f| (f.name.get(self.bytes), f.value.get(self.bytes)))
     }
 
-    /// Values of every field named `lower_case_name`, in order.
-    pub(crate) fn all(self, lower_case_name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(lower_case_name))
-            .map(|(_, v)| v)
+    /// A field of this name is present.
+    pub(crate) fn has(self, name: Name) -> bool {
+        self.summary.present & name.bit() != 0
     }
 
-    pub(crate) fn first(self, lower_case_name: &[u8]) -> Option<&'a [u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(lower_case_name))
-            .map(|(_, v)| v)
+    /// Values of every field with this recognised name, in order.
+    pub(crate) fn all(self, name: Name) -> impl Iterator<Item = &'a [u8]> {
+        let list = if self.has(name) { self.list } else { &[] };
+        list.iter()
+            .filter(move |f| f.known == name)
+            .map(move |f| f.value.get(self.bytes))
     }
 
-    /// True if a list-valued field (RFC 9110 §5.6.1) named `lower_case_name`
-    /// contains `token`, compared case-insensitively (e.g. Connection options).
-    pub(crate) fn has_token(self, lower_case_name: &'a [u8], token: &[u8]) -> bool {
-        self.all(lower_case_name)
-            .flat_map(list_elements)
-            .any(|e| e.eq_ignore_ascii_case(token))
+    pub(crate) fn first(self, name: Name) -> Option<&'a [u8]> {
+        self.all(name).next()
+    }
+
+    /// The first field named `lower_case_name`, compared case-insensitively.
+    pub(crate) fn first_named(self, lower_case_name: &[u8]) -> Option<&'a [u8]> {
+        match Name::exactly(lower_case_name) {
+            Some(name) => self.first(name),
+            None => self
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(lower_case_name))
+                .map(|(_, v)| v),
+        }
     }
 }
 
-/// Record the spans of httparse's headers, checking each value.
+/// Record the spans of httparse's headers, checking each value, and
+/// summarise the recognised names and the Connection options.
 ///
 /// httparse already rejects CR, LF and most CTLs, but its SIMD paths are more
 /// lenient than its tables (DEL, for one), so the RFC 9110 §5.5 rule is
@@ -86,24 +127,79 @@ pub(crate) fn collect_fields(
     base: &[u8],
     headers: &[httparse::Header<'_>],
     out: &mut Vec<HeaderField>,
-) -> Result<(), ProtocolError> {
+) -> Result<Summary, ProtocolError> {
     out.clear();
     out.reserve(headers.len());
+    let mut present = 0;
     for h in headers {
-        if !h
-            .value
-            .iter()
-            .all(|&b| is_field_vchar(b) || b == b' ' || b == b'\t')
-        {
+        if !is_field_value(h.value) {
             return Err(ProtocolError::InvalidHeaderValue);
         }
-        let value = trim_ows(h.value);
+        // httparse trims the value already; trim only what it left.
+        let value = match h.value {
+            [b' ' | b'\t', ..] | [.., b' ' | b'\t'] => trim_ows(h.value),
+            value => value,
+        };
+        let name = Span::of(base, h.name.as_bytes());
+        let value = Span::of(base, value);
+        let known = Name::classify(h.name.as_bytes());
+        present |= known.bit();
+        let (colon, end) = (name.end as usize, value.end as usize);
+        let plain = value.start as usize == colon + 2
+            && base.get(colon + 1) == Some(&b' ')
+            && base.get(end) == Some(&b'\r');
         out.push(HeaderField {
-            name: Span::of(base, h.name.as_bytes()),
-            value: Span::of(base, value),
+            name,
+            value,
+            known,
+            plain,
         });
     }
-    Ok(())
+    let mut summary = Summary {
+        present,
+        connection: ConnectionOptions::default(),
+    };
+    let fields = Fields {
+        bytes: base,
+        list: out,
+        summary,
+    };
+    for option in fields.all(Name::Connection).flat_map(list_elements) {
+        let c = &mut summary.connection;
+        match Name::classify(option) {
+            Name::Close => c.close = true,
+            Name::KeepAlive => c.keep_alive = true,
+            Name::Upgrade => c.upgrade = true,
+            name if name.is_hop_by_hop() => {}
+            _ => c.names_others |= !option.is_empty(),
+        }
+    }
+    Ok(summary)
+}
+
+/// field-value = *( VCHAR / obs-text / SP / HTAB ) (RFC 9110 §5.5): no CTL
+/// but HTAB, no DEL. Eight bytes at a time: a word with neither a byte below
+/// 0x20 nor a DEL passes without a look at its bytes.
+fn is_field_value(value: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = value.chunks_exact(8);
+    for chunk in &mut words {
+        let mut w = [0; 8];
+        w.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(w);
+        // Bytes below 0x20, and (XOR 0x7f turns DEL into zero) bytes below 1.
+        let del = w ^ (0x7f * ONES);
+        let suspect = (w.wrapping_sub(0x20 * ONES) & !w) | (del.wrapping_sub(ONES) & !del);
+        if suspect & HIGH != 0 && !chunk.iter().all(|&b| is_value_byte(b)) {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|&b| is_value_byte(b))
+}
+
+fn is_value_byte(b: u8) -> bool {
+    is_field_vchar(b) || b == b' ' || b == b'\t'
 }
 
 /// VCHAR or obs-text (RFC 9110 §5.5).
@@ -155,7 +251,7 @@ pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// and all must be the same number. `None` when the field is absent.
 pub(crate) fn content_length(fields: Fields<'_>) -> Result<Option<u64>, ProtocolError> {
     let mut found = None;
-    for element in fields.all(b"content-length").flat_map(list_elements) {
+    for element in fields.all(Name::ContentLength).flat_map(list_elements) {
         let n = parse_decimal(element).ok_or(ProtocolError::BadContentLength)?;
         match found {
             Some(prev) if prev != n => return Err(ProtocolError::BadContentLength),
