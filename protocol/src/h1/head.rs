@@ -55,8 +55,7 @@ pub(crate) fn find_head(
     let window = &buf[..buf.len().min(max_head_size)];
     let mut line_start = 0;
     let mut head_start = None;
-    while let Some(offset) = window[line_start..].iter().position(|&b| b == b'\n') {
-        let lf = line_start + offset;
+    for lf in LineFeeds::new(window) {
         if lf == line_start || window[lf - 1] != b'\r' {
             return Err(ProtocolError::BareLf);
         }
@@ -89,6 +88,78 @@ pub(crate) fn find_head(
     }
 }
 
+/// The positions of the LF bytes of a buffer, in order, found eight bytes at
+/// a time (SWAR): one word's LFs become the high bits of a mask.
+struct LineFeeds<'a> {
+    bytes: &'a [u8],
+    /// Where the next unscanned word starts.
+    next: usize,
+    /// Where the word of `mask` starts.
+    base: usize,
+    /// Bit 7 of byte i set: `bytes[base + i]` is an LF.
+    mask: u64,
+}
+
+impl<'a> LineFeeds<'a> {
+    fn new(bytes: &'a [u8]) -> LineFeeds<'a> {
+        LineFeeds {
+            bytes,
+            next: 0,
+            base: 0,
+            mask: 0,
+        }
+    }
+
+    fn word(&self, at: usize) -> u64 {
+        let mut w = [0; 8];
+        w.copy_from_slice(&self.bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    }
+
+    /// Bit 7 of every byte of `w` that is an LF, and of no other byte: exact,
+    /// as the additions cannot carry between bytes.
+    fn lf_bits(w: u64) -> u64 {
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        let x = w ^ 0x0a0a_0a0a_0a0a_0a0a;
+        !(((x & LOW7) + LOW7) | x | LOW7)
+    }
+}
+
+impl Iterator for LineFeeds<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            let len = self.bytes.len();
+            if self.next + 8 <= len {
+                self.mask = Self::lf_bits(self.word(self.next));
+                self.base = self.next;
+                self.next += 8;
+            } else if self.next < len && len >= 8 {
+                // The last partial word: the final eight bytes, minus those
+                // already scanned.
+                let seen = 8 - (len - self.next);
+                self.mask = Self::lf_bits(self.word(len - 8)) >> (seen * 8);
+                self.base = self.next;
+                self.next = len;
+            } else if self.next < len {
+                let at = self.next;
+                self.next = len;
+                return self.bytes[at..].iter().position(|&b| b == b'\n').map(|i| {
+                    // Keep the rest for the next call.
+                    self.next = at + i + 1;
+                    at + i
+                });
+            } else {
+                return None;
+            }
+        }
+        let lf = self.base + self.mask.trailing_zeros() as usize / 8;
+        self.mask &= self.mask - 1;
+        Some(lf)
+    }
+}
+
 /// httparse reports every bad version as `Error::Version`. RFC 9112 §2.3
 /// distinguishes a well-formed version we do not speak (505) from garbage
 /// (400): HTTP-version = "HTTP/" DIGIT "." DIGIT. A version we do speak
@@ -113,7 +184,9 @@ pub(crate) fn start_line(head: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use super::{Extent, LeadingEmptyLines::*, classify_version, find_head};
+    use super::{
+        Extent, LeadingEmptyLines, LeadingEmptyLines::*, LineFeeds, classify_version, find_head,
+    };
     use crate::error::ProtocolError;
 
     #[test]
@@ -160,6 +233,108 @@ mod tests {
             Err(ProtocolError::BareLf)
         );
         assert_eq!(find_head(b"\nGET /", 64, Skip), Err(ProtocolError::BareLf));
+    }
+
+    #[test]
+    fn line_feeds_are_found_at_every_offset() {
+        // Every length up to three words, LFs at every pair of positions.
+        for len in 0..24 {
+            for a in 0..len {
+                for b in a..len {
+                    let mut buf = vec![b'x'; len];
+                    buf[a] = b'\n';
+                    buf[b] = b'\n';
+                    let found: Vec<usize> = LineFeeds::new(&buf).collect();
+                    let expected: Vec<usize> = (0..len).filter(|&i| buf[i] == b'\n').collect();
+                    assert_eq!(found, expected, "{buf:?}");
+                }
+            }
+        }
+        // Bytes that differ from LF in one bit are not LFs.
+        let near: Vec<u8> = (0..8).map(|bit| b'\n' ^ (1 << bit)).collect();
+        assert_eq!(LineFeeds::new(&near).count(), 0);
+    }
+
+    /// The byte-at-a-time scan `find_head` replaced, as the reference.
+    fn find_head_bytewise(
+        buf: &[u8],
+        max_head_size: usize,
+        leading: LeadingEmptyLines,
+    ) -> Result<Option<Extent>, ProtocolError> {
+        let window = &buf[..buf.len().min(max_head_size)];
+        let mut line_start = 0;
+        let mut head_start = None;
+        while let Some(offset) = window[line_start..].iter().position(|&b| b == b'\n') {
+            let lf = line_start + offset;
+            if lf == line_start || window[lf - 1] != b'\r' {
+                return Err(ProtocolError::BareLf);
+            }
+            let line = &window[line_start..lf - 1];
+            match head_start {
+                None if line.is_empty() => {
+                    if leading == Reject {
+                        return Err(ProtocolError::BadStatus);
+                    }
+                }
+                None => head_start = Some(line_start),
+                Some(start) if line.is_empty() => {
+                    return Ok(Some(Extent {
+                        skip: start,
+                        len: lf + 1 - start,
+                    }));
+                }
+                Some(_) => {
+                    if matches!(line[0], b' ' | b'\t') {
+                        return Err(ProtocolError::ObsFold);
+                    }
+                }
+            }
+            line_start = lf + 1;
+        }
+        if buf.len() >= max_head_size {
+            Err(ProtocolError::HeadTooLarge)
+        } else {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_bytewise_scan() {
+        // Heads assembled from pieces that matter to the scan, cut at every
+        // length and limited at several sizes.
+        const PIECES: [&[u8]; 9] = [
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b" ",
+            b"\t",
+            b"GET / HTTP/1.1",
+            b"Host: a",
+            b"X-Long-Name: vvvvvvvvv",
+            b"x",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            let mut buf = Vec::new();
+            for _ in 0..12 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                buf.extend_from_slice(PIECES[(state % PIECES.len() as u64) as usize]);
+            }
+            for cut in 0..=buf.len() {
+                for limit in [8, 33, 64, 1024] {
+                    for leading in [Skip, Reject] {
+                        assert_eq!(
+                            find_head(&buf[..cut], limit, leading),
+                            find_head_bytewise(&buf[..cut], limit, leading),
+                            "{:?}",
+                            String::from_utf8_lossy(&buf[..cut])
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
