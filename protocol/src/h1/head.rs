@@ -85,16 +85,16 @@ pub(crate) fn find_head(
     }
 }
 
-/// The positions of the LF bytes of a buffer, in order, found eight bytes at
-/// a time (SWAR): one word's LFs become the high bits of a mask.
+/// The positions of the LF bytes of a buffer, in order, found sixteen bytes
+/// at a time: one block's LFs become the bits of a mask.
 struct LineFeeds<'a> {
     bytes: &'a [u8],
-    /// Where the next unscanned word starts.
+    /// Where the next unscanned block starts.
     next: usize,
-    /// Where the word of `mask` starts.
+    /// Where the block of `mask` starts.
     base: usize,
-    /// Bit 7 of byte i set: `bytes[base + i]` is an LF.
-    mask: u64,
+    /// Bit i set: `bytes[base + i]` is an LF.
+    mask: u32,
 }
 
 impl<'a> LineFeeds<'a> {
@@ -106,20 +106,6 @@ impl<'a> LineFeeds<'a> {
             mask: 0,
         }
     }
-
-    fn word(&self, at: usize) -> u64 {
-        let mut w = [0; 8];
-        w.copy_from_slice(&self.bytes[at..at + 8]);
-        u64::from_le_bytes(w)
-    }
-
-    /// Bit 7 of every byte of `w` that is an LF, and of no other byte: exact,
-    /// as the additions cannot carry between bytes.
-    fn lf_bits(w: u64) -> u64 {
-        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-        let x = w ^ 0x0a0a_0a0a_0a0a_0a0a;
-        !(((x & LOW7) + LOW7) | x | LOW7)
-    }
 }
 
 impl Iterator for LineFeeds<'_> {
@@ -128,33 +114,60 @@ impl Iterator for LineFeeds<'_> {
     fn next(&mut self) -> Option<usize> {
         while self.mask == 0 {
             let len = self.bytes.len();
-            if self.next + 8 <= len {
-                self.mask = Self::lf_bits(self.word(self.next));
+            if let Some(block) = self.bytes.get(self.next..self.next + 16) {
+                self.mask = lf_mask(block);
                 self.base = self.next;
-                self.next += 8;
-            } else if self.next < len && len >= 8 {
-                // The last partial word: the final eight bytes, minus those
-                // already scanned.
-                let seen = 8 - (len - self.next);
-                self.mask = Self::lf_bits(self.word(len - 8)) >> (seen * 8);
+                self.next += 16;
+            } else if self.next < len && len >= 16 {
+                // The last partial block: the final sixteen bytes, minus
+                // those already scanned.
+                let seen = 16 - (len - self.next);
+                self.mask = lf_mask(&self.bytes[len - 16..]) >> seen;
                 self.base = self.next;
                 self.next = len;
             } else if self.next < len {
+                // A buffer shorter than one block.
                 let at = self.next;
-                self.next = len;
-                return self.bytes[at..].iter().position(|&b| b == b'\n').map(|i| {
-                    // Keep the rest for the next call.
-                    self.next = at + i + 1;
-                    at + i
-                });
+                let found = self.bytes[at..].iter().position(|&b| b == b'\n');
+                self.next = found.map_or(len, |i| at + i + 1);
+                return found.map(|i| at + i);
             } else {
                 return None;
             }
         }
-        let lf = self.base + self.mask.trailing_zeros() as usize / 8;
+        let lf = self.base + self.mask.trailing_zeros() as usize;
         self.mask &= self.mask - 1;
         Some(lf)
     }
+}
+
+/// Bit i set for every LF at `block[i]`; `block` is 16 bytes long.
+#[cfg(target_arch = "x86_64")]
+fn lf_mask(block: &[u8]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    assert_eq!(block.len(), 16);
+    // SAFETY: SSE2 is part of every x86_64 target, so these intrinsics are
+    // available; the unaligned 128-bit load reads the 16 bytes of `block`
+    // (asserted) and nothing else.
+    unsafe {
+        let bytes = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        let lfs = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\n' as i8));
+        _mm_movemask_epi8(lfs) as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+use lf_mask_portable as lf_mask;
+
+/// Bit i set for every LF at `block[i]`; `block` is 16 bytes long.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn lf_mask_portable(block: &[u8]) -> u32 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |mask, (i, &b)| mask | (u32::from(b == b'\n') << i))
 }
 
 /// httparse reports every bad version as `Error::Version`. RFC 9112 §2.3
@@ -183,6 +196,7 @@ pub(crate) fn start_line(head: &[u8]) -> &[u8] {
 mod tests {
     use super::{
         Extent, LeadingEmptyLines, LeadingEmptyLines::*, LineFeeds, classify_version, find_head,
+        lf_mask, lf_mask_portable,
     };
     use crate::error::ProtocolError;
 
@@ -239,8 +253,8 @@ mod tests {
 
     #[test]
     fn line_feeds_are_found_at_every_offset() {
-        // Every length up to three words, LFs at every pair of positions.
-        for len in 0..24 {
+        // Every length up to two and a half blocks, LFs at every pair of positions.
+        for len in 0..40 {
             for a in 0..len {
                 for b in a..len {
                     let mut buf = vec![b'x'; len];
@@ -250,6 +264,14 @@ mod tests {
                     let expected: Vec<usize> = (0..len).filter(|&i| buf[i] == b'\n').collect();
                     assert_eq!(found, expected, "{buf:?}");
                 }
+            }
+        }
+        // The portable mask agrees with the one in use on every byte value.
+        for b in 0..=255u8 {
+            for at in 0..16 {
+                let mut block = [b'x'; 16];
+                block[at] = b;
+                assert_eq!(lf_mask(&block), lf_mask_portable(&block));
             }
         }
         // Bytes that differ from LF in one bit are not LFs.
