@@ -6,9 +6,12 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ringway_bench::{BROWSER_HEAD, SMALL_HEAD};
-use ringway_protocol::h1::{BodyDecoder, BodyFraming, HeadLimits};
-use ringway_protocol::{Forwarded, UpstreamRequest, parse_request, write_request_head};
+use ringway_bench::{BROWSER_HEAD, RESPONSE_HEAD, SMALL_HEAD};
+use ringway_protocol::h1::{BodyDecoder, BodyFraming, HeadLimits, Method, Version};
+use ringway_protocol::{
+    ClientResponse, Forwarded, UpstreamRequest, parse_request, parse_response, write_request_head,
+    write_response_head,
+};
 
 const LIMITS: HeadLimits = HeadLimits {
     max_head_size: 16 * 1024,
@@ -69,6 +72,51 @@ fn write_head(c: &mut Criterion) {
     });
 }
 
+fn response(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse_response");
+    group.throughput(Throughput::Bytes(RESPONSE_HEAD.len() as u64));
+    group.bench_function("httparse/typical", |b| {
+        b.iter(|| {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut headers);
+            black_box(resp.parse(black_box(RESPONSE_HEAD)).unwrap());
+        })
+    });
+    let mut scratch = Vec::new();
+    let mut buf = BytesMut::with_capacity(RESPONSE_HEAD.len());
+    group.bench_function("ringway/typical", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf.extend_from_slice(RESPONSE_HEAD);
+            let parsed =
+                parse_response(&mut buf, &LIMITS, Method::Get, std::mem::take(&mut scratch))
+                    .unwrap()
+                    .unwrap();
+            scratch = black_box(parsed).into_scratch();
+        })
+    });
+    group.finish();
+
+    let mut buf = BytesMut::from(RESPONSE_HEAD);
+    let head = parse_response(&mut buf, &LIMITS, Method::Get, Vec::new())
+        .unwrap()
+        .unwrap();
+    let client = ClientResponse {
+        client_version: Version::Http11,
+        close: false,
+        dechunk: false,
+        edits: &[],
+    };
+    let mut out = Vec::with_capacity(2048);
+    c.bench_function("write_response_head/typical", |b| {
+        b.iter(|| {
+            out.clear();
+            write_response_head(&mut out, black_box(&head), &client);
+            black_box(&out);
+        })
+    });
+}
+
 fn chunked(c: &mut Criterion) {
     // 64 chunks of 1 KiB with an extension on every 8th, then a trailer.
     let mut body = Vec::new();
@@ -105,5 +153,5 @@ fn chunked(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, write_head, chunked);
+criterion_group!(benches, parse, write_head, response, chunked);
 criterion_main!(benches);

@@ -20,6 +20,15 @@ Sec-Fetch-Dest: document\r\n\
 Sec-Fetch-Mode: navigate\r\n\
 Sec-Fetch-Site: same-origin\r\n\r\n";
 
+/// A typical upstream response head (~200 bytes, 6 headers).
+pub const RESPONSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Server: nginx/1.22.1\r\n\
+Date: Mon, 23 Nov 2026 10:00:00 GMT\r\n\
+Content-Type: application/json; charset=utf-8\r\n\
+Content-Length: 1234\r\n\
+Connection: keep-alive\r\n\
+Cache-Control: no-cache\r\n\r\n";
+
 /// A ringway config with `n` prefix routes, `n / 10` regex routes and a catch-all.
 pub fn config_with_routes(n: usize) -> String {
     let mut cfg = String::from(

@@ -7,6 +7,8 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use crate::h1::RequestHead;
+use crate::h1::fields::Fields;
+use crate::h1::name::Name;
 use crate::h1::write::{HeaderEdit, is_edited};
 
 /// What ringway knows about the client connection of a request.
@@ -62,40 +64,38 @@ pub(crate) fn write_forwarding_headers(
     edits: &[HeaderEdit<'_>],
 ) {
     let fields = head.fields();
-    let client = fwd.client.to_canonical();
+    let client = IpText::new(fwd.client.to_canonical());
     if !is_edited(edits, b"x-forwarded-for") {
         out.extend_from_slice(b"X-Forwarded-For: ");
         if fwd.trusted_peer {
-            for value in fields.all(b"x-forwarded-for").filter(|v| !v.is_empty()) {
+            for value in fields.all(Name::XForwardedFor).filter(|v| !v.is_empty()) {
                 out.extend_from_slice(value);
                 out.extend_from_slice(b", ");
             }
         }
-        write_ip(out, client);
+        out.extend_from_slice(client.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if !is_edited(edits, b"x-real-ip") {
         out.extend_from_slice(b"X-Real-IP: ");
-        match fields.first(b"x-real-ip").filter(|_| fwd.trusted_peer) {
+        match kept(fwd, fields, Name::XRealIp) {
             Some(kept) => out.extend_from_slice(kept),
-            None => write_ip(out, client),
+            None => out.extend_from_slice(client.as_bytes()),
         }
         out.extend_from_slice(b"\r\n");
     }
-    let proto = kept_or(fwd, fields.first(b"x-forwarded-proto"), Some(fwd.proto));
+    let proto = kept(fwd, fields, Name::XForwardedProto).or(Some(fwd.proto));
     write_line(out, edits, b"X-Forwarded-Proto", proto);
-    let host = kept_or(fwd, fields.first(b"x-forwarded-host"), head.host());
+    let host = kept(fwd, fields, Name::XForwardedHost).or(head.host());
     write_line(out, edits, b"X-Forwarded-Host", host);
 }
 
-fn kept_or<'a>(
-    fwd: &Forwarded<'_>,
-    sent: Option<&'a [u8]>,
-    ours: Option<&'a [u8]>,
-) -> Option<&'a [u8]> {
-    match sent {
-        Some(v) if fwd.trusted_peer => Some(v),
-        _ => ours,
+/// The client's own value of a forwarding field, kept for a trusted peer.
+fn kept<'a>(fwd: &Forwarded<'_>, fields: Fields<'a>, name: Name) -> Option<&'a [u8]> {
+    if fwd.trusted_peer {
+        fields.first(name)
+    } else {
+        None
     }
 }
 
@@ -110,29 +110,60 @@ fn write_line(out: &mut Vec<u8>, edits: &[HeaderEdit<'_>], name: &[u8], value: O
     }
 }
 
+/// An address as text, formatted once per request and written twice.
+struct IpText {
+    /// The longest IPv6 text is 45 bytes (IPv4-embedded, RFC 4291 §2.2).
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> IpText {
+        let mut text = IpText {
+            buf: [0; 48],
+            len: 0,
+        };
+        text.len = write_ip(&mut text.buf, ip);
+        text
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 /// The address as nginx's `$remote_addr` prints it: IPv6 without brackets;
-/// IPv4-mapped IPv6 already canonicalised to IPv4 by the caller.
-fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+/// IPv4-mapped IPv6 already canonicalised to IPv4 by the caller. Returns the
+/// length written.
+fn write_ip(buf: &mut [u8; 48], ip: IpAddr) -> usize {
     match ip {
-        // Written once or twice per forwarded request: digits by hand, not
-        // through the formatting machinery.
+        // Written for every forwarded request: digits by hand, not through
+        // the formatting machinery.
         IpAddr::V4(v4) => {
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    buf[len] = b'.';
+                    len += 1;
                 }
                 if octet >= 100 {
-                    out.push(b'0' + octet / 100);
+                    buf[len] = b'0' + octet / 100;
+                    len += 1;
                 }
                 if octet >= 10 {
-                    out.push(b'0' + octet / 10 % 10);
+                    buf[len] = b'0' + octet / 10 % 10;
+                    len += 1;
                 }
-                out.push(b'0' + octet % 10);
+                buf[len] = b'0' + octet % 10;
+                len += 1;
             }
+            len
         }
-        // Writing to a Vec cannot fail.
         IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            // 48 bytes hold any IPv6 text, so this write cannot fail.
+            let _ = write!(cursor, "{v6}");
+            cursor.position() as usize
         }
     }
 }

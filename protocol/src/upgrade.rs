@@ -7,6 +7,7 @@
 //! extensions are between the client and the upstream and pass through.
 
 use crate::h1::fields::list_elements;
+use crate::h1::name::Name;
 use crate::h1::{Method, RequestHead, Version};
 
 /// What a request asks for.
@@ -59,7 +60,7 @@ pub fn classify_upgrade(head: &RequestHead) -> Result<UpgradeRequest, HandshakeE
     }
     let fields = head.fields();
     let websocket = fields
-        .all(b"upgrade")
+        .all(Name::Upgrade)
         .flat_map(list_elements)
         .any(|protocol| protocol.eq_ignore_ascii_case(b"websocket"));
     if !websocket {
@@ -73,7 +74,7 @@ pub fn classify_upgrade(head: &RequestHead) -> Result<UpgradeRequest, HandshakeE
     if head.framing() != crate::h1::BodyFraming::Empty {
         return Err(HandshakeError::HasBody);
     }
-    let mut keys = fields.all(b"sec-websocket-key");
+    let mut keys = fields.all(Name::SecWebSocketKey);
     let key = match (keys.next(), keys.next()) {
         (Some(key), None) => key,
         _ => return Err(HandshakeError::MissingKey),
@@ -81,7 +82,7 @@ pub fn classify_upgrade(head: &RequestHead) -> Result<UpgradeRequest, HandshakeE
     if !is_base64_of_16_bytes(key) {
         return Err(HandshakeError::BadKey);
     }
-    let mut versions = fields.all(b"sec-websocket-version");
+    let mut versions = fields.all(Name::SecWebSocketVersion);
     match (versions.next(), versions.next()) {
         (Some(b"13"), None) => Ok(UpgradeRequest::WebSocket),
         _ => Err(HandshakeError::BadVersion),

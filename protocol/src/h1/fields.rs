@@ -1,14 +1,15 @@
 //! Header fields as spans into the head buffer, and the RFC 9110 §5.6 list
 //! syntax helpers every field-level decision is built on.
 
+use super::name::Name;
 use crate::error::ProtocolError;
 
 /// A half-open byte range into a head buffer. `u32` keeps `HeaderField` at 16
 /// bytes; heads are bounded far below 4 GiB by `HeadLimits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
-    start: u32,
-    end: u32,
+    pub(crate) start: u32,
+    pub(crate) end: u32,
 }
 
 impl Span {
@@ -32,12 +33,43 @@ impl Span {
     }
 }
 
-/// One header field line: byte offsets of its name and its trimmed value.
-/// No header byte is ever copied.
+/// One header field line: byte offsets of its name and its trimmed value, and
+/// what the name is. No header byte is ever copied.
 #[derive(Debug, Clone, Copy)]
 pub struct HeaderField {
     pub(crate) name: Span,
     pub(crate) value: Span,
+    pub(crate) known: Name,
+    /// The line is exactly `name ": " value CRLF`, as a writer would write
+    /// it, so it can be copied whole.
+    pub(crate) plain: bool,
+}
+
+impl HeaderField {
+    /// The end of the line, CRLF included, when `plain`.
+    pub(crate) fn plain_end(&self) -> usize {
+        self.value.end as usize + 2
+    }
+}
+
+/// What a head's Connection field says (RFC 9112 §9.6, RFC 9110 §7.6.1),
+/// found in one pass over its options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ConnectionOptions {
+    pub(crate) close: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) upgrade: bool,
+    /// An option naming a field that is not hop-by-hop anyway (other than
+    /// "close"): the writers must look for fields it names.
+    pub(crate) names_others: bool,
+}
+
+/// What collecting a head's fields learned beyond the spans.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Summary {
+    /// `Name::bit` of every recognised name present.
+    pub(crate) present: u32,
+    pub(crate) connection: ConnectionOptions,
 }
 
 /// A borrowed view of a head's fields with the lookups the decisions need.
@@ -45,6 +77,7 @@ pub struct HeaderField {
 pub(crate) struct Fields<'a> {
     pub(crate) bytes: &'a [u8],
     pub(crate) list: &'a [HeaderField],
+    pub(crate) summary: Summary,
 }
 
 impl<'a> Fields<'a> {
@@ -55,56 +88,155 @@ impl<'a> Fields<'a> {
             .map(move |f| (f.name.get(self.bytes), f.value.get(self.bytes)))
     }
 
-    /// Values of every field named `lower_case_name`, in order.
-    pub(crate) fn all(self, lower_case_name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(lower_case_name))
-            .map(|(_, v)| v)
+    /// A field of this name is present.
+    pub(crate) fn has(self, name: Name) -> bool {
+        self.summary.present & name.bit() != 0
     }
 
-    pub(crate) fn first(self, lower_case_name: &[u8]) -> Option<&'a [u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(lower_case_name))
-            .map(|(_, v)| v)
+    /// Values of every field with this recognised name, in order.
+    pub(crate) fn all(self, name: Name) -> impl Iterator<Item = &'a [u8]> {
+        let list = if self.has(name) { self.list } else { &[] };
+        list.iter()
+            .filter(move |f| f.known == name)
+            .map(move |f| f.value.get(self.bytes))
     }
 
-    /// True if a list-valued field (RFC 9110 §5.6.1) named `lower_case_name`
-    /// contains `token`, compared case-insensitively (e.g. Connection options).
-    pub(crate) fn has_token(self, lower_case_name: &'a [u8], token: &[u8]) -> bool {
-        self.all(lower_case_name)
-            .flat_map(list_elements)
-            .any(|e| e.eq_ignore_ascii_case(token))
+    pub(crate) fn first(self, name: Name) -> Option<&'a [u8]> {
+        self.all(name).next()
+    }
+
+    /// The first field named `lower_case_name`, compared case-insensitively.
+    pub(crate) fn first_named(self, lower_case_name: &[u8]) -> Option<&'a [u8]> {
+        match Name::exactly(lower_case_name) {
+            Some(name) => self.first(name),
+            None => self
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(lower_case_name))
+                .map(|(_, v)| v),
+        }
     }
 }
 
-/// Record the spans of httparse's headers, checking each value.
+/// Parse the field lines of `head` (RFC 9112 §5), from `at`, just after the
+/// start line, to the final empty line; at most `max_fields` of them. Record
+/// their spans and summarise the recognised names and the Connection options.
 ///
-/// httparse already rejects CR, LF and most CTLs, but its SIMD paths are more
-/// lenient than its tables (DEL, for one), so the RFC 9110 §5.5 rule is
-/// enforced here once more: field-value = *( VCHAR / obs-text / SP / HTAB ).
-pub(crate) fn collect_fields(
-    base: &[u8],
-    headers: &[httparse::Header<'_>],
+/// `find_head` has already made sure every line ends in CRLF, that the head
+/// ends at its first empty line and that no line is folded. The rules are
+/// httparse's, with its error for each (they map to the same statuses):
+/// field-name = token (RFC 9110 §5.1) followed at once by ':' (no space,
+/// RFC 9112 §5.1), else `Malformed`; field-value = *( VCHAR / obs-text / SP /
+/// HTAB ) after optional whitespace (RFC 9110 §5.5), else
+/// `InvalidHeaderValue`; one line more than `max_fields` is `TooManyHeaders`
+/// once that line has parsed.
+pub(crate) fn parse_fields(
+    head: &[u8],
+    mut at: usize,
+    max_fields: usize,
     out: &mut Vec<HeaderField>,
-) -> Result<(), ProtocolError> {
+) -> Result<Summary, ProtocolError> {
     out.clear();
-    out.reserve(headers.len());
-    for h in headers {
-        if !h
-            .value
+    let end = head.len() - 2;
+    let mut present = 0;
+    while at < end {
+        let line = &head[at..];
+        // The line's CR stops the name at the latest.
+        let name_len = line
             .iter()
-            .all(|&b| is_field_vchar(b) || b == b' ' || b == b'\t')
-        {
+            .position(|&b| !TCHAR[usize::from(b)])
+            .unwrap_or(line.len());
+        if name_len == 0 || line.get(name_len) != Some(&b':') {
+            return Err(ProtocolError::Malformed);
+        }
+        let mut value_start = name_len + 1;
+        while let Some(b' ' | b'\t') = line.get(value_start) {
+            value_start += 1;
+        }
+        // The first byte that is not part of a value must be the line's CR.
+        let cr = value_start + value_len(&line[value_start..]);
+        if line.get(cr..cr + 2) != Some(b"\r\n") {
             return Err(ProtocolError::InvalidHeaderValue);
         }
-        let value = trim_ows(h.value);
+        let mut value_end = cr;
+        while value_end > value_start && matches!(line[value_end - 1], b' ' | b'\t') {
+            value_end -= 1;
+        }
+        if out.len() == max_fields {
+            return Err(ProtocolError::TooManyHeaders);
+        }
+        let known = Name::classify(&line[..name_len]);
+        present |= known.bit();
         out.push(HeaderField {
-            name: Span::of(base, h.name.as_bytes()),
-            value: Span::of(base, value),
+            name: Span::new(at, at + name_len),
+            value: Span::new(at + value_start, at + value_end),
+            known,
+            plain: value_start == name_len + 2 && line[name_len + 1] == b' ' && value_end == cr,
         });
+        at += cr + 2;
     }
-    Ok(())
+    let mut summary = Summary {
+        present,
+        connection: ConnectionOptions::default(),
+    };
+    let fields = Fields {
+        bytes: head,
+        list: out,
+        summary,
+    };
+    for option in fields.all(Name::Connection).flat_map(list_elements) {
+        let c = &mut summary.connection;
+        match Name::classify(option) {
+            Name::Close => c.close = true,
+            Name::KeepAlive => c.keep_alive = true,
+            Name::Upgrade => c.upgrade = true,
+            name if name.is_hop_by_hop() => {}
+            _ => c.names_others |= !option.is_empty(),
+        }
+    }
+    Ok(summary)
 }
+
+/// The length of the longest prefix of `bytes` that is field-value bytes
+/// (VCHAR / obs-text / SP / HTAB, RFC 9110 §5.5). Eight bytes at a time: a
+/// word with neither a byte below 0x20 nor a DEL is all value bytes.
+fn value_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut w = [0; 8];
+        w.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(w);
+        // Bytes below 0x20, and (XOR 0x7f turns DEL into zero) bytes below 1.
+        let del = w ^ (0x7f * ONES);
+        let suspect = (w.wrapping_sub(0x20 * ONES) & !w) | (del.wrapping_sub(ONES) & !del);
+        if suspect & HIGH != 0
+            && let Some(i) = chunk.iter().position(|&b| !is_value_byte(b))
+        {
+            return at + i;
+        }
+        at += 8;
+    }
+    at + bytes[at..]
+        .iter()
+        .position(|&b| !is_value_byte(b))
+        .unwrap_or(bytes.len() - at)
+}
+
+fn is_value_byte(b: u8) -> bool {
+    is_field_vchar(b) || b == b' ' || b == b'\t'
+}
+
+/// `is_tchar` as a table, for the field-name scan.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_tchar(b as u8);
+        b += 1;
+    }
+    table
+};
 
 /// VCHAR or obs-text (RFC 9110 §5.5).
 pub(crate) fn is_field_vchar(b: u8) -> bool {
@@ -112,7 +244,7 @@ pub(crate) fn is_field_vchar(b: u8) -> bool {
 }
 
 /// tchar (RFC 9110 §5.6.2).
-pub(crate) fn is_tchar(b: u8) -> bool {
+pub(crate) const fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -155,7 +287,7 @@ pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// and all must be the same number. `None` when the field is absent.
 pub(crate) fn content_length(fields: Fields<'_>) -> Result<Option<u64>, ProtocolError> {
     let mut found = None;
-    for element in fields.all(b"content-length").flat_map(list_elements) {
+    for element in fields.all(Name::ContentLength).flat_map(list_elements) {
         let n = parse_decimal(element).ok_or(ProtocolError::BadContentLength)?;
         match found {
             Some(prev) if prev != n => return Err(ProtocolError::BadContentLength),
@@ -180,7 +312,73 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{list_elements, parse_decimal, trim_ows};
+    use super::{HeaderField, list_elements, parse_decimal, parse_fields, trim_ows};
+    use crate::error::ProtocolError;
+
+    /// (name, value, plain) of each field line of `lines`, after a start line.
+    fn fields(lines: &[u8], max: usize) -> Result<Vec<(String, String, bool)>, ProtocolError> {
+        let head = [b"GET / HTTP/1.1\r\n" as &[u8], lines, b"\r\n"].concat();
+        let mut out: Vec<HeaderField> = Vec::new();
+        parse_fields(&head, 16, max, &mut out)?;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Ok(out
+            .iter()
+            .map(|f| (text(f.name.get(&head)), text(f.value.get(&head)), f.plain))
+            .collect())
+    }
+
+    #[test]
+    fn field_lines_rfc9112_5() {
+        let parsed = fields(
+            b"A: 1\r\nB:2\r\nC: \t3 x \t\r\nD:\r\nE: \r\nF: \x80\xff\r\n",
+            8,
+        )
+        .unwrap();
+        let expected = [
+            ("A", "1", true),
+            ("B", "2", false),
+            ("C", "3 x", false),
+            ("D", "", false),
+            ("E", "", true),
+            ("F", "\u{fffd}\u{fffd}", true),
+        ];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|&(n, v, p)| (n.to_owned(), v.to_owned(), p))
+            .collect();
+        assert_eq!(parsed, expected);
+        assert_eq!(fields(b"", 0), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn field_line_errors_rfc9110_5() {
+        use ProtocolError::*;
+        for (lines, error) in [
+            (&b": v\r\n"[..], Malformed),
+            (b"A : v\r\n", Malformed),
+            (b"A(b): v\r\n", Malformed),
+            (b"A\r\n", Malformed),
+            (b"\rA: v\r\n", Malformed),
+            (b"A: v\x7f\r\n", InvalidHeaderValue),
+            (b"A: v\x00w\r\n", InvalidHeaderValue),
+            (b"A: v\rw\r\n", InvalidHeaderValue),
+            (b"A: \rw\r\n", InvalidHeaderValue),
+            (
+                b"A: a long value past one word, then a DEL \x7f\r\n",
+                InvalidHeaderValue,
+            ),
+            (b"A: 1\r\nB: 2\r\nC: 3\r\n", TooManyHeaders),
+            // The line past the limit is parsed before it counts.
+            (b"A: 1\r\nB: 2\r\nC(: 3\r\n", Malformed),
+        ] {
+            assert_eq!(
+                fields(lines, 2),
+                Err(error),
+                "{:?}",
+                String::from_utf8_lossy(lines)
+            );
+        }
+    }
 
     #[test]
     fn decimal_rejects_sign_space_and_overflow_rfc9110_8_6() {

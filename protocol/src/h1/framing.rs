@@ -4,6 +4,7 @@
 //! could disagree on where a body ends, the message is refused.
 
 use super::fields::{Fields, content_length, list_elements};
+use super::name::Name;
 use super::{BodyFraming, Method, Version};
 use crate::error::ProtocolError;
 
@@ -23,7 +24,7 @@ pub(crate) fn framing_for_request(
     fields: Fields<'_>,
 ) -> Result<BodyFraming, ProtocolError> {
     let length = content_length(fields)?;
-    let mut te_lines = fields.all(b"transfer-encoding").peekable();
+    let mut te_lines = fields.all(Name::TransferEncoding).peekable();
     if te_lines.peek().is_none() {
         return Ok(length.map_or(BodyFraming::Empty, BodyFraming::Length));
     }
@@ -66,7 +67,7 @@ pub(crate) fn framing_for_response(
         return Ok(BodyFraming::Empty);
     }
     let length = content_length(fields)?;
-    let mut te_lines = fields.all(b"transfer-encoding").peekable();
+    let mut te_lines = fields.all(Name::TransferEncoding).peekable();
     if te_lines.peek().is_none() {
         return Ok(length.map_or(BodyFraming::UntilClose, BodyFraming::Length));
     }

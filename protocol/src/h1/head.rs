@@ -5,21 +5,11 @@
 //! (RFC 9112 §2.2, §5.2). This scan refuses them for requests and responses
 //! alike, and bounds the work on a buffer that never completes a head.
 
-use std::mem::MaybeUninit;
-
 use crate::error::ProtocolError;
 
-/// The largest header array handed to httparse; `HeadLimits::max_headers`
-/// above this is capped.
+/// The most field lines a head may have; `HeadLimits::max_headers` above
+/// this is capped.
 pub(crate) const MAX_HEADERS: usize = 256;
-
-/// Uninitialised storage for httparse's header array: nothing is written
-/// before httparse fills it, so the per-request cost is zero.
-pub(crate) type HeaderStorage<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
-
-pub(crate) fn header_storage<'b>() -> HeaderStorage<'b> {
-    [const { MaybeUninit::uninit() }; MAX_HEADERS]
-}
 
 /// Where a complete head sits in the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +18,8 @@ pub(crate) struct Extent {
     pub(crate) skip: usize,
     /// Length of the head from the start line through the final CRLFCRLF.
     pub(crate) len: usize,
+    /// Length of the start line with its CRLF.
+    pub(crate) line: usize,
 }
 
 /// What to do with empty lines before the start line.
@@ -55,27 +47,31 @@ pub(crate) fn find_head(
     let window = &buf[..buf.len().min(max_head_size)];
     let mut line_start = 0;
     let mut head_start = None;
-    while let Some(offset) = window[line_start..].iter().position(|&b| b == b'\n') {
-        let lf = line_start + offset;
+    let mut line = 0;
+    for lf in LineFeeds::new(window) {
         if lf == line_start || window[lf - 1] != b'\r' {
             return Err(ProtocolError::BareLf);
         }
-        let line = &window[line_start..lf - 1];
+        let text = &window[line_start..lf - 1];
         match head_start {
-            None if line.is_empty() => {
+            None if text.is_empty() => {
                 if leading == LeadingEmptyLines::Reject {
                     return Err(ProtocolError::BadStatus);
                 }
             }
-            None => head_start = Some(line_start),
-            Some(start) if line.is_empty() => {
+            None => {
+                head_start = Some(line_start);
+                line = lf + 1 - line_start;
+            }
+            Some(start) if text.is_empty() => {
                 return Ok(Some(Extent {
                     skip: start,
                     len: lf + 1 - start,
+                    line,
                 }));
             }
             Some(_) => {
-                if matches!(line[0], b' ' | b'\t') {
+                if matches!(text[0], b' ' | b'\t') {
                     return Err(ProtocolError::ObsFold);
                 }
             }
@@ -87,6 +83,91 @@ pub(crate) fn find_head(
     } else {
         Ok(None)
     }
+}
+
+/// The positions of the LF bytes of a buffer, in order, found sixteen bytes
+/// at a time: one block's LFs become the bits of a mask.
+struct LineFeeds<'a> {
+    bytes: &'a [u8],
+    /// Where the next unscanned block starts.
+    next: usize,
+    /// Where the block of `mask` starts.
+    base: usize,
+    /// Bit i set: `bytes[base + i]` is an LF.
+    mask: u32,
+}
+
+impl<'a> LineFeeds<'a> {
+    fn new(bytes: &'a [u8]) -> LineFeeds<'a> {
+        LineFeeds {
+            bytes,
+            next: 0,
+            base: 0,
+            mask: 0,
+        }
+    }
+}
+
+impl Iterator for LineFeeds<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            let len = self.bytes.len();
+            if let Some(block) = self.bytes.get(self.next..self.next + 16) {
+                self.mask = lf_mask(block);
+                self.base = self.next;
+                self.next += 16;
+            } else if self.next < len && len >= 16 {
+                // The last partial block: the final sixteen bytes, minus
+                // those already scanned.
+                let seen = 16 - (len - self.next);
+                self.mask = lf_mask(&self.bytes[len - 16..]) >> seen;
+                self.base = self.next;
+                self.next = len;
+            } else if self.next < len {
+                // A buffer shorter than one block.
+                let at = self.next;
+                let found = self.bytes[at..].iter().position(|&b| b == b'\n');
+                self.next = found.map_or(len, |i| at + i + 1);
+                return found.map(|i| at + i);
+            } else {
+                return None;
+            }
+        }
+        let lf = self.base + self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(lf)
+    }
+}
+
+/// Bit i set for every LF at `block[i]`; `block` is 16 bytes long.
+#[cfg(target_arch = "x86_64")]
+fn lf_mask(block: &[u8]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    assert_eq!(block.len(), 16);
+    // SAFETY: SSE2 is part of every x86_64 target, so these intrinsics are
+    // available; the unaligned 128-bit load reads the 16 bytes of `block`
+    // (asserted) and nothing else.
+    unsafe {
+        let bytes = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        let lfs = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\n' as i8));
+        _mm_movemask_epi8(lfs) as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+use lf_mask_portable as lf_mask;
+
+/// Bit i set for every LF at `block[i]`; `block` is 16 bytes long.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn lf_mask_portable(block: &[u8]) -> u32 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |mask, (i, &b)| mask | (u32::from(b == b'\n') << i))
 }
 
 /// httparse reports every bad version as `Error::Version`. RFC 9112 §2.3
@@ -113,7 +194,10 @@ pub(crate) fn start_line(head: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use super::{Extent, LeadingEmptyLines::*, classify_version, find_head};
+    use super::{
+        Extent, LeadingEmptyLines, LeadingEmptyLines::*, LineFeeds, classify_version, find_head,
+        lf_mask, lf_mask_portable,
+    };
     use crate::error::ProtocolError;
 
     #[test]
@@ -121,7 +205,11 @@ mod tests {
         let buf = b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\nbody";
         assert_eq!(
             find_head(buf, 1024, Skip),
-            Ok(Some(Extent { skip: 4, len: 27 }))
+            Ok(Some(Extent {
+                skip: 4,
+                len: 27,
+                line: 16
+            }))
         );
         assert_eq!(find_head(buf, 1024, Reject), Err(ProtocolError::BadStatus));
     }
@@ -144,7 +232,8 @@ mod tests {
             find_head(head, head.len(), Skip),
             Ok(Some(Extent {
                 skip: 0,
-                len: head.len()
+                len: head.len(),
+                line: 16
             }))
         );
         assert_eq!(
@@ -160,6 +249,118 @@ mod tests {
             Err(ProtocolError::BareLf)
         );
         assert_eq!(find_head(b"\nGET /", 64, Skip), Err(ProtocolError::BareLf));
+    }
+
+    #[test]
+    fn line_feeds_are_found_at_every_offset() {
+        // Every length up to two and a half blocks, LFs at every pair of positions.
+        for len in 0..40 {
+            for a in 0..len {
+                for b in a..len {
+                    let mut buf = vec![b'x'; len];
+                    buf[a] = b'\n';
+                    buf[b] = b'\n';
+                    let found: Vec<usize> = LineFeeds::new(&buf).collect();
+                    let expected: Vec<usize> = (0..len).filter(|&i| buf[i] == b'\n').collect();
+                    assert_eq!(found, expected, "{buf:?}");
+                }
+            }
+        }
+        // The portable mask agrees with the one in use on every byte value.
+        for b in 0..=255u8 {
+            for at in 0..16 {
+                let mut block = [b'x'; 16];
+                block[at] = b;
+                assert_eq!(lf_mask(&block), lf_mask_portable(&block));
+            }
+        }
+        // Bytes that differ from LF in one bit are not LFs.
+        let near: Vec<u8> = (0..8).map(|bit| b'\n' ^ (1 << bit)).collect();
+        assert_eq!(LineFeeds::new(&near).count(), 0);
+    }
+
+    /// The byte-at-a-time scan `find_head` replaced, as the reference.
+    fn find_head_bytewise(
+        buf: &[u8],
+        max_head_size: usize,
+        leading: LeadingEmptyLines,
+    ) -> Result<Option<Extent>, ProtocolError> {
+        let window = &buf[..buf.len().min(max_head_size)];
+        let mut line_start = 0;
+        let mut head_start = None;
+        while let Some(offset) = window[line_start..].iter().position(|&b| b == b'\n') {
+            let lf = line_start + offset;
+            if lf == line_start || window[lf - 1] != b'\r' {
+                return Err(ProtocolError::BareLf);
+            }
+            let line = &window[line_start..lf - 1];
+            match head_start {
+                None if line.is_empty() => {
+                    if leading == Reject {
+                        return Err(ProtocolError::BadStatus);
+                    }
+                }
+                None => head_start = Some(line_start),
+                Some(start) if line.is_empty() => {
+                    let first = window[start..].iter().position(|&b| b == b'\n');
+                    return Ok(Some(Extent {
+                        skip: start,
+                        len: lf + 1 - start,
+                        line: first.map_or(0, |i| i + 1),
+                    }));
+                }
+                Some(_) => {
+                    if matches!(line[0], b' ' | b'\t') {
+                        return Err(ProtocolError::ObsFold);
+                    }
+                }
+            }
+            line_start = lf + 1;
+        }
+        if buf.len() >= max_head_size {
+            Err(ProtocolError::HeadTooLarge)
+        } else {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_bytewise_scan() {
+        // Heads assembled from pieces that matter to the scan, cut at every
+        // length and limited at several sizes.
+        const PIECES: [&[u8]; 9] = [
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b" ",
+            b"\t",
+            b"GET / HTTP/1.1",
+            b"Host: a",
+            b"X-Long-Name: vvvvvvvvv",
+            b"x",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            let mut buf = Vec::new();
+            for _ in 0..12 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                buf.extend_from_slice(PIECES[(state % PIECES.len() as u64) as usize]);
+            }
+            for cut in 0..=buf.len() {
+                for limit in [8, 33, 64, 1024] {
+                    for leading in [Skip, Reject] {
+                        assert_eq!(
+                            find_head(&buf[..cut], limit, leading),
+                            find_head_bytewise(&buf[..cut], limit, leading),
+                            "{:?}",
+                            String::from_utf8_lossy(&buf[..cut])
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

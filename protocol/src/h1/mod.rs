@@ -9,6 +9,7 @@ mod chunked;
 pub(crate) mod fields;
 mod framing;
 mod head;
+pub(crate) mod name;
 pub mod request;
 pub mod response;
 mod target;

@@ -3,11 +3,12 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::fields::{Fields, HeaderField, Span, collect_fields};
+use super::fields::{Fields, HeaderField, Span, Summary, parse_fields};
 use super::framing::framing_for_request;
 use super::head::{
-    LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage, start_line,
+    Extent, LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, start_line,
 };
+use super::name::Name;
 use super::target::{is_valid_host, parse_target};
 use super::{BodyFraming, HeadLimits, Method, Version};
 use crate::error::ProtocolError;
@@ -26,6 +27,7 @@ pub struct RequestHead {
     host: Option<Span>,
     upgrade: Option<Span>,
     fields: Vec<HeaderField>,
+    summary: Summary,
     framing: BodyFraming,
     keep_alive: bool,
     expect_continue: bool,
@@ -82,7 +84,7 @@ impl RequestHead {
 
     /// The first field named `lower_case_name`, compared case-insensitively.
     pub fn header(&self, lower_case_name: &[u8]) -> Option<&[u8]> {
-        self.fields().first(lower_case_name)
+        self.fields().first_named(lower_case_name)
     }
 
     /// Empty, Length(n) or Chunked; never UntilClose (RFC 9112 §6.3 p7).
@@ -124,6 +126,7 @@ impl RequestHead {
         Fields {
             bytes: &self.bytes,
             list: &self.fields,
+            summary: self.summary,
         }
     }
 }
@@ -146,7 +149,7 @@ pub fn parse_request(
         return Ok(None);
     };
     let head = &buf[extent.skip..extent.skip + extent.len];
-    let parsed = parse_validated(head, limits.max_headers, scratch)?;
+    let parsed = parse_validated(head, &extent, limits.max_headers, scratch)?;
     buf.advance(extent.skip);
     let bytes = buf.split_to(extent.len).freeze();
     Ok(Some(RequestHead { bytes, ..parsed }))
@@ -156,21 +159,23 @@ pub fn parse_request(
 /// `buf` as it was.
 fn parse_validated(
     head: &[u8],
+    extent: &Extent,
     max_headers: usize,
     mut fields: Vec<HeaderField>,
 ) -> Result<RequestHead, ProtocolError> {
-    let mut storage = header_storage();
+    // httparse reads the request line only: handed that line alone, it stops
+    // where the field lines would start and reports the head incomplete.
     let mut req = httparse::Request::new(&mut []);
-    let n = max_headers.min(MAX_HEADERS);
-    match req.parse_with_uninit_headers(head, &mut storage[..n]) {
-        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
-        Ok(_) => return Err(ProtocolError::Malformed),
+    match req.parse_with_uninit_headers(&head[..extent.line], &mut []) {
+        Ok(httparse::Status::Partial) => {}
+        Ok(httparse::Status::Complete(_)) => return Err(ProtocolError::Malformed),
         Err(e) => return Err(map_error(e, head)),
     }
     let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(ProtocolError::Malformed);
     };
-    collect_fields(head, req.headers, &mut fields)?;
+    let n = max_headers.min(MAX_HEADERS);
+    let summary = parse_fields(head, extent.line, n, &mut fields)?;
     let version = if minor == 0 {
         Version::Http10
     } else {
@@ -183,24 +188,23 @@ fn parse_validated(
     let view = Fields {
         bytes: head,
         list: &fields,
+        summary,
     };
 
     let host = host_field(version, view)?;
     let host = target.authority.or(host.map(|h| Span::of(head, h)));
     let framing = framing_for_request(version, view)?;
-    let close = view.has_token(b"connection", b"close");
+    let options = summary.connection;
     let keep_alive = match version {
-        Version::Http11 => !close,
-        Version::Http10 => !close && view.has_token(b"connection", b"keep-alive"),
+        Version::Http11 => !options.close,
+        Version::Http10 => !options.close && options.keep_alive,
     };
     let expect_continue = version == Version::Http11
         && view
-            .first(b"expect")
+            .first(Name::Expect)
             .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
-    let upgrade = view.first(b"upgrade").map(|v| Span::of(head, v));
-    let wants_upgrade = version == Version::Http11
-        && upgrade.is_some()
-        && view.has_token(b"connection", b"upgrade");
+    let upgrade = view.first(Name::Upgrade).map(|v| Span::of(head, v));
+    let wants_upgrade = version == Version::Http11 && upgrade.is_some() && options.upgrade;
 
     Ok(RequestHead {
         bytes: Bytes::new(),
@@ -213,6 +217,7 @@ fn parse_validated(
         host,
         upgrade,
         fields,
+        summary,
         framing,
         keep_alive,
         expect_continue,
@@ -224,7 +229,7 @@ fn parse_validated(
 /// have several, and its value must be a valid uri-host [":" port].
 /// The Host line is required even with an absolute-form target.
 fn host_field(version: Version, fields: Fields<'_>) -> Result<Option<&[u8]>, ProtocolError> {
-    let mut hosts = fields.all(b"host");
+    let mut hosts = fields.all(Name::Host);
     let host = hosts.next();
     if hosts.next().is_some() || (host.is_none() && version == Version::Http11) {
         return Err(ProtocolError::MissingHost);

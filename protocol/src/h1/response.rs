@@ -3,10 +3,10 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::fields::{Fields, HeaderField, Span, collect_fields, is_field_vchar};
+use super::fields::{Fields, HeaderField, Span, Summary, is_field_vchar, parse_fields};
 use super::framing::framing_for_response;
 use super::head::{
-    LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage, start_line,
+    Extent, LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, start_line,
 };
 use super::{BodyFraming, HeadLimits, Method, Version};
 use crate::error::ProtocolError;
@@ -20,11 +20,15 @@ pub struct ResponseHead {
     status: u16,
     reason: Span,
     fields: Vec<HeaderField>,
+    summary: Summary,
     framing: BodyFraming,
     keep_alive: bool,
 }
 
 impl ResponseHead {
+    /// Where the reason phrase starts: after "HTTP/1.x NNN " (RFC 9112 §4).
+    pub(crate) const REASON_START: usize = 13;
+
     /// The raw head, from the status line through the final CRLFCRLF.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
@@ -50,7 +54,7 @@ impl ResponseHead {
 
     /// The first field named `lower_case_name`, compared case-insensitively.
     pub fn header(&self, lower_case_name: &[u8]) -> Option<&[u8]> {
-        self.fields().first(lower_case_name)
+        self.fields().first_named(lower_case_name)
     }
 
     /// How the body ends (RFC 9112 §6.3); see `framing_for_response`.
@@ -76,6 +80,7 @@ impl ResponseHead {
         Fields {
             bytes: &self.bytes,
             list: &self.fields,
+            summary: self.summary,
         }
     }
 }
@@ -96,6 +101,7 @@ pub fn parse_response(
     debug_assert_eq!(extent.skip, 0);
     let parsed = parse_validated(
         &buf[..extent.len],
+        &extent,
         limits.max_headers,
         request_method,
         scratch,
@@ -106,28 +112,30 @@ pub fn parse_response(
 
 fn parse_validated(
     head: &[u8],
+    extent: &Extent,
     max_headers: usize,
     request_method: Method,
     mut fields: Vec<HeaderField>,
 ) -> Result<ResponseHead, ProtocolError> {
-    let mut storage = header_storage();
+    // httparse reads the status line only: handed that line alone, it stops
+    // where the field lines would start and reports the head incomplete.
     let mut resp = httparse::Response::new(&mut []);
-    let n = max_headers.min(MAX_HEADERS);
     let config = httparse::ParserConfig::default();
-    match config.parse_response_with_uninit_headers(&mut resp, head, &mut storage[..n]) {
-        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
-        Ok(_) => return Err(ProtocolError::Malformed),
+    match config.parse_response_with_uninit_headers(&mut resp, &head[..extent.line], &mut []) {
+        Ok(httparse::Status::Partial) => {}
+        Ok(httparse::Status::Complete(_)) => return Err(ProtocolError::Malformed),
         Err(e) => return Err(map_error(e, head)),
     }
-    let (Some(minor), Some(status)) = (resp.version, resp.code) else {
-        return Err(ProtocolError::BadStatus);
+    let (Some(minor), Some(status), Some(_)) = (resp.version, resp.code, resp.reason) else {
+        return Err(ProtocolError::Malformed);
     };
+    let n = max_headers.min(MAX_HEADERS);
+    let summary = parse_fields(head, extent.line, n, &mut fields)?;
     // RFC 9110 §15: status codes are 100..=599.
     if !(100..600).contains(&status) {
         return Err(ProtocolError::BadStatus);
     }
     let reason = reason_span(head)?;
-    collect_fields(head, resp.headers, &mut fields)?;
     let version = if minor == 0 {
         Version::Http10
     } else {
@@ -136,12 +144,13 @@ fn parse_validated(
     let view = Fields {
         bytes: head,
         list: &fields,
+        summary,
     };
     let framing = framing_for_response(version, status, request_method, view)?;
-    let close = view.has_token(b"connection", b"close");
+    let options = summary.connection;
     let persistent = match version {
-        Version::Http11 => !close,
-        Version::Http10 => !close && view.has_token(b"connection", b"keep-alive"),
+        Version::Http11 => !options.close,
+        Version::Http10 => !options.close && options.keep_alive,
     };
     let tunnel =
         status == 101 || (request_method == Method::Connect && (200..300).contains(&status));
@@ -152,6 +161,7 @@ fn parse_validated(
         status,
         reason,
         fields,
+        summary,
         framing,
         keep_alive,
     })
@@ -162,14 +172,14 @@ fn parse_validated(
 /// taken from the raw line.
 fn reason_span(head: &[u8]) -> Result<Span, ProtocolError> {
     let line = start_line(head);
-    let reason = line.get(13..).unwrap_or_default();
+    let reason = line.get(ResponseHead::REASON_START..).unwrap_or_default();
     if !reason
         .iter()
         .all(|&b| is_field_vchar(b) || b == b' ' || b == b'\t')
     {
         return Err(ProtocolError::BadStatus);
     }
-    let start = line.len().min(13);
+    let start = line.len().min(ResponseHead::REASON_START);
     Ok(Span::new(start, start + reason.len()))
 }
 

@@ -2,9 +2,10 @@
 //! allocate nothing else. Field bytes come straight from the parsed head; the
 //! only fields ringway composes are framing, forwarding, Connection and edits.
 
-use super::fields::{Fields, is_tchar, list_elements};
+use super::fields::{Fields, HeaderField, is_tchar, list_elements};
+use super::name::Name;
 use super::{BodyFraming, RequestHead, ResponseHead, Version};
-use crate::forward::{Forwarded, is_forwarding_header, is_hop_by_hop, write_forwarding_headers};
+use crate::forward::{Forwarded, write_forwarding_headers};
 
 /// One edit from `request_headers` / `response_headers`: set `name`
 /// (lower-case) to `value`, or remove it when `value` is `None`.
@@ -58,6 +59,7 @@ pub struct ClientResponse<'a> {
 /// Keep-alive is HTTP/1.1's default, so no Connection field otherwise.
 pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, req: &UpstreamRequest<'_>) {
     let fields = head.fields();
+    out.reserve(head.bytes().len() + 256);
     out.extend_from_slice(head.method_bytes());
     out.push(b' ');
     out.extend_from_slice(req.target);
@@ -65,18 +67,18 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, req: &UpstreamR
     if !is_edited(req.edits, b"host") {
         write_field(out, b"Host", head.host().unwrap_or(req.default_host));
     }
-    for (name, value) in fields.iter() {
-        let dropped = name.eq_ignore_ascii_case(b"host")
-            || name.eq_ignore_ascii_case(b"expect")
-            || name.eq_ignore_ascii_case(b"content-length")
-            || is_hop_by_hop(name)
-            || is_forwarding_header(name)
-            || named_in_connection(fields, name)
-            || is_edited(req.edits, name);
+    let mut lines = Lines::new(fields.bytes);
+    for field in fields.list {
+        let dropped = matches!(field.known, Name::Host | Name::Expect | Name::ContentLength)
+            || field.known.is_hop_by_hop()
+            || field.known.is_forwarding()
+            || named_in_connection(fields, field)
+            || is_edited_field(req.edits, fields, field);
         if !dropped {
-            write_field(out, name, value);
+            lines.pass(out, field);
         }
     }
+    lines.flush(out);
     write_forwarding_headers(out, head, req.forwarded, req.edits);
     write_framing(out, head.framing());
     if req.pass_upgrade
@@ -109,28 +111,27 @@ pub fn write_response_head(out: &mut Vec<u8>, head: &ResponseHead, resp: &Client
         BodyFraming::UntilClose => true,
         BodyFraming::Empty | BodyFraming::Length(_) => false,
     };
-    out.extend_from_slice(b"HTTP/1.1 ");
-    write_decimal(out, u64::from(head.status()));
-    out.push(b' ');
-    out.extend_from_slice(head.reason());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in fields.iter() {
-        let kept_hop = (keep_te && name.eq_ignore_ascii_case(b"transfer-encoding"))
-            || (switching && name.eq_ignore_ascii_case(b"upgrade"));
+    let length_framed = matches!(framing, BodyFraming::Length(_));
+    out.reserve(head.bytes().len() + 64);
+    write_status_line(out, head);
+    let mut lines = Lines::new(fields.bytes);
+    for field in fields.list {
+        let kept_hop = (keep_te && field.known == Name::TransferEncoding)
+            || (switching && field.known == Name::Upgrade);
         let dropped = if kept_hop {
-            is_edited(resp.edits, name)
+            is_edited_field(resp.edits, fields, field)
         } else {
-            is_hop_by_hop(name)
-                || (matches!(framing, BodyFraming::Length(_))
-                    && name.eq_ignore_ascii_case(b"content-length"))
-                || named_in_connection(fields, name)
-                || is_edited(resp.edits, name)
+            field.known.is_hop_by_hop()
+                || (length_framed && field.known == Name::ContentLength)
+                || named_in_connection(fields, field)
+                || is_edited_field(resp.edits, fields, field)
         };
         if !dropped {
-            write_field(out, name, value);
+            lines.pass(out, field);
         }
     }
-    if let BodyFraming::Length(_) = framing {
+    lines.flush(out);
+    if length_framed {
         write_framing(out, framing);
     }
     write_edits(out, resp.edits);
@@ -144,6 +145,67 @@ pub fn write_response_head(out: &mut Vec<u8>, head: &ResponseHead, resp: &Client
         }
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// `HTTP/1.1 <status> <reason>` CRLF: the upstream's own line when it is
+/// already exactly that, else composed.
+fn write_status_line(out: &mut Vec<u8>, head: &ResponseHead) {
+    let raw = head.bytes();
+    let reason = head.reason();
+    // The reason span starts after "HTTP/1.x NNN " when the line has one.
+    let line_end = ResponseHead::REASON_START + reason.len();
+    if raw.starts_with(b"HTTP/1.1 ")
+        && raw.get(ResponseHead::REASON_START - 1) == Some(&b' ')
+        && raw.get(line_end) == Some(&b'\r')
+    {
+        out.extend_from_slice(&raw[..line_end + 2]);
+        return;
+    }
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_decimal(out, u64::from(head.status()));
+    out.push(b' ');
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Passed-through field lines, copied a run at a time: consecutive `plain`
+/// lines sit back to back in the head and are already written the way
+/// `write_field` would write them.
+struct Lines<'a> {
+    head: &'a [u8],
+    start: usize,
+    end: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(head: &'a [u8]) -> Lines<'a> {
+        Lines {
+            head,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn pass(&mut self, out: &mut Vec<u8>, field: &HeaderField) {
+        let start = field.name.start as usize;
+        if field.plain && start == self.end && self.start < self.end {
+            self.end = field.plain_end();
+            return;
+        }
+        self.flush(out);
+        if field.plain {
+            (self.start, self.end) = (start, field.plain_end());
+        } else {
+            write_field(out, field.name.get(self.head), field.value.get(self.head));
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if self.start < self.end {
+            out.extend_from_slice(&self.head[self.start..self.end]);
+        }
+        (self.start, self.end) = (0, 0);
+    }
 }
 
 /// ringway's own answers (error pages, `respond` routes, "100 Continue").
@@ -244,7 +306,18 @@ pub fn reason_phrase(status: u16) -> &'static str {
 /// An edit names this field (edit names are lower-case). Framing fields are
 /// never edited.
 pub(crate) fn is_edited(edits: &[HeaderEdit<'_>], name: &[u8]) -> bool {
-    !is_framing_field(name) && edits.iter().any(|e| name.eq_ignore_ascii_case(e.name))
+    !edits.is_empty()
+        && !is_framing_field(name)
+        && edits.iter().any(|e| name.eq_ignore_ascii_case(e.name))
+}
+
+/// `is_edited` for a parsed field, whose name is already recognised.
+fn is_edited_field(edits: &[HeaderEdit<'_>], fields: Fields<'_>, field: &HeaderField) -> bool {
+    !edits.is_empty()
+        && !field.known.is_framing()
+        && edits
+            .iter()
+            .any(|e| field.name.get(fields.bytes).eq_ignore_ascii_case(e.name))
 }
 
 fn is_framing_field(name: &[u8]) -> bool {
@@ -254,13 +327,21 @@ fn is_framing_field(name: &[u8]) -> bool {
 /// RFC 9110 §7.6.1: the Connection field lists further hop-by-hop fields.
 /// Host and Content-Length can never be removed this way: a client naming
 /// them would make the upstream read a different request than ringway did.
-fn named_in_connection(fields: Fields<'_>, name: &[u8]) -> bool {
-    !name.eq_ignore_ascii_case(b"host")
-        && !name.eq_ignore_ascii_case(b"content-length")
-        && fields
-            .all(b"connection")
-            .flat_map(list_elements)
-            .any(|option| option.eq_ignore_ascii_case(name))
+/// Options naming hop-by-hop fields change nothing (those are dropped, or
+/// kept on purpose, anyway), so the list is only read when it names others.
+fn named_in_connection(fields: Fields<'_>, field: &HeaderField) -> bool {
+    let options = fields.summary.connection;
+    if field.known == Name::Close && options.close {
+        return true;
+    }
+    if !options.names_others || matches!(field.known, Name::Host | Name::ContentLength) {
+        return false;
+    }
+    let name = field.name.get(fields.bytes);
+    fields
+        .all(Name::Connection)
+        .flat_map(list_elements)
+        .any(|option| option.eq_ignore_ascii_case(name))
 }
 
 fn write_framing(out: &mut Vec<u8>, framing: BodyFraming) {
