@@ -117,69 +117,50 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Parse the field lines of `head` (RFC 9112 §5), from `at`, just after the
-/// start line, to the final empty line; at most `max_fields` of them. Record
-/// their spans and summarise the recognised names and the Connection options.
+/// Record the spans of httparse's headers, checking each value, and
+/// summarise the recognised names and the Connection options.
 ///
-/// `find_head` has already made sure every line ends in CRLF, that the head
-/// ends at its first empty line and that no line is folded. The rules are
-/// httparse's, with its error for each (they map to the same statuses):
-/// field-name = token (RFC 9110 §5.1) followed at once by ':' (no space,
-/// RFC 9112 §5.1), else `Malformed`; field-value = *( VCHAR / obs-text / SP /
-/// HTAB ) after optional whitespace (RFC 9110 §5.5), else
-/// `InvalidHeaderValue`; one line more than `max_fields` is `TooManyHeaders`
-/// once that line has parsed.
-pub(crate) fn parse_fields(
-    head: &[u8],
-    mut at: usize,
-    max_fields: usize,
+/// httparse already rejects CR, LF and most CTLs, but its SIMD paths are more
+/// lenient than its tables (DEL, for one), so the RFC 9110 §5.5 rule is
+/// enforced here once more: field-value = *( VCHAR / obs-text / SP / HTAB ).
+pub(crate) fn collect_fields(
+    base: &[u8],
+    headers: &[httparse::Header<'_>],
     out: &mut Vec<HeaderField>,
 ) -> Result<Summary, ProtocolError> {
     out.clear();
-    let end = head.len() - 2;
+    out.reserve(headers.len());
     let mut present = 0;
-    while at < end {
-        let line = &head[at..];
-        // The line's CR stops the name at the latest.
-        let name_len = line
-            .iter()
-            .position(|&b| !TCHAR[usize::from(b)])
-            .unwrap_or(line.len());
-        if name_len == 0 || line.get(name_len) != Some(&b':') {
-            return Err(ProtocolError::Malformed);
-        }
-        let mut value_start = name_len + 1;
-        while let Some(b' ' | b'\t') = line.get(value_start) {
-            value_start += 1;
-        }
-        // The first byte that is not part of a value must be the line's CR.
-        let cr = value_start + value_len(&line[value_start..]);
-        if line.get(cr..cr + 2) != Some(b"\r\n") {
+    for h in headers {
+        if !is_field_value(h.value) {
             return Err(ProtocolError::InvalidHeaderValue);
         }
-        let mut value_end = cr;
-        while value_end > value_start && matches!(line[value_end - 1], b' ' | b'\t') {
-            value_end -= 1;
-        }
-        if out.len() == max_fields {
-            return Err(ProtocolError::TooManyHeaders);
-        }
-        let known = Name::classify(&line[..name_len]);
+        // httparse trims the value already; trim only what it left.
+        let value = match h.value {
+            [b' ' | b'\t', ..] | [.., b' ' | b'\t'] => trim_ows(h.value),
+            value => value,
+        };
+        let name = Span::of(base, h.name.as_bytes());
+        let value = Span::of(base, value);
+        let known = Name::classify(h.name.as_bytes());
         present |= known.bit();
+        let (colon, end) = (name.end as usize, value.end as usize);
+        let plain = value.start as usize == colon + 2
+            && base.get(colon + 1) == Some(&b' ')
+            && base.get(end) == Some(&b'\r');
         out.push(HeaderField {
-            name: Span::new(at, at + name_len),
-            value: Span::new(at + value_start, at + value_end),
+            name,
+            value,
             known,
-            plain: value_start == name_len + 2 && line[name_len + 1] == b' ' && value_end == cr,
+            plain,
         });
-        at += cr + 2;
     }
     let mut summary = Summary {
         present,
         connection: ConnectionOptions::default(),
     };
     let fields = Fields {
-        bytes: head,
+        bytes: base,
         list: out,
         summary,
     };
@@ -196,47 +177,30 @@ pub(crate) fn parse_fields(
     Ok(summary)
 }
 
-/// The length of the longest prefix of `bytes` that is field-value bytes
-/// (VCHAR / obs-text / SP / HTAB, RFC 9110 §5.5). Eight bytes at a time: a
-/// word with neither a byte below 0x20 nor a DEL is all value bytes.
-fn value_len(bytes: &[u8]) -> usize {
+/// field-value = *( VCHAR / obs-text / SP / HTAB ) (RFC 9110 §5.5): no CTL
+/// but HTAB, no DEL. Eight bytes at a time: a word with neither a byte below
+/// 0x20 nor a DEL passes without a look at its bytes.
+fn is_field_value(value: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
+    let mut words = value.chunks_exact(8);
+    for chunk in &mut words {
         let mut w = [0; 8];
         w.copy_from_slice(chunk);
         let w = u64::from_le_bytes(w);
         // Bytes below 0x20, and (XOR 0x7f turns DEL into zero) bytes below 1.
         let del = w ^ (0x7f * ONES);
         let suspect = (w.wrapping_sub(0x20 * ONES) & !w) | (del.wrapping_sub(ONES) & !del);
-        if suspect & HIGH != 0
-            && let Some(i) = chunk.iter().position(|&b| !is_value_byte(b))
-        {
-            return at + i;
+        if suspect & HIGH != 0 && !chunk.iter().all(|&b| is_value_byte(b)) {
+            return false;
         }
-        at += 8;
     }
-    at + bytes[at..]
-        .iter()
-        .position(|&b| !is_value_byte(b))
-        .unwrap_or(bytes.len() - at)
+    words.remainder().iter().all(|&b| is_value_byte(b))
 }
 
 fn is_value_byte(b: u8) -> bool {
     is_field_vchar(b) || b == b' ' || b == b'\t'
 }
-
-/// `is_tchar` as a table, for the field-name scan.
-static TCHAR: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = is_tchar(b as u8);
-        b += 1;
-    }
-    table
-};
 
 /// VCHAR or obs-text (RFC 9110 §5.5).
 pub(crate) fn is_field_vchar(b: u8) -> bool {
@@ -244,7 +208,7 @@ pub(crate) fn is_field_vchar(b: u8) -> bool {
 }
 
 /// tchar (RFC 9110 §5.6.2).
-pub(crate) const fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -312,73 +276,7 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{HeaderField, list_elements, parse_decimal, parse_fields, trim_ows};
-    use crate::error::ProtocolError;
-
-    /// (name, value, plain) of each field line of `lines`, after a start line.
-    fn fields(lines: &[u8], max: usize) -> Result<Vec<(String, String, bool)>, ProtocolError> {
-        let head = [b"GET / HTTP/1.1\r\n" as &[u8], lines, b"\r\n"].concat();
-        let mut out: Vec<HeaderField> = Vec::new();
-        parse_fields(&head, 16, max, &mut out)?;
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        Ok(out
-            .iter()
-            .map(|f| (text(f.name.get(&head)), text(f.value.get(&head)), f.plain))
-            .collect())
-    }
-
-    #[test]
-    fn field_lines_rfc9112_5() {
-        let parsed = fields(
-            b"A: 1\r\nB:2\r\nC: \t3 x \t\r\nD:\r\nE: \r\nF: \x80\xff\r\n",
-            8,
-        )
-        .unwrap();
-        let expected = [
-            ("A", "1", true),
-            ("B", "2", false),
-            ("C", "3 x", false),
-            ("D", "", false),
-            ("E", "", true),
-            ("F", "\u{fffd}\u{fffd}", true),
-        ];
-        let expected: Vec<_> = expected
-            .iter()
-            .map(|&(n, v, p)| (n.to_owned(), v.to_owned(), p))
-            .collect();
-        assert_eq!(parsed, expected);
-        assert_eq!(fields(b"", 0), Ok(Vec::new()));
-    }
-
-    #[test]
-    fn field_line_errors_rfc9110_5() {
-        use ProtocolError::*;
-        for (lines, error) in [
-            (&b": v\r\n"[..], Malformed),
-            (b"A : v\r\n", Malformed),
-            (b"A(b): v\r\n", Malformed),
-            (b"A\r\n", Malformed),
-            (b"\rA: v\r\n", Malformed),
-            (b"A: v\x7f\r\n", InvalidHeaderValue),
-            (b"A: v\x00w\r\n", InvalidHeaderValue),
-            (b"A: v\rw\r\n", InvalidHeaderValue),
-            (b"A: \rw\r\n", InvalidHeaderValue),
-            (
-                b"A: a long value past one word, then a DEL \x7f\r\n",
-                InvalidHeaderValue,
-            ),
-            (b"A: 1\r\nB: 2\r\nC: 3\r\n", TooManyHeaders),
-            // The line past the limit is parsed before it counts.
-            (b"A: 1\r\nB: 2\r\nC(: 3\r\n", Malformed),
-        ] {
-            assert_eq!(
-                fields(lines, 2),
-                Err(error),
-                "{:?}",
-                String::from_utf8_lossy(lines)
-            );
-        }
-    }
+    use super::{list_elements, parse_decimal, trim_ows};
 
     #[test]
     fn decimal_rejects_sign_space_and_overflow_rfc9110_8_6() {

@@ -5,11 +5,21 @@
 //! (RFC 9112 §2.2, §5.2). This scan refuses them for requests and responses
 //! alike, and bounds the work on a buffer that never completes a head.
 
+use std::mem::MaybeUninit;
+
 use crate::error::ProtocolError;
 
-/// The most field lines a head may have; `HeadLimits::max_headers` above
-/// this is capped.
+/// The largest header array handed to httparse; `HeadLimits::max_headers`
+/// above this is capped.
 pub(crate) const MAX_HEADERS: usize = 256;
+
+/// Uninitialised storage for httparse's header array: nothing is written
+/// before httparse fills it, so the per-request cost is zero.
+pub(crate) type HeaderStorage<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+
+pub(crate) fn header_storage<'b>() -> HeaderStorage<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
 
 /// Where a complete head sits in the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,8 +28,6 @@ pub(crate) struct Extent {
     pub(crate) skip: usize,
     /// Length of the head from the start line through the final CRLFCRLF.
     pub(crate) len: usize,
-    /// Length of the start line with its CRLF.
-    pub(crate) line: usize,
 }
 
 /// What to do with empty lines before the start line.
@@ -47,31 +55,26 @@ pub(crate) fn find_head(
     let window = &buf[..buf.len().min(max_head_size)];
     let mut line_start = 0;
     let mut head_start = None;
-    let mut line = 0;
     for lf in LineFeeds::new(window) {
         if lf == line_start || window[lf - 1] != b'\r' {
             return Err(ProtocolError::BareLf);
         }
-        let text = &window[line_start..lf - 1];
+        let line = &window[line_start..lf - 1];
         match head_start {
-            None if text.is_empty() => {
+            None if line.is_empty() => {
                 if leading == LeadingEmptyLines::Reject {
                     return Err(ProtocolError::BadStatus);
                 }
             }
-            None => {
-                head_start = Some(line_start);
-                line = lf + 1 - line_start;
-            }
-            Some(start) if text.is_empty() => {
+            None => head_start = Some(line_start),
+            Some(start) if line.is_empty() => {
                 return Ok(Some(Extent {
                     skip: start,
                     len: lf + 1 - start,
-                    line,
                 }));
             }
             Some(_) => {
-                if matches!(text[0], b' ' | b'\t') {
+                if matches!(line[0], b' ' | b'\t') {
                     return Err(ProtocolError::ObsFold);
                 }
             }
@@ -205,11 +208,7 @@ mod tests {
         let buf = b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\nbody";
         assert_eq!(
             find_head(buf, 1024, Skip),
-            Ok(Some(Extent {
-                skip: 4,
-                len: 27,
-                line: 16
-            }))
+            Ok(Some(Extent { skip: 4, len: 27 }))
         );
         assert_eq!(find_head(buf, 1024, Reject), Err(ProtocolError::BadStatus));
     }
@@ -232,8 +231,7 @@ mod tests {
             find_head(head, head.len(), Skip),
             Ok(Some(Extent {
                 skip: 0,
-                len: head.len(),
-                line: 16
+                len: head.len()
             }))
         );
         assert_eq!(
@@ -302,11 +300,9 @@ mod tests {
                 }
                 None => head_start = Some(line_start),
                 Some(start) if line.is_empty() => {
-                    let first = window[start..].iter().position(|&b| b == b'\n');
                     return Ok(Some(Extent {
                         skip: start,
                         len: lf + 1 - start,
-                        line: first.map_or(0, |i| i + 1),
                     }));
                 }
                 Some(_) => {

@@ -3,10 +3,10 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::fields::{Fields, HeaderField, Span, Summary, parse_fields};
+use super::fields::{Fields, HeaderField, Span, Summary, collect_fields};
 use super::framing::framing_for_request;
 use super::head::{
-    Extent, LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, start_line,
+    LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage, start_line,
 };
 use super::name::Name;
 use super::target::{is_valid_host, parse_target};
@@ -149,7 +149,7 @@ pub fn parse_request(
         return Ok(None);
     };
     let head = &buf[extent.skip..extent.skip + extent.len];
-    let parsed = parse_validated(head, &extent, limits.max_headers, scratch)?;
+    let parsed = parse_validated(head, limits.max_headers, scratch)?;
     buf.advance(extent.skip);
     let bytes = buf.split_to(extent.len).freeze();
     Ok(Some(RequestHead { bytes, ..parsed }))
@@ -159,23 +159,21 @@ pub fn parse_request(
 /// `buf` as it was.
 fn parse_validated(
     head: &[u8],
-    extent: &Extent,
     max_headers: usize,
     mut fields: Vec<HeaderField>,
 ) -> Result<RequestHead, ProtocolError> {
-    // httparse reads the request line only: handed that line alone, it stops
-    // where the field lines would start and reports the head incomplete.
+    let mut storage = header_storage();
     let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(&head[..extent.line], &mut []) {
-        Ok(httparse::Status::Partial) => {}
-        Ok(httparse::Status::Complete(_)) => return Err(ProtocolError::Malformed),
+    let n = max_headers.min(MAX_HEADERS);
+    match req.parse_with_uninit_headers(head, &mut storage[..n]) {
+        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+        Ok(_) => return Err(ProtocolError::Malformed),
         Err(e) => return Err(map_error(e, head)),
     }
     let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(ProtocolError::Malformed);
     };
-    let n = max_headers.min(MAX_HEADERS);
-    let summary = parse_fields(head, extent.line, n, &mut fields)?;
+    let summary = collect_fields(head, req.headers, &mut fields)?;
     let version = if minor == 0 {
         Version::Http10
     } else {

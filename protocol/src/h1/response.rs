@@ -3,10 +3,10 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::fields::{Fields, HeaderField, Span, Summary, is_field_vchar, parse_fields};
+use super::fields::{Fields, HeaderField, Span, Summary, collect_fields, is_field_vchar};
 use super::framing::framing_for_response;
 use super::head::{
-    Extent, LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, start_line,
+    LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage, start_line,
 };
 use super::{BodyFraming, HeadLimits, Method, Version};
 use crate::error::ProtocolError;
@@ -101,7 +101,6 @@ pub fn parse_response(
     debug_assert_eq!(extent.skip, 0);
     let parsed = parse_validated(
         &buf[..extent.len],
-        &extent,
         limits.max_headers,
         request_method,
         scratch,
@@ -112,30 +111,28 @@ pub fn parse_response(
 
 fn parse_validated(
     head: &[u8],
-    extent: &Extent,
     max_headers: usize,
     request_method: Method,
     mut fields: Vec<HeaderField>,
 ) -> Result<ResponseHead, ProtocolError> {
-    // httparse reads the status line only: handed that line alone, it stops
-    // where the field lines would start and reports the head incomplete.
+    let mut storage = header_storage();
     let mut resp = httparse::Response::new(&mut []);
+    let n = max_headers.min(MAX_HEADERS);
     let config = httparse::ParserConfig::default();
-    match config.parse_response_with_uninit_headers(&mut resp, &head[..extent.line], &mut []) {
-        Ok(httparse::Status::Partial) => {}
-        Ok(httparse::Status::Complete(_)) => return Err(ProtocolError::Malformed),
+    match config.parse_response_with_uninit_headers(&mut resp, head, &mut storage[..n]) {
+        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+        Ok(_) => return Err(ProtocolError::Malformed),
         Err(e) => return Err(map_error(e, head)),
     }
-    let (Some(minor), Some(status), Some(_)) = (resp.version, resp.code, resp.reason) else {
-        return Err(ProtocolError::Malformed);
+    let (Some(minor), Some(status)) = (resp.version, resp.code) else {
+        return Err(ProtocolError::BadStatus);
     };
-    let n = max_headers.min(MAX_HEADERS);
-    let summary = parse_fields(head, extent.line, n, &mut fields)?;
     // RFC 9110 §15: status codes are 100..=599.
     if !(100..600).contains(&status) {
         return Err(ProtocolError::BadStatus);
     }
     let reason = reason_span(head)?;
+    let summary = collect_fields(head, resp.headers, &mut fields)?;
     let version = if minor == 0 {
         Version::Http10
     } else {
