@@ -452,10 +452,64 @@ pub fn dying_mid_response_backend(chunked: bool) -> Backend {
     }))
 }
 
-/// An address on 127.0.0.1 where nothing listens: connecting to it is refused.
-pub fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address")
+/// A port on 127.0.0.1 where nothing listens: connecting to it is refused.
+///
+/// The port stays bound, by a socket that never listens, for as long as the value lives, so
+/// no other test running in parallel can be given it meanwhile (a port merely released can be
+/// the next `bind(0)`'s, and a proxy or backend answering there turns "refused" into a 200).
+#[derive(Debug)]
+pub struct ClosedPort {
+    addr: SocketAddr,
+    _socket: std::os::fd::OwnedFd,
+}
+
+impl ClosedPort {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl std::fmt::Display for ClosedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.addr.fmt(f)
+    }
+}
+
+pub fn closed_port() -> ClosedPort {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: plain socket(2); the descriptor is owned by the OwnedFd at once.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_in of `len` bytes for both calls, and `fd` is open.
+    unsafe {
+        assert_eq!(
+            libc::bind(fd, (&raw const addr).cast(), len),
+            0,
+            "bind 127.0.0.1:0: {}",
+            io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::getsockname(fd, (&raw mut addr).cast(), &mut len),
+            0,
+            "getsockname: {}",
+            io::Error::last_os_error()
+        );
+    }
+    ClosedPort {
+        addr: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, u16::from_be(addr.sin_port))),
+        _socket: socket,
+    }
 }
 
 /// A loopback listener whose accept queue is full and never drained: a connection attempt to

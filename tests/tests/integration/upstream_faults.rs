@@ -26,7 +26,8 @@ both_drivers!(
 );
 
 fn refused_connection_is_502(driver: Driver) {
-    let proxy = Ringway::start(&proxy_config(backend::closed_port(), TEST_LIMITS), driver);
+    let down = backend::closed_port();
+    let proxy = Ringway::start(&proxy_config(down.addr(), TEST_LIMITS), driver);
     let mut client = proxy.connect();
     assert_eq!(client.roundtrip(&request::get("/down")).status, 502);
     let resp = client.roundtrip(&request::with_body("POST", "/down", &[], b"data"));
@@ -386,6 +387,7 @@ listen = ["{LISTEN}"]
 /// was sent, so this holds for a POST too.
 fn refused_server_is_skipped(driver: Driver) {
     let backend = backend::echo_backend();
+    let down = backend::closed_port();
     let config = format!(
         r#"[log]
 access = "off"
@@ -397,7 +399,7 @@ listen = ["{LISTEN}"]
   prefix = "/"
   proxy = "app"
 "#,
-        backend::closed_port(),
+        down,
         backend.addr()
     );
     let proxy = Ringway::start(&config, driver);
