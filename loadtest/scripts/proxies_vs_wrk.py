@@ -8,7 +8,7 @@ them), runs `wrk -t1 -c64` against each and reads the proxy's CPU time
 Prints requests/s and proxy CPU microseconds per request, repetitions
 interleaved, and the medians.
 
-usage: bench/wrk-compare.py [--body 100] [--reps 3] [--duration 5]
+usage: loadtest/scripts/proxies_vs_wrk.py [--body 100] [--reps 3] [--duration 5]
        [--bin DIR]   (ringway and ringway-load, default target/release)
 """
 import argparse, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
