@@ -11,60 +11,59 @@ interleaved, and the medians.
 usage: loadtest/scripts/proxies_vs_wrk.py [--body 100] [--reps 3] [--duration 5]
        [--bin DIR]   (ringway and ringway-load, default target/release)
 """
-import argparse, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import shutil
+import socket
+import tempfile
+import time
 
-HZ = os.sysconf("SC_CLK_TCK")
+from compare_vs_wrk import RINGWAY_CONFIG, cpu_seconds, wait_listening
 
-def cpu_ticks(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total
 
 def family(pid):
+    """`pid` and its children (nginx's master and workers)."""
     pids = [pid]
-    for p in os.listdir("/proc"):
-        if p.isdigit():
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
             try:
-                with open(f"/proc/{p}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        pids.append(int(p))
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        pids.append(int(entry))
             except OSError:
                 pass
     return pids
 
-def wait_port(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
+
+def wait_closed(port):
+    """Until nothing accepts on `port` (the previous proxy is gone)."""
+    for _ in range(500):
         try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            time.sleep(0.02)
         except OSError:
-            time.sleep(0.05)
-    sys.exit(f"nothing listens on {port}")
+            return
+    raise SystemExit(f"something still listens on {port}")
 
-RINGWAY = """[runtime]
-workers = 1
-pin = true
-shutdown_timeout = "1s"
-[log]
-level = "warn"
-access = "off"
-[upstreams.backend]
-servers = ["127.0.0.1:{bport}"]
-keepalive = 32
-[[server]]
-listen = ["127.0.0.1:{port}"]
-  [[server.route]]
-  prefix = "/"
-  proxy = "backend"
-"""
 
+def cpu_of(pids):
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            pass
+    return total
+
+
+# The nginx side of `ringway-load compare` (loadtest/src/compare/proxy.rs,
+# `nginx_config`), which is the reference: the same forwarding headers as
+# ringway adds by default, upstream keep-alive, no access log.
 NGINX = """user root;
 worker_processes 1;
 worker_cpu_affinity 01;
@@ -122,9 +121,9 @@ def main():
         [f"{args.bin}/ringway-load", "backend", "--listen", f"127.0.0.1:{bport}",
          "--body-size", str(args.body), "--pin-cpus", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(bport)
+    wait_listening(bport)
     with open(f"{work}/ringway.toml", "w") as f:
-        f.write(RINGWAY.format(port=port, bport=bport))
+        f.write(RINGWAY_CONFIG.format(backend=bport, proxy=port))
     for d in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]:
         os.makedirs(f"{work}/{d}", exist_ok=True)
     with open(f"{work}/nginx.conf", "w") as f:
@@ -142,20 +141,23 @@ def main():
             for name in proxies:
                 proc = subprocess.Popen(commands[name], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
-                wait_port(port)
+                wait_listening(port)
+                if proc.poll() is not None:
+                    sys.exit(f"{name} exited at start (exit {proc.returncode})")
                 subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c64", "-d1s",
                                 f"http://127.0.0.1:{port}/"], capture_output=True)
                 pids = family(proc.pid)
-                before = cpu_ticks(pids)
+                before = cpu_of(pids)
                 out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c64",
                                       f"-d{args.duration}s", f"http://127.0.0.1:{port}/"],
                                      capture_output=True, text=True).stdout
-                after = cpu_ticks(pids)
+                after = cpu_of(pids)
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=10)
+                wait_closed(port)
                 done = int(re.search(r"(\d+) requests in", out).group(1))
                 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-                cpu_us = (after - before) / HZ * 1e6 / max(done, 1)
+                cpu_us = (after - before) * 1e6 / max(done, 1)
                 results[name].append((done / args.duration, cpu_us))
                 print(f"rep {rep + 1} {name:8} {done / args.duration:9.0f} req/s "
                       f"{cpu_us:7.2f} proxy CPU us/req"
