@@ -292,7 +292,48 @@ both_drivers!(binary_upgrade_loses_no_request);
 /// The zero-downtime upgrade of docs/operations.md: a second ringway starts on
 /// the same addresses (SO_REUSEPORT), the old one gets SIGTERM; a client
 /// opening a new connection per request all along sees no failure.
+/// docs/operations.md: a connection that reaches the old listener between its last accept and
+/// its close is reset by Linux unless `net.ipv4.tcp_migrate_req=1` hands it to the new
+/// listener, which the upgrade procedure tells operators to set under connection churn. The
+/// test follows the procedure: the first user sets it, the last puts the old value back. Where
+/// the sysctl cannot be written (no root), the test runs without it.
+struct MigrateReq;
+
+static MIGRATE_REQ: std::sync::Mutex<(usize, Option<String>)> = std::sync::Mutex::new((0, None));
+const MIGRATE_REQ_PATH: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
+
+impl MigrateReq {
+    fn enable() -> MigrateReq {
+        let mut state = MIGRATE_REQ
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.0 == 0 {
+            let previous = std::fs::read_to_string(MIGRATE_REQ_PATH).ok();
+            if previous.is_some() && std::fs::write(MIGRATE_REQ_PATH, "1").is_ok() {
+                state.1 = previous;
+            }
+        }
+        state.0 += 1;
+        MigrateReq
+    }
+}
+
+impl Drop for MigrateReq {
+    fn drop(&mut self) {
+        let mut state = MIGRATE_REQ
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0 -= 1;
+        if state.0 == 0
+            && let Some(previous) = state.1.take()
+        {
+            let _ = std::fs::write(MIGRATE_REQ_PATH, previous.trim());
+        }
+    }
+}
+
 fn binary_upgrade_loses_no_request(driver: Driver) {
+    let _migrate = MigrateReq::enable();
     let app = backend::echo_backend();
     let config = ringway_tests::app_config(
         app.addr(),
