@@ -2,8 +2,8 @@
 """Second opinion on `ringway-load compare`: the same proxies under wrk.
 
 Starts the benchmark backend, then ringway, the floor relay and nginx in turn
-(each alone on CPU 0, wrk and the backend on CPU 1, configs as compare writes
-them), runs `wrk -t1 -c64` against each and reads the proxy's CPU time
+(each alone on CPU 0, wrk and the backend on CPU 1, with the configs compare
+runs, from `ringway-load config`), runs `wrk -t1 -c64` against each and reads the proxy's CPU time
 (utime + stime of all its processes, /proc) over the wrk run.
 Prints requests/s and proxy CPU microseconds per request, repetitions
 interleaved, and the medians.
@@ -23,7 +23,7 @@ import socket
 import tempfile
 import time
 
-from compare_vs_wrk import RINGWAY_CONFIG, cpu_seconds, wait_listening
+from compare_vs_wrk import cpu_seconds, wait_listening
 
 
 def family(pid):
@@ -61,50 +61,6 @@ def cpu_of(pids):
     return total
 
 
-# The nginx side of `ringway-load compare` (loadtest/src/compare/proxy.rs,
-# `nginx_config`), which is the reference: the same forwarding headers as
-# ringway adds by default, upstream keep-alive, no access log.
-NGINX = """user root;
-worker_processes 1;
-worker_cpu_affinity 01;
-daemon off;
-master_process on;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    keepalive_requests 1000000;
-    tcp_nodelay on;
-    map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
-    upstream backend {{
-        server 127.0.0.1:{bport};
-        keepalive 32;
-        keepalive_requests 1000000;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_read_timeout 3600s;
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $http_host;
-            proxy_set_header X-Real-IP $remote_addr;
-        }}
-    }}
-}}
-"""
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--body", type=int, default=100)
@@ -122,12 +78,14 @@ def main():
          "--body-size", str(args.body), "--pin-cpus", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listening(bport)
-    with open(f"{work}/ringway.toml", "w") as f:
-        f.write(RINGWAY_CONFIG.format(backend=bport, proxy=port))
-    for d in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]:
-        os.makedirs(f"{work}/{d}", exist_ok=True)
-    with open(f"{work}/nginx.conf", "w") as f:
-        f.write(NGINX.format(port=port, bport=bport, dir=work))
+    # The configs compare itself runs (`ringway-load config`).
+    for name, file in [("ringway", "ringway.toml"), ("nginx", "nginx.conf")]:
+        text = subprocess.run(
+            [f"{args.bin}/ringway-load", "config", name, "--listen", f"127.0.0.1:{port}",
+             "--upstream", f"127.0.0.1:{bport}", "--dir", work],
+            capture_output=True, text=True, check=True).stdout
+        with open(f"{work}/{file}", "w") as f:
+            f.write(text)
     commands = {
         "ringway": [f"{args.bin}/ringway", "run", "-c", f"{work}/ringway.toml"],
         "floor": ["taskset", "-c", "0", f"{args.bin}/ringway-load", "floor", "--listen",

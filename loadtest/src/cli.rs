@@ -36,6 +36,28 @@ pub enum Command {
     /// Run the same scenarios through ringway, the floor relay and nginx on
     /// the same CPUs; print medians and ratios, write JSON and an SVG chart.
     Compare(CompareArgs),
+    /// Print the config `compare` gives ringway or nginx, to run either by
+    /// hand (under wrk, say) exactly as compare measures it.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Whose config: ringway or nginx.
+    #[arg(value_parser = ["ringway", "nginx"])]
+    pub proxy: String,
+    /// Address the proxy listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The backend every request goes to.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub upstream: SocketAddr,
+    /// Idle upstream connections kept per worker.
+    #[arg(long, default_value_t = 32)]
+    pub keepalive: usize,
+    /// nginx: the directory of its pid file, error log and temp paths.
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
 }
 
 /// Closed-loop load against one URL.
@@ -467,5 +489,47 @@ mod tests {
         assert_eq!(floor.threads, 2);
         assert_eq!(floor.pin_cpus, Some(CpuList(vec![0, 1])));
         assert!(Cli::try_parse_from(["ringway-load", "floor"]).is_err());
+    }
+
+    #[test]
+    fn config_prints_what_compare_runs() {
+        let cli = Cli::try_parse_from([
+            "ringway-load",
+            "config",
+            "nginx",
+            "--listen",
+            "127.0.0.1:18480",
+            "--upstream",
+            "127.0.0.1:18490",
+            "--dir",
+            "/tmp/w",
+        ])
+        .unwrap();
+        let Some(Command::Config(args)) = cli.command else {
+            panic!("config subcommand not parsed");
+        };
+        let nginx = crate::compare::proxy::config_text(&args);
+        for line in [
+            "listen 127.0.0.1:18480;",
+            "server 127.0.0.1:18490;",
+            "keepalive 32;",
+            "pid /tmp/w/nginx.pid;",
+            "proxy_set_header X-Forwarded-For $remote_addr;",
+        ] {
+            assert!(nginx.contains(line), "{line} missing from:\n{nginx}");
+        }
+        let ringway = crate::compare::proxy::config_text(&ConfigArgs {
+            proxy: "ringway".into(),
+            ..args
+        });
+        assert!(
+            ringway.contains("servers = [\"127.0.0.1:18490\"]"),
+            "{ringway}"
+        );
+        assert!(
+            ringway.contains("listen = [\"127.0.0.1:18480\"]"),
+            "{ringway}"
+        );
+        assert!(Cli::try_parse_from(["ringway-load", "config", "haproxy"]).is_err());
     }
 }

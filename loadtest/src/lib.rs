@@ -47,6 +47,10 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Backend(args)) => run_backend(&args),
         Some(Command::Floor(args)) => run_floor(&args),
         Some(Command::Compare(args)) => run_compare(args),
+        Some(Command::Config(args)) => {
+            print!("{}", compare::proxy::config_text(&args));
+            Ok(ExitCode::SUCCESS)
+        }
         None => run_load(cli.load),
     }
 }

@@ -311,6 +311,30 @@ listen = ["{listen}{listen_suffix}"]
     )
 }
 
+/// The config of `ringway-load config`: what compare writes for one worker
+/// on CPU 0, plain HTTP.
+pub fn config_text(args: &crate::cli::ConfigArgs) -> String {
+    match args.proxy.as_str() {
+        "nginx" => nginx_config(&NginxSetup {
+            listen: args.listen,
+            upstream: args.upstream,
+            workers: 1,
+            keepalive: args.keepalive,
+            cpus: &[0],
+            dir: &args.dir,
+            as_root: running_as_root(),
+            tls: None,
+        }),
+        _ => ringway_config(&RingwaySetup {
+            listen: args.listen,
+            upstream: args.upstream,
+            workers: 1,
+            keepalive: args.keepalive,
+            tls: None,
+        }),
+    }
+}
+
 /// What the nginx config needs.
 #[derive(Debug, Clone)]
 pub struct NginxSetup<'a> {
