@@ -377,6 +377,28 @@ type Ready = mpsc::Sender<Result<DriverInUse, (usize, String)>>;
 /// Build this worker's runtime on the requested driver and run it. `auto`
 /// falls back to epoll when the real ring cannot be built, which covers
 /// seccomp filters, `kernel.io_uring_disabled` and RLIMIT_MEMLOCK alike.
+type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>;
+
+/// A worker's ring. Set up with `DEFER_TASKRUN` (and the `SINGLE_ISSUER` it
+/// requires: only the worker's own thread ever submits): the kernel finishes
+/// completions when the worker next asks for events, in one batch, instead of
+/// interrupting the worker's CPU with task work each time a socket becomes
+/// ready. That is 11 % less kernel time per proxied request here
+/// (docs/benchmarks.md). Kernels before 6.1 refuse the flags; the ring is
+/// then built without them.
+fn uring_runtime(entries: u32) -> std::io::Result<UringRuntime> {
+    let build = |ring: io_uring::Builder| {
+        monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .uring_builder(ring)
+            .with_entries(entries)
+            .enable_timer()
+            .build()
+    };
+    let mut deferred = io_uring::IoUring::builder();
+    deferred.setup_single_issuer().setup_defer_taskrun();
+    build(deferred).or_else(|_| build(io_uring::IoUring::builder()))
+}
+
 fn run_on_driver(
     driver: Driver,
     ring_entries: u32,
@@ -388,11 +410,7 @@ fn run_on_driver(
 ) {
     static FALLBACK_WARNING: Once = Once::new();
     if driver != Driver::Epoll {
-        let built = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .with_entries(ring_entries)
-            .enable_timer()
-            .build();
-        match built {
+        match uring_runtime(ring_entries) {
             Ok(mut rt) => {
                 let _ = ready.send(Ok(DriverInUse::IoUring));
                 worker.tunnels.splice.set(true);

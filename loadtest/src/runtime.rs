@@ -40,6 +40,23 @@ impl fmt::Display for Driver {
     }
 }
 
+/// A ring set up as ringway sets up its workers' rings (engine.rs,
+/// `uring_runtime`): `DEFER_TASKRUN` with `SINGLE_ISSUER`, so that the floor
+/// relay gets the same kernel help as the proxy it is the floor of. Without
+/// the flags on kernels before 6.1.
+fn uring_runtime() -> io::Result<monoio::Runtime<monoio::time::TimeDriver<IoUringDriver>>> {
+    let build = |ring: io_uring::Builder| {
+        RuntimeBuilder::<IoUringDriver>::new()
+            .uring_builder(ring)
+            .with_entries(RING_ENTRIES)
+            .enable_timer()
+            .build()
+    };
+    let mut deferred = io_uring::IoUring::builder();
+    deferred.setup_single_issuer().setup_defer_taskrun();
+    build(deferred).or_else(|_| build(io_uring::IoUring::builder()))
+}
+
 /// The fallback warning is printed once per process, not once per thread.
 static FALLBACK_WARNED: AtomicBool = AtomicBool::new(false);
 
@@ -53,10 +70,7 @@ where
 {
     if choice != DriverChoice::Epoll {
         let ring = if monoio::utils::detect_uring() {
-            RuntimeBuilder::<IoUringDriver>::new()
-                .with_entries(RING_ENTRIES)
-                .enable_timer()
-                .build()
+            uring_runtime()
         } else {
             Err(io::Error::new(
                 io::ErrorKind::Unsupported,

@@ -46,12 +46,40 @@ pub fn process_tree(root: u32) -> Vec<u32> {
 
 /// CPU time of `pids` so far, each process's threads included.
 pub fn cpu_time(pids: &[u32], ticks_per_second: u64) -> Duration {
-    let ticks: u64 = pids
+    let time = cpu_times(pids, ticks_per_second);
+    time.user + time.system
+}
+
+/// CPU time in user space and in the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTimes {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTimes {
+    pub fn saturating_sub(self, earlier: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// `cpu_time` split into user space (utime) and kernel (stime).
+pub fn cpu_times(pids: &[u32], ticks_per_second: u64) -> CpuTimes {
+    let (user, system) = pids
         .iter()
         .filter_map(|&pid| stat_fields(pid))
-        .map(|stat| stat.utime + stat.stime)
-        .sum();
-    Duration::from_secs_f64(ticks as f64 / ticks_per_second.max(1) as f64)
+        .fold((0, 0), |(user, system), stat| {
+            (user + stat.utime, system + stat.stime)
+        });
+    let seconds =
+        |ticks: u64| Duration::from_secs_f64(ticks as f64 / ticks_per_second.max(1) as f64);
+    CpuTimes {
+        user: seconds(user),
+        system: seconds(system),
+    }
 }
 
 /// Peak resident set size of `pids`, summed, in KiB.

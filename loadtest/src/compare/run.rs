@@ -46,7 +46,7 @@ const WS_IDLE_OPEN_RATE: f64 = 800.0;
 /// What the proxy's processes did over the measured window.
 #[derive(Debug, Clone, Copy)]
 struct Usage {
-    cpu: Duration,
+    cpu: procstat::CpuTimes,
     /// VmRSS halfway through the window.
     rss_mid_kib: u64,
 }
@@ -77,13 +77,14 @@ impl Run<'_> {
             );
         }
         let requests = report.requests as f64;
-        let cpu_s = usage.cpu.as_secs_f64();
+        let cpu_s = (usage.cpu.user + usage.cpu.system).as_secs_f64();
         let per_cpu = |work: f64| if cpu_s > 0.0 { work / cpu_s } else { 0.0 };
         let mut figures = Figures {
             requests_per_sec: report.requests_per_sec,
             p50_us: report.latency_us.p50,
             p99_us: report.latency_us.p99,
             cpu_us_per_request: cpu_s * 1e6 / requests,
+            user_us_per_request: usage.cpu.user.as_secs_f64() * 1e6 / requests,
             peak_rss_mib: peak_rss_kib as f64 / 1024.0,
             errors: report.errors.total() as f64,
             per_cpu_second: 0.0,
@@ -109,6 +110,7 @@ impl Run<'_> {
                 // Handshakes happen in the warmup; the window only holds.
                 figures.requests_per_sec = 0.0;
                 figures.cpu_us_per_request = 0.0;
+                figures.user_us_per_request = 0.0;
                 figures.ws_open = open as f64;
             }
         }
@@ -190,11 +192,11 @@ impl Run<'_> {
 )]
 fn usage_over(root: u32, ticks: u64, from: Instant, until: Instant) -> Usage {
     thread::sleep(from.saturating_duration_since(Instant::now()));
-    let before = procstat::cpu_time(&procstat::process_tree(root), ticks);
+    let before = procstat::cpu_times(&procstat::process_tree(root), ticks);
     thread::sleep((from + (until - from) / 2).saturating_duration_since(Instant::now()));
     let rss_mid_kib = procstat::rss_kib(&procstat::process_tree(root));
     thread::sleep(until.saturating_duration_since(Instant::now()));
-    let after = procstat::cpu_time(&procstat::process_tree(root), ticks);
+    let after = procstat::cpu_times(&procstat::process_tree(root), ticks);
     Usage {
         cpu: after.saturating_sub(before),
         rss_mid_kib,

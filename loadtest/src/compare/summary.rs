@@ -17,6 +17,9 @@ pub struct Figures {
     /// Proxy CPU time (utime + stime, all its processes) over the measured
     /// window, divided by the requests completed in it.
     pub cpu_us_per_request: f64,
+    /// The part of `cpu_us_per_request` spent in user space (utime): what
+    /// the proxy's own code costs, apart from the kernel's TCP work.
+    pub user_us_per_request: f64,
     /// VmHWM summed over the proxy's processes.
     pub peak_rss_mib: f64,
     pub errors: f64,
@@ -135,6 +138,7 @@ pub fn median(samples: &[Figures]) -> Figures {
         p50_us: of(|f| f.p50_us),
         p99_us: of(|f| f.p99_us),
         cpu_us_per_request: of(|f| f.cpu_us_per_request),
+        user_us_per_request: of(|f| f.user_us_per_request),
         peak_rss_mib: of(|f| f.peak_rss_mib),
         errors: of(|f| f.errors),
         per_cpu_second: of(|f| f.per_cpu_second),
@@ -183,9 +187,12 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
-        "| scenario | proxy | requests/s | p50 | p99 | proxy CPU µs/req | per proxy CPU-s | RSS/conn | peak RSS | errors |"
+        "| scenario | proxy | requests/s | p50 | p99 | proxy CPU µs/req | of it user | per proxy CPU-s | RSS/conn | peak RSS | errors |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     let optional = |value: f64, unit: &str| {
         if value > 0.0 {
             format!("{value:.1}{unit}")
@@ -198,7 +205,7 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
             if let Some(failure) = &cell.failure {
                 let _ = writeln!(
                     out,
-                    "| {scenario} | {} | {} | — | — | — | — | — | — | — |",
+                    "| {scenario} | {} | {} | — | — | — | — | — | — | — | — |",
                     cell.proxy.name(),
                     failure.replace('|', "/").replace('\n', " ")
                 );
@@ -207,12 +214,13 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
             let m = &cell.median;
             let _ = writeln!(
                 out,
-                "| {scenario} | {} | {:.0} | {} | {} | {:.2} | {} | {} | {:.1} MiB | {:.0} |",
+                "| {scenario} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {} | {} | {:.1} MiB | {:.0} |",
                 cell.proxy.name(),
                 m.requests_per_sec,
                 crate::report::format_micros(m.p50_us),
                 crate::report::format_micros(m.p99_us),
                 m.cpu_us_per_request,
+                m.user_us_per_request,
                 optional(m.per_cpu_second, ""),
                 optional(m.rss_kib_per_conn, " KiB"),
                 m.peak_rss_mib,
@@ -257,6 +265,7 @@ mod tests {
             p50_us: 100.0,
             p99_us: 400.0,
             cpu_us_per_request: cpu,
+            user_us_per_request: cpu / 4.0,
             peak_rss_mib: 10.0,
             errors: 0.0,
             per_cpu_second: 0.0,
@@ -296,7 +305,7 @@ mod tests {
         let table = markdown(&["ka"], &cells, &ratios);
         assert!(
             table.contains(
-                "| ka | ringway | 100 | 100.00us | 400.00us | 9.00 | — | — | 10.0 MiB | 0 |"
+                "| ka | ringway | 100 | 100.00us | 400.00us | 9.00 | 2.25 | — | — | 10.0 MiB | 0 |"
             ),
             "{table}"
         );
