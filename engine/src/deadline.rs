@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use monoio::time::{Sleep, sleep_until};
 
@@ -43,10 +43,10 @@ impl Deadline {
     }
 
     /// Run `op`, failing with `Elapsed` (and dropping `op`, which cancels its
-    /// I/O) if it has not completed `limit` from now. A future of its own
-    /// rather than an `async fn`, so that `op` is not moved once more.
-    pub fn run<F: Future>(&mut self, limit: Duration, op: F) -> Run<'_, F> {
-        let at = Instant::now() + limit;
+    /// I/O) if it has not completed by `at`: the worker's recent time plus
+    /// the operation's limit (`Clock::recent`). A future of its own rather
+    /// than an `async fn`, so that `op` is not moved once more.
+    pub fn run<F: Future>(&mut self, at: Instant, op: F) -> Run<'_, F> {
         if self.timer.is_none() || at < self.armed {
             self.arm(at);
         }
@@ -106,6 +106,10 @@ mod tests {
 
     use super::{Deadline, Elapsed};
 
+    fn after(limit: Duration) -> Instant {
+        Instant::now() + limit
+    }
+
     fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
@@ -118,7 +122,7 @@ mod tests {
         runtime().block_on(async {
             let mut deadline = Deadline::new();
             let out = deadline
-                .run(Duration::from_secs(1), async {
+                .run(after(Duration::from_secs(1)), async {
                     monoio::time::sleep(Duration::from_millis(5)).await;
                     7
                 })
@@ -134,7 +138,7 @@ mod tests {
             let start = Instant::now();
             let out = deadline
                 .run(
-                    Duration::from_millis(50),
+                    after(Duration::from_millis(50)),
                     monoio::time::sleep(Duration::from_secs(10)),
                 )
                 .await;
@@ -153,12 +157,14 @@ mod tests {
             let mut deadline = Deadline::new();
             // Arms the timer 30 ms out, then completes at once.
             assert_eq!(
-                deadline.run(Duration::from_millis(30), async {}).await,
+                deadline
+                    .run(after(Duration::from_millis(30)), async {})
+                    .await,
                 Ok(())
             );
             // The timer fires during this one, which still has time left.
             let out = deadline
-                .run(Duration::from_millis(500), async {
+                .run(after(Duration::from_millis(500)), async {
                     monoio::time::sleep(Duration::from_millis(100)).await;
                     "done"
                 })
@@ -168,7 +174,7 @@ mod tests {
             let start = Instant::now();
             let out = deadline
                 .run(
-                    Duration::from_millis(40),
+                    after(Duration::from_millis(40)),
                     monoio::time::sleep(Duration::from_secs(10)),
                 )
                 .await;

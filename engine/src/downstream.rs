@@ -4,9 +4,12 @@
 //! connection are served strictly one after another, so pipelined requests are
 //! answered in order.
 
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +22,7 @@ use crate::access_log::{Entry, RequestLine};
 use crate::buffer::{self, IoVecPair, read_more, write_vec};
 use crate::deadline::Deadline;
 use crate::proxy;
+use crate::shutdown::Wait;
 use crate::snapshot::{Action, HeaderEdits, Limits, Route, Server, Snapshot};
 use crate::stream::ClientStream;
 use crate::tunnel::{self, Pending};
@@ -56,6 +60,9 @@ pub struct Connection<'w> {
     pub upgrade: Option<Pending>,
     /// The one timer bounding every read and write of the request in progress.
     pub deadline: Deadline,
+    /// The worker's shutdown signal, waited on between requests; registered
+    /// once for the connection's life.
+    stop: Wait<'w>,
 }
 
 /// What came of reading a request head.
@@ -100,6 +107,7 @@ pub async fn serve(
         metric: 0,
         upgrade: None,
         deadline: Deadline::new(),
+        stop: worker.shutdown.wait(),
     };
     let mut first = true;
     let mut previous: Option<Rc<Arc<Snapshot>>> = None;
@@ -179,30 +187,40 @@ impl Connection<'_> {
         // An idle keep-alive connection waits `keepalive_timeout` for the next
         // request; once a head has begun, all of it must arrive within
         // `header_timeout` (nginx: client_header_timeout, also for the first request).
-        let mut started = (!self.buf.is_empty() || first).then(Instant::now);
+        let clock = &self.worker.clock;
+        let mut started = (!self.buf.is_empty() || first).then(|| clock.now());
         loop {
             if !self.buf.is_empty() {
-                let at = *started.get_or_insert_with(Instant::now);
+                let at = *started.get_or_insert_with(|| clock.now());
                 match parse_request(&mut self.buf, &limits, std::mem::take(&mut self.scratch)) {
                     Ok(Some(head)) => return HeadRead::Head(head, at),
                     Ok(None) => {}
                     Err(error) => return HeadRead::Rejected(error, at),
                 }
             }
-            let wait = match started {
-                Some(at) => (at + timeouts.0).saturating_duration_since(Instant::now()),
-                None => timeouts.1,
+            // Idle since the previous request ended, which read the clock.
+            let until = match started {
+                Some(at) => at + timeouts.0,
+                None => clock.deadline(timeouts.1),
             };
             // A new connection is expected to send a request, even while the
             // worker drains (it may have been taken from the accept queue then).
             let between_requests = self.buf.is_empty() && !first;
             let read = read_more(&mut self.stream, &mut self.buf, self.worker.buffer_size);
-            let read = self.deadline.run(wait, read);
+            let read = self.deadline.run(until, read);
             let result = if between_requests {
                 // Between requests: a stopping worker closes the connection.
-                monoio::select! {
-                    result = read => result,
-                    () = self.worker.shutdown.wait() => return HeadRead::Closed,
+                let mut read = pin!(read);
+                let stop = &mut self.stop;
+                let first_done = poll_fn(|cx| {
+                    if let Poll::Ready(result) = read.as_mut().poll(cx) {
+                        return Poll::Ready(Some(result));
+                    }
+                    Pin::new(&mut *stop).poll(cx).map(|()| None)
+                });
+                match first_done.await {
+                    Some(result) => result,
+                    None => return HeadRead::Closed,
                 }
             } else {
                 read.await
@@ -212,10 +230,10 @@ impl Connection<'_> {
                 Ok(Ok(_)) => {}
                 // A connection that never sent a byte is closed silently, as nginx does.
                 Err(_) if self.buf.is_empty() && !first => return HeadRead::Closed,
-                Err(_) => return HeadRead::TimedOut(started.unwrap_or_else(Instant::now)),
+                Err(_) => return HeadRead::TimedOut(started.unwrap_or_else(|| clock.now())),
             }
             if started.is_none() && !self.buf.is_empty() {
-                started = Some(Instant::now());
+                started = Some(clock.now());
             }
         }
     }
@@ -224,7 +242,7 @@ impl Connection<'_> {
     /// carry another request.
     async fn handle(&mut self, snapshot: &Snapshot, head: RequestHead, started: Instant) -> bool {
         let outcome = self.dispatch(snapshot, &head).await;
-        let elapsed = started.elapsed();
+        let elapsed = self.worker.clock.now() - started;
         let metrics = &self.worker.metrics;
         metrics.request(self.metric, outcome.status, elapsed);
         metrics.response_bytes.add(outcome.body_bytes);
@@ -411,7 +429,7 @@ impl Connection<'_> {
                 false,
             )
             .await;
-        let elapsed = started.elapsed();
+        let elapsed = self.worker.clock.now() - started;
         self.worker
             .metrics
             .request(crate::metrics::UNPARSED_SLOT, outcome.status, elapsed);
@@ -465,7 +483,8 @@ impl Connection<'_> {
         close: bool,
     ) -> Outcome {
         let write = write_vec(&mut self.stream, out);
-        let (result, out) = match self.deadline.run(Duration::from_secs(60), write).await {
+        let until = self.worker.clock.deadline(Duration::from_secs(60));
+        let (result, out) = match self.deadline.run(until, write).await {
             Ok(done) => done,
             Err(_) => (
                 Err(std::io::ErrorKind::TimedOut.into()),

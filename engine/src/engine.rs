@@ -175,6 +175,7 @@ impl Engine {
                         active: Default::default(),
                         metrics,
                         tunnels: Default::default(),
+                        clock: Default::default(),
                     });
                     run_on_driver(
                         runtime.driver,

@@ -11,6 +11,7 @@ pub mod acl;
 pub mod admin;
 pub mod buffer;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod deadline;

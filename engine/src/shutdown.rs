@@ -1,6 +1,9 @@
 //! A worker's shutdown signal: one flag and the wakers of the futures waiting
 //! for it (accept loops, idle keep-alive connections). Single-threaded, no
 //! locks; waiter slots are reused, so waiting never allocates in steady state.
+//! A `Wait` polled again by the same task keeps its registration: a
+//! keep-alive connection holds one `Wait` for its whole life and polls it
+//! between requests without registering anew.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -67,7 +70,10 @@ impl Future for Wait<'_> {
                 slot
             }
         };
-        waiters[slot] = Some(cx.waker().clone());
+        match &waiters[slot] {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => waiters[slot] = Some(cx.waker().clone()),
+        }
         Poll::Pending
     }
 }
@@ -100,5 +106,39 @@ mod tests {
         shutdown.begin();
         assert!(wait.as_mut().poll(&mut cx).is_ready());
         assert!(Box::pin(shutdown.wait()).as_mut().poll(&mut cx).is_ready());
+    }
+
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn counting() -> (std::sync::Arc<Count>, Waker) {
+        let count = std::sync::Arc::new(Count(Default::default()));
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn a_wait_polled_again_keeps_its_slot_and_follows_a_new_task() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let shutdown = Shutdown::default();
+        let (first, first_waker) = counting();
+        let (second, second_waker) = counting();
+        let mut wait = shutdown.wait();
+        for _ in 0..3 {
+            let mut cx = Context::from_waker(&first_waker);
+            assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        }
+        assert_eq!(shutdown.waiters.borrow().len(), 1);
+        // Polled by another task: that task is the one to wake.
+        let mut cx = Context::from_waker(&second_waker);
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_pending());
+        assert_eq!(shutdown.waiters.borrow().len(), 1);
+        shutdown.begin();
+        assert_eq!((first.0.load(Relaxed), second.0.load(Relaxed)), (0, 1));
+        assert!(Pin::new(&mut wait).poll(&mut cx).is_ready());
     }
 }

@@ -127,8 +127,8 @@ impl UpstreamPool {
 
     /// Keep `conn` for reuse (`keepalive = 0` never pools). More than
     /// `keepalive` idle connections to its server are kept only while traffic
-    /// keeps reusing them (see `SURPLUS_IDLE`).
-    pub fn put(&mut self, conn: UpstreamConn, keepalive: usize) {
+    /// keeps reusing them (see `SURPLUS_IDLE`). `now` stamps it idle.
+    pub fn put(&mut self, conn: UpstreamConn, keepalive: usize, now: Instant) {
         if keepalive == 0 || !conn.buf.is_empty() {
             return;
         }
@@ -143,7 +143,6 @@ impl UpstreamPool {
                 self.idle.last_mut().expect("just pushed")
             }
         };
-        let now = Instant::now();
         list.keepalive = keepalive;
         list.conns.push_back(Idle { conn, since: now });
         self.idle_total += 1;

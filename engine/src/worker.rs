@@ -17,6 +17,7 @@ use monoio::net::{TcpListener, TcpStream};
 
 use crate::access_log::{AccessLog, Entry};
 use crate::buffer;
+use crate::clock::Clock;
 use crate::downstream;
 use crate::metrics::WorkerMetrics;
 use crate::shutdown::Shutdown;
@@ -53,6 +54,8 @@ pub struct Worker {
     pub metrics: Arc<WorkerMetrics>,
     /// Upgraded connections: counters, pipes, splice or copy.
     pub tunnels: Tunnels,
+    /// Exact where durations are reported, the last reading for deadlines.
+    pub clock: Clock,
 }
 
 impl Worker {
@@ -107,7 +110,8 @@ pub async fn run(
         monoio::time::sleep(STOP_POLL).await;
         {
             let mut pool = worker.pool.borrow_mut();
-            pool.trim(std::time::Instant::now());
+            // Also what keeps `clock.recent()` within a tick of now.
+            pool.trim(worker.clock.now());
             worker.metrics.pool_idle.set(pool.idle_count() as u64);
         }
         while let Ok(command) = inbox.try_recv() {

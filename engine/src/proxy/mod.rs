@@ -4,7 +4,7 @@
 //! connection to the pool when both messages ended cleanly.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use ringway_protocol::h1::{
@@ -153,7 +153,7 @@ pub async fn forward(
             // A connection asked to upgrade is never reused, whatever it answered.
             if reusable && !body_unsent && !upgrading {
                 let mut pool = conn.worker.pool.borrow_mut();
-                pool.put(up, upstream.keepalive);
+                pool.put(up, upstream.keepalive, conn.worker.clock.recent());
                 conn.worker.metrics.pool_idle.set(pool.idle_count() as u64);
             }
             if body_unsent {
@@ -245,7 +245,7 @@ async fn exchange(
             {
                 Ok(up) => {
                     conn.worker.metrics.upstream_connect[upstream.metric]
-                        .observe(up.opened.elapsed());
+                        .observe(conn.worker.clock.now() - up.opened);
                     up
                 }
                 Err(error) => {
@@ -258,10 +258,12 @@ async fn exchange(
                 }
             },
         };
-        let sent = Instant::now();
+        // The clock was read when the head arrived, or just now after a connect.
+        let sent = conn.worker.clock.recent();
         match send_and_receive(conn, route, &mut up, head, body, request_head, upgrading).await {
             Ok(response) => {
-                conn.worker.metrics.upstream_response[upstream.metric].observe(sent.elapsed());
+                let arrived = conn.worker.clock.now();
+                conn.worker.metrics.upstream_response[upstream.metric].observe(arrived - sent);
                 return Ok((up, response));
             }
             Err(ProxyError::UpstreamClosed {
@@ -305,7 +307,11 @@ async fn send_and_receive(
         retryable: true,
     };
     let write = write_keep(&mut up.stream, request_head);
-    match conn.deadline.run(route.send_timeout, write).await {
+    match conn
+        .deadline
+        .run(conn.worker.clock.deadline(route.send_timeout), write)
+        .await
+    {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(closed(e)),
         Err(_) => return Err(ProxyError::UpstreamTimeout),
@@ -356,7 +362,11 @@ async fn read_response_head(
             }
         }
         let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
-        match conn.deadline.run(read_timeout, read).await {
+        match conn
+            .deadline
+            .run(conn.worker.clock.deadline(read_timeout), read)
+            .await
+        {
             Ok(Ok(0)) => {
                 return Err(ProxyError::UpstreamClosed {
                     source: std::io::ErrorKind::UnexpectedEof.into(),

@@ -115,7 +115,11 @@ pub(super) async fn relay_response(
             }
         }
         let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
-        match conn.deadline.run(route.read_timeout, read).await {
+        match conn
+            .deadline
+            .run(conn.worker.clock.deadline(route.read_timeout), read)
+            .await
+        {
             Ok(Ok(0)) => {
                 decoder
                     .finish_on_eof()
@@ -166,7 +170,11 @@ async fn splice_body(
             let _ = up.stream.readable(false).await;
             splice_once(&mut up.stream, client, &mut pipe, left).await
         };
-        match conn.deadline.run(patience, step).await {
+        match conn
+            .deadline
+            .run(conn.worker.clock.deadline(patience), step)
+            .await
+        {
             Ok(Ok(0)) => return Err("upstream closed before the end of the body".into()),
             Ok(Ok(n)) => left -= n as u64,
             // A readiness that turned out empty: the pipe is still empty.
@@ -193,7 +201,11 @@ async fn flush(
     }
     let body_len = out.len() - *head_pending;
     let write = write_vec(&mut conn.stream, std::mem::take(out));
-    match conn.deadline.run(route.send_timeout, write).await {
+    match conn
+        .deadline
+        .run(conn.worker.clock.deadline(route.send_timeout), write)
+        .await
+    {
         Ok((result, buf)) => {
             *out = buf;
             result.map_err(|e| format!("client: {e}"))?;
@@ -218,7 +230,11 @@ async fn send(
     let body_len = out.len() - *head_pending + body.len();
     let iov = conn.iov.take().unwrap_or_default();
     let write = write_head_body(&mut conn.stream, std::mem::take(out), body, iov);
-    match conn.deadline.run(route.send_timeout, write).await {
+    match conn
+        .deadline
+        .run(conn.worker.clock.deadline(route.send_timeout), write)
+        .await
+    {
         Ok((result, buf, iov)) => {
             *out = buf;
             conn.iov = Some(iov);

@@ -205,6 +205,37 @@ fn demo_echoes_the_proxied_request_as_json() {
     }
 }
 
+both_drivers!(sigterm_closes_idle_keep_alive_connections);
+
+/// DESIGN.md §3: a draining worker closes keep-alive connections idle between
+/// requests at once, rather than waiting out `shutdown_timeout` for them.
+fn sigterm_closes_idle_keep_alive_connections(driver: Driver) {
+    let backend = backend::echo_backend();
+    let config = proxy_config(backend.addr(), TEST_LIMITS)
+        .replace(r#"shutdown_timeout = "1s""#, r#"shutdown_timeout = "10s""#);
+    let proxy = Ringway::start(&config, driver);
+    let mut idle = proxy.connect();
+    for path in ["/one", "/two"] {
+        let resp = idle.roundtrip(&request::get(path));
+        assert_eq!(resp.status, 200);
+    }
+    let began = Instant::now();
+    proxy.sigterm();
+    idle.expect_close(Duration::from_secs(5))
+        .expect("the idle connection is closed");
+    let exited = proxy.stop();
+    assert!(
+        exited.status.success(),
+        "exit after SIGTERM: {}",
+        exited.status
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "drain took {:?} with only an idle connection open",
+        began.elapsed()
+    );
+}
+
 both_drivers!(sigterm_drains_in_flight_requests);
 
 /// DESIGN.md §3: SIGTERM drains gracefully then exits 0; a request in flight is answered.
