@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Build ringway with profile-guided optimisation: an instrumented build is
+# trained by the benchmark harness itself (every compare scenario, ringway
+# alone: keep-alive and new connections, bodies from 100 B to 1 MiB, open
+# loop, TLS, WebSockets), then the release build uses that profile. The
+# proxy's own user-space CPU per request falls by about a quarter
+# (docs/benchmarks.md, "Profile-guided build").
+#
+# usage: loadtest/scripts/build_pgo.sh [OUT_DIR]
+#   OUT_DIR (default target/pgo) receives bin/ringway and bin/ringway-load.
+# Needs rustup's llvm-tools component (installed here when missing).
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+out=$(realpath -m "${1:-target/pgo}")
+work="$out/work"
+rm -rf "$work"
+mkdir -p "$work/profiles" "$out/bin"
+
+sysroot=$(rustc --print sysroot)
+host=$(rustc -vV | sed -n 's/^host: //p')
+profdata="$sysroot/lib/rustlib/$host/bin/llvm-profdata"
+if [[ ! -x $profdata ]]; then
+  rustup component add llvm-tools
+fi
+
+echo "== instrumented build"
+RUSTFLAGS="-Cprofile-generate=$work/profiles" CARGO_TARGET_DIR="$work/instrumented" \
+  cargo build --release --locked -p ringway
+CARGO_TARGET_DIR="$work/load" cargo build --release --locked -p ringway-load
+
+echo "== training: every compare scenario through the instrumented ringway"
+# Each ringway process writes its own profile when it exits (compare stops
+# it with SIGTERM, a clean exit).
+LLVM_PROFILE_FILE="$work/profiles/ringway-%p-%m.profraw" \
+  "$work/load/release/ringway-load" compare --proxies ringway --scenarios all --quick \
+  --reps 1 --ws-idle 1000 --ringway "$work/instrumented/release/ringway" \
+  --json "$work/training.json" --svg "$work/training.svg"
+shopt -s nullglob
+profiles=("$work"/profiles/*.profraw)
+if (( ${#profiles[@]} == 0 )); then
+  echo "no profile was written by the training run" >&2
+  exit 1
+fi
+"$profdata" merge -o "$work/ringway.profdata" "${profiles[@]}"
+
+echo "== optimised build"
+RUSTFLAGS="-Cprofile-use=$work/ringway.profdata" \
+  CARGO_TARGET_DIR="$work/optimised" cargo build --release --locked -p ringway
+cp "$work/optimised/release/ringway" "$out/bin/ringway"
+cp "$work/load/release/ringway-load" "$out/bin/ringway-load"
+echo "built $out/bin/ringway (profile from ${#profiles[@]} runs); compare it with"
+echo "  $out/bin/ringway-load compare"
