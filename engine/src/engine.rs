@@ -386,7 +386,8 @@ type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriv
 /// interrupting the worker's CPU with task work each time a socket becomes
 /// ready. That is 11 % less kernel time per proxied request here
 /// (docs/benchmarks.md). Kernels before 6.1 refuse the flags; the ring is
-/// then built without them.
+/// then built without them. ringway-load sets up its rings the same way
+/// (loadtest/src/runtime.rs), so the floor relay gets the same help.
 fn uring_runtime(entries: u32) -> std::io::Result<UringRuntime> {
     let build = |ring: io_uring::Builder| {
         monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
