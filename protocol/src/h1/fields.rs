@@ -251,11 +251,22 @@ pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// and all must be the same number. `None` when the field is absent.
 pub(crate) fn content_length(fields: Fields<'_>) -> Result<Option<u64>, ProtocolError> {
     let mut found = None;
-    for element in fields.all(Name::ContentLength).flat_map(list_elements) {
-        let n = parse_decimal(element).ok_or(ProtocolError::BadContentLength)?;
-        match found {
-            Some(prev) if prev != n => return Err(ProtocolError::BadContentLength),
-            _ => found = Some(n),
+    let mut agree = |n: Option<u64>| match (n, found) {
+        (None, _) => Err(ProtocolError::BadContentLength),
+        (Some(n), Some(prev)) if prev != n => Err(ProtocolError::BadContentLength),
+        (n, _) => {
+            found = n;
+            Ok(())
+        }
+    };
+    for value in fields.all(Name::ContentLength) {
+        // Nearly always one number: no list to split.
+        if !value.contains(&b',') {
+            agree(parse_decimal(value))?;
+            continue;
+        }
+        for element in list_elements(value) {
+            agree(parse_decimal(element))?;
         }
     }
     Ok(found)
