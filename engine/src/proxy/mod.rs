@@ -51,10 +51,12 @@ pub async fn forward(
 ) -> Outcome {
     let route = found.route;
     let upstream = &snapshot.upstreams[target.upstream];
-    let upgrading = match upgrade::admit(conn, head, server, route).await {
-        Ok(upgrading) => upgrading,
-        Err(refused) => return refused,
-    };
+    // Most requests ask for no upgrade: no admission future to make and poll.
+    let upgrading = head.wants_upgrade()
+        && match upgrade::admit(conn, head, server, route).await {
+            Ok(upgrading) => upgrading,
+            Err(refused) => return refused,
+        };
     build_target(
         &mut conn.target,
         head,
@@ -316,7 +318,9 @@ async fn send_and_receive(
         Ok(Err(e)) => return Err(closed(e)),
         Err(_) => return Err(ProxyError::UpstreamTimeout),
     }
-    send_body(conn, route, up, body).await?;
+    if !body.is_done() {
+        send_body(conn, route, up, body).await?;
+    }
     read_response_head(up, route.read_timeout, head.method(), upgrading, conn).await
 }
 
