@@ -21,15 +21,8 @@ import subprocess
 import tempfile
 import time
 
-from compare_vs_wrk import TICKS, wait_listening
+from compare_vs_wrk import cpu_times, wait_listening
 from proxies_vs_wrk import wait_closed
-
-
-def cpu_times(pid):
-    """(user, system) CPU seconds of `pid` so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
 def main():

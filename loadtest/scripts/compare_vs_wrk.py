@@ -65,10 +65,15 @@ def parse_ringway_load(out):
     return requests, rps, micros(row[0]), micros(row[2])
 
 
-def cpu_seconds(pid):
+def cpu_times(pid):
+    """(user, system) CPU seconds of `pid` so far (utime, stime of /proc/PID/stat)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def cpu_seconds(pid):
+    return sum(cpu_times(pid))
 
 
 def wait_listening(port):
