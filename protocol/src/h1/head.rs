@@ -7,6 +7,7 @@
 
 use std::mem::MaybeUninit;
 
+use super::fields::HeaderField;
 use crate::error::ProtocolError;
 
 /// The largest header array handed to httparse; `HeadLimits::max_headers`
@@ -37,6 +38,45 @@ pub(crate) enum LeadingEmptyLines {
     Skip,
     /// Nothing allows them before a status-line; they mean a framing mismatch.
     Reject,
+}
+
+/// What a parse is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delimited {
+    /// The start of the buffer, up to the head limit: httparse finds the end
+    /// of the head, and a head that is incomplete, refused or not `is_tidy`
+    /// is left to `find_head` and an `Exact` parse.
+    Window,
+    /// Exactly the head `find_head` found.
+    Exact,
+}
+
+/// Is a head that httparse parsed whole laid out the way a writer writes
+/// one: the start line at the very beginning, then every field line exactly
+/// `name ": " value CRLF` (`HeaderField::plain`), back to back, then CRLF?
+/// Such a head has every line end a CRLF and no line folded or starting with
+/// whitespace, which is all `find_head` refuses that httparse accepts, so it
+/// parses exactly as it would after `find_head`. It costs a comparison or two
+/// per field instead of `find_head`'s walk over every byte; anything else
+/// (leading empty lines, OWS around a value, an empty value) goes that way.
+pub(crate) fn is_tidy(head: &[u8], fields: &[HeaderField]) -> bool {
+    let len = head.len();
+    if len < 4 || matches!(head[0], b'\r' | b'\n') {
+        return false;
+    }
+    // httparse ended the start line with an LF just before the first field
+    // (or the final empty line): it must have a CR before it.
+    let mut at = fields.first().map_or(len - 2, |f| f.name.start as usize);
+    if at < 2 || head[at - 2] != b'\r' {
+        return false;
+    }
+    for field in fields {
+        if !field.plain || field.name.start as usize != at {
+            return false;
+        }
+        at = field.plain_end();
+    }
+    at == len - 2 && head[at] == b'\r'
 }
 
 /// Locate a complete head at the start of `buf`.

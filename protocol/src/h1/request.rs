@@ -6,7 +6,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::fields::{Fields, HeaderField, Span, Summary, collect_fields};
 use super::framing::framing_for_request;
 use super::head::{
-    LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage, start_line,
+    Delimited, LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage,
+    is_tidy, start_line,
 };
 use super::name::Name;
 use super::target::{is_valid_host, parse_target};
@@ -142,38 +143,60 @@ impl RequestHead {
 pub fn parse_request(
     buf: &mut BytesMut,
     limits: &HeadLimits,
-    scratch: Vec<HeaderField>,
+    mut scratch: Vec<HeaderField>,
 ) -> Result<Option<RequestHead>, ProtocolError> {
     let max_head_size = limits.max_head_size.min(u32::MAX as usize);
+    // The common case first: a complete, clean head, delimited by httparse.
+    let window = &buf[..buf.len().min(max_head_size)];
+    if let Some((parsed, len)) =
+        parse_validated(window, Delimited::Window, limits.max_headers, &mut scratch)?
+    {
+        let bytes = buf.split_to(len).freeze();
+        return Ok(Some(RequestHead { bytes, ..parsed }));
+    }
     let Some(extent) = find_head(buf, max_head_size, LeadingEmptyLines::Skip)? else {
         return Ok(None);
     };
     let head = &buf[extent.skip..extent.skip + extent.len];
-    let parsed = parse_validated(head, limits.max_headers, scratch)?;
+    let parsed = parse_validated(head, Delimited::Exact, limits.max_headers, &mut scratch)?;
+    let (parsed, _) = parsed.expect("an exact head is parsed or refused");
     buf.advance(extent.skip);
     let bytes = buf.split_to(extent.len).freeze();
     Ok(Some(RequestHead { bytes, ..parsed }))
 }
 
 /// Everything but taking the bytes out of the buffer, so that an error leaves
-/// `buf` as it was.
+/// `buf` as it was. Returns the head (its `bytes` still empty) and its
+/// length, or `None` when a `Window` holds no complete tidy head.
 fn parse_validated(
-    head: &[u8],
+    input: &[u8],
+    delimited: Delimited,
     max_headers: usize,
-    mut fields: Vec<HeaderField>,
-) -> Result<RequestHead, ProtocolError> {
+    fields: &mut Vec<HeaderField>,
+) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
     let mut storage = header_storage();
     let mut req = httparse::Request::new(&mut []);
     let n = max_headers.min(MAX_HEADERS);
-    match req.parse_with_uninit_headers(head, &mut storage[..n]) {
-        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
-        Ok(_) => return Err(ProtocolError::Malformed),
-        Err(e) => return Err(map_error(e, head)),
-    }
+    let parsed = req.parse_with_uninit_headers(input, &mut storage[..n]);
+    let head = match (delimited, parsed) {
+        (Delimited::Window, Ok(httparse::Status::Complete(len))) => &input[..len],
+        (Delimited::Window, _) => return Ok(None),
+        (Delimited::Exact, Ok(httparse::Status::Complete(len))) if len == input.len() => input,
+        (Delimited::Exact, Ok(_)) => return Err(ProtocolError::Malformed),
+        (Delimited::Exact, Err(e)) => return Err(map_error(e, input)),
+    };
+    let head_len = head.len();
     let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(ProtocolError::Malformed);
     };
-    let summary = collect_fields(head, req.headers, &mut fields)?;
+    // A head the fast way takes must be tidy before anything about it is
+    // refused: an untidy one may have a different error, found by `find_head`.
+    let summary = match collect_fields(head, req.headers, fields) {
+        Ok(summary) if delimited == Delimited::Exact || is_tidy(head, fields) => summary,
+        Ok(_) => return Ok(None),
+        Err(_) if delimited == Delimited::Window => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let version = if minor == 0 {
         Version::Http10
     } else {
@@ -185,7 +208,7 @@ fn parse_validated(
     let target = parse_target(head, target_span, method)?;
     let view = Fields {
         bytes: head,
-        list: &fields,
+        list: fields,
         summary,
     };
 
@@ -204,7 +227,7 @@ fn parse_validated(
     let upgrade = view.first(Name::Upgrade).map(|v| Span::of(head, v));
     let wants_upgrade = version == Version::Http11 && upgrade.is_some() && options.upgrade;
 
-    Ok(RequestHead {
+    let head = RequestHead {
         bytes: Bytes::new(),
         method,
         method_span,
@@ -214,13 +237,14 @@ fn parse_validated(
         version,
         host,
         upgrade,
-        fields,
+        fields: std::mem::take(fields),
         summary,
         framing,
         keep_alive,
         expect_continue,
         wants_upgrade,
-    })
+    };
+    Ok(Some((head, head_len)))
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; no request may

@@ -6,7 +6,8 @@ use bytes::{Bytes, BytesMut};
 use super::fields::{Fields, HeaderField, Span, Summary, collect_fields, is_field_vchar};
 use super::framing::framing_for_response;
 use super::head::{
-    LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage, start_line,
+    Delimited, LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage,
+    is_tidy, start_line,
 };
 use super::{BodyFraming, HeadLimits, Method, Version};
 use crate::error::ProtocolError;
@@ -92,38 +93,68 @@ pub fn parse_response(
     buf: &mut BytesMut,
     limits: &HeadLimits,
     request_method: Method,
-    scratch: Vec<HeaderField>,
+    mut scratch: Vec<HeaderField>,
 ) -> Result<Option<ResponseHead>, ProtocolError> {
     let max_head_size = limits.max_head_size.min(u32::MAX as usize);
+    // The common case first: a complete, clean head, delimited by httparse.
+    let window = &buf[..buf.len().min(max_head_size)];
+    let fast = parse_validated(
+        window,
+        Delimited::Window,
+        limits.max_headers,
+        request_method,
+        &mut scratch,
+    )?;
+    if let Some((parsed, len)) = fast {
+        let bytes = buf.split_to(len).freeze();
+        return Ok(Some(ResponseHead { bytes, ..parsed }));
+    }
     let Some(extent) = find_head(buf, max_head_size, LeadingEmptyLines::Reject)? else {
         return Ok(None);
     };
     debug_assert_eq!(extent.skip, 0);
     let parsed = parse_validated(
         &buf[..extent.len],
+        Delimited::Exact,
         limits.max_headers,
         request_method,
-        scratch,
+        &mut scratch,
     )?;
+    let (parsed, _) = parsed.expect("an exact head is parsed or refused");
     let bytes = buf.split_to(extent.len).freeze();
     Ok(Some(ResponseHead { bytes, ..parsed }))
 }
 
+/// As `request::parse_validated`: the head (its `bytes` still empty) and its
+/// length, or `None` when a `Window` holds no complete tidy head.
 fn parse_validated(
-    head: &[u8],
+    input: &[u8],
+    delimited: Delimited,
     max_headers: usize,
     request_method: Method,
-    mut fields: Vec<HeaderField>,
-) -> Result<ResponseHead, ProtocolError> {
+    fields: &mut Vec<HeaderField>,
+) -> Result<Option<(ResponseHead, usize)>, ProtocolError> {
     let mut storage = header_storage();
     let mut resp = httparse::Response::new(&mut []);
     let n = max_headers.min(MAX_HEADERS);
     let config = httparse::ParserConfig::default();
-    match config.parse_response_with_uninit_headers(&mut resp, head, &mut storage[..n]) {
-        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
-        Ok(_) => return Err(ProtocolError::Malformed),
-        Err(e) => return Err(map_error(e, head)),
-    }
+    let parsed = config.parse_response_with_uninit_headers(&mut resp, input, &mut storage[..n]);
+    let head = match (delimited, parsed) {
+        (Delimited::Window, Ok(httparse::Status::Complete(len))) => &input[..len],
+        (Delimited::Window, _) => return Ok(None),
+        (Delimited::Exact, Ok(httparse::Status::Complete(len))) if len == input.len() => input,
+        (Delimited::Exact, Ok(_)) => return Err(ProtocolError::Malformed),
+        (Delimited::Exact, Err(e)) => return Err(map_error(e, input)),
+    };
+    let head_len = head.len();
+    // A head the fast way takes must be tidy before anything about it is
+    // refused: an untidy one may have a different error, found by `find_head`.
+    let summary = match collect_fields(head, resp.headers, fields) {
+        Ok(summary) if delimited == Delimited::Exact || is_tidy(head, fields) => summary,
+        Ok(_) => return Ok(None),
+        Err(_) if delimited == Delimited::Window => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let (Some(minor), Some(status)) = (resp.version, resp.code) else {
         return Err(ProtocolError::BadStatus);
     };
@@ -132,7 +163,6 @@ fn parse_validated(
         return Err(ProtocolError::BadStatus);
     }
     let reason = reason_span(head)?;
-    let summary = collect_fields(head, resp.headers, &mut fields)?;
     let version = if minor == 0 {
         Version::Http10
     } else {
@@ -140,7 +170,7 @@ fn parse_validated(
     };
     let view = Fields {
         bytes: head,
-        list: &fields,
+        list: fields,
         summary,
     };
     let framing = framing_for_response(version, status, request_method, view)?;
@@ -152,16 +182,17 @@ fn parse_validated(
     let tunnel =
         status == 101 || (request_method == Method::Connect && (200..300).contains(&status));
     let keep_alive = persistent && framing != BodyFraming::UntilClose && !tunnel;
-    Ok(ResponseHead {
+    let head = ResponseHead {
         bytes: Bytes::new(),
         version,
         status,
         reason,
-        fields,
+        fields: std::mem::take(fields),
         summary,
         framing,
         keep_alive,
-    })
+    };
+    Ok(Some((head, head_len)))
 }
 
 /// reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ) after "HTTP/1.x NNN "

@@ -549,3 +549,109 @@ fn errors_leave_the_buffer_untouched() {
     assert!(parse_request(&mut buf, &LIMITS, Vec::new()).is_err());
     assert_eq!(&buf[..], &raw[..]);
 }
+
+/// The head as `find_head` delimits it, parsed the exact (slow) way.
+fn parse_exact(raw: &[u8]) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
+    use crate::h1::head::{Delimited, LeadingEmptyLines, find_head};
+    let Some(extent) = find_head(raw, LIMITS.max_head_size, LeadingEmptyLines::Skip)? else {
+        return Ok(None);
+    };
+    let head = &raw[extent.skip..extent.skip + extent.len];
+    let mut fields = Vec::new();
+    let bytes = bytes::Bytes::copy_from_slice(head);
+    super::parse_validated(head, Delimited::Exact, LIMITS.max_headers, &mut fields)
+        .map(|parsed| parsed.map(|(head, len)| (RequestHead { bytes, ..head }, extent.skip + len)))
+}
+
+#[test]
+fn the_fast_path_agrees_with_find_head_and_the_exact_parse() {
+    // Heads assembled from pieces that matter to either path, cut at every
+    // length: whatever the fast path accepts, the exact path accepts alike;
+    // whatever it leaves, `parse_request` answers as the exact path does.
+    const PIECES: [&[u8]; 14] = [
+        b"\r\n",
+        b"\r\n",
+        b"\r\n",
+        b"\n",
+        b" ",
+        b"\t",
+        b"\x7f",
+        b"\x01",
+        b"Host: a",
+        b"Host: b",
+        b"Connection: close",
+        b"Content-Length: 5",
+        b"Transfer-Encoding: chunked",
+        b"X: y",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut fast_hits = 0;
+    for _ in 0..4000 {
+        let mut raw = b"GET /p HTTP/1.1".to_vec();
+        if state.is_multiple_of(7) {
+            raw.splice(0..0, b"\r\n".iter().copied());
+        }
+        for _ in 0..8 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            raw.extend_from_slice(PIECES[(state % PIECES.len() as u64) as usize]);
+        }
+        raw.extend_from_slice(b"\r\n\r\nnext");
+        for cut in 0..=raw.len() {
+            let part = &raw[..cut];
+            let mut fields = Vec::new();
+            let fast = super::parse_validated(
+                part,
+                crate::h1::head::Delimited::Window,
+                LIMITS.max_headers,
+                &mut fields,
+            )
+            .map(|parsed| {
+                parsed.map(|(head, len)| {
+                    let bytes = bytes::Bytes::copy_from_slice(&part[..len]);
+                    (RequestHead { bytes, ..head }, len)
+                })
+            });
+            let exact = parse_exact(part);
+            let summary = |r: &Result<Option<(RequestHead, usize)>, ProtocolError>| match r {
+                Ok(Some((h, len))) => Ok(Some((
+                    *len,
+                    h.method(),
+                    h.target().to_vec(),
+                    h.host().map(<[u8]>::to_vec),
+                    h.framing(),
+                    h.keep_alive(),
+                    h.fields().list.len(),
+                ))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(*e),
+            };
+            // A head the fast path takes (complete and tidy) is parsed, or
+            // refused, exactly as the exact path does; only heads without
+            // leading empty lines go that way, so the lengths compare directly.
+            if !matches!(fast, Ok(None)) {
+                fast_hits += 1;
+                assert_eq!(
+                    summary(&fast),
+                    summary(&exact),
+                    "{:?}",
+                    String::from_utf8_lossy(part)
+                );
+            }
+            let mut buf = BytesMut::from(part);
+            let through = parse_request(&mut buf, &LIMITS, Vec::new());
+            let through = through.map(|h| h.map(|h| (h, cut - buf.len())));
+            assert_eq!(
+                summary(&through),
+                summary(&exact),
+                "{:?}",
+                String::from_utf8_lossy(part)
+            );
+        }
+    }
+    assert!(
+        fast_hits > 1000,
+        "the generated heads exercise the fast path: {fast_hits}"
+    );
+}

@@ -259,3 +259,107 @@ fn oversized_response_head() {
         ProtocolError::HeadTooLarge
     );
 }
+
+type Parsed = Result<Option<(ResponseHead, usize)>, ProtocolError>;
+
+/// The head as `find_head` delimits it, parsed the exact (slow) way.
+fn parse_exact(raw: &[u8]) -> Parsed {
+    use crate::h1::head::{Delimited, LeadingEmptyLines, find_head};
+    let Some(extent) = find_head(raw, LIMITS.max_head_size, LeadingEmptyLines::Reject)? else {
+        return Ok(None);
+    };
+    let head = &raw[..extent.len];
+    let bytes = bytes::Bytes::copy_from_slice(head);
+    let mut fields = Vec::new();
+    super::parse_validated(
+        head,
+        Delimited::Exact,
+        LIMITS.max_headers,
+        Method::Get,
+        &mut fields,
+    )
+    .map(|parsed| parsed.map(|(head, len)| (ResponseHead { bytes, ..head }, len)))
+}
+
+#[test]
+fn the_fast_path_agrees_with_find_head_and_the_exact_parse() {
+    // As for requests: generated heads cut at every length; whatever the
+    // fast path takes is parsed or refused exactly as the exact path does,
+    // and `parse_response` answers everything as the exact path does.
+    const PIECES: [&[u8]; 13] = [
+        b"\r\n",
+        b"\r\n",
+        b"\r\n",
+        b"\n",
+        b" ",
+        b"\t",
+        b"\x7f",
+        b"Server: a",
+        b"Connection: close",
+        b"Content-Length: 5",
+        b"Content-Length: 6",
+        b"Transfer-Encoding: chunked",
+        b"X: y",
+    ];
+    let summary = |r: &Parsed| match r {
+        Ok(Some((h, len))) => Ok(Some((
+            *len,
+            h.status(),
+            h.reason().to_vec(),
+            h.framing(),
+            h.keep_alive(),
+            h.headers()
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect::<Vec<_>>(),
+        ))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(*e),
+    };
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut fast_hits = 0;
+    for _ in 0..4000 {
+        let mut raw = b"HTTP/1.1 200 OK".to_vec();
+        if state.is_multiple_of(7) {
+            raw.splice(0..0, b"\r\n".iter().copied());
+        }
+        for _ in 0..8 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            raw.extend_from_slice(PIECES[(state % PIECES.len() as u64) as usize]);
+        }
+        raw.extend_from_slice(b"\r\n\r\nbody");
+        for cut in 0..=raw.len() {
+            let part = &raw[..cut];
+            let mut fields = Vec::new();
+            let fast: Parsed = super::parse_validated(
+                part,
+                crate::h1::head::Delimited::Window,
+                LIMITS.max_headers,
+                Method::Get,
+                &mut fields,
+            )
+            .map(|parsed| {
+                parsed.map(|(head, len)| {
+                    let bytes = bytes::Bytes::copy_from_slice(&part[..len]);
+                    (ResponseHead { bytes, ..head }, len)
+                })
+            });
+            let exact = parse_exact(part);
+            if !matches!(fast, Ok(None)) {
+                fast_hits += 1;
+                let text = String::from_utf8_lossy(part);
+                assert_eq!(summary(&fast), summary(&exact), "{text:?}");
+            }
+            let mut buf = BytesMut::from(part);
+            let through = parse_response(&mut buf, &LIMITS, Method::Get, Vec::new());
+            let through = through.map(|h| h.map(|h| (h, cut - buf.len())));
+            let text = String::from_utf8_lossy(part);
+            assert_eq!(summary(&through), summary(&exact), "{text:?}");
+        }
+    }
+    assert!(
+        fast_hits > 1000,
+        "the generated heads exercise the fast path: {fast_hits}"
+    );
+}
