@@ -54,6 +54,7 @@ fn write_head(c: &mut Criterion) {
         client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
         proto: b"http",
         trusted_peer: false,
+        lines: b"",
     };
     let request = UpstreamRequest {
         target: head.target(),

@@ -52,6 +52,10 @@ pub struct Connection<'w> {
     pub scratch: Vec<HeaderField>,
     /// The head sent upstream, kept for a retry; reused request after request.
     pub upstream_head: Vec<u8>,
+    /// X-Forwarded-For, X-Real-IP and X-Forwarded-Proto from this connection
+    /// alone (`ringway_protocol::connection_lines`), rendered by its first
+    /// proxied request and copied whole by every one after.
+    pub forwarding_lines: Vec<u8>,
     /// Header spans of upstream responses, reused.
     pub response_scratch: Vec<HeaderField>,
     /// Metrics slot of the current request: its route, else its server's.
@@ -103,6 +107,7 @@ pub async fn serve(
         target: Vec::new(),
         scratch: Vec::new(),
         upstream_head: Vec::with_capacity(1024),
+        forwarding_lines: Vec::new(),
         response_scratch: Vec::new(),
         metric: 0,
         upgrade: None,

@@ -20,6 +20,26 @@ pub struct Forwarded<'a> {
     pub proto: &'a [u8],
     /// The peer is in `trusted_proxies`: its X-Forwarded-* are kept.
     pub trusted_peer: bool,
+    /// `connection_lines(client, proto)`, rendered once for the connection,
+    /// or empty. Written whole, in place of composing the same three lines
+    /// again, for a peer that is not trusted when no edit names them.
+    pub lines: &'a [u8],
+}
+
+/// X-Forwarded-For, X-Real-IP and X-Forwarded-Proto as a peer that is not a
+/// trusted proxy gets them: from the connection alone, whatever the request
+/// says. A connection renders them once (`Forwarded::lines`) and every
+/// request it forwards copies them as one run.
+pub fn connection_lines(out: &mut Vec<u8>, client: IpAddr, proto: &[u8]) {
+    let client = IpText::new(client.to_canonical());
+    for name in [b"X-Forwarded-For: " as &[u8], b"X-Real-IP: "] {
+        out.extend_from_slice(name);
+        out.extend_from_slice(client.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"X-Forwarded-Proto: ");
+    out.extend_from_slice(proto);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Fields that describe one connection, not the message (RFC 9110 §7.6.1),
@@ -64,6 +84,16 @@ pub(crate) fn write_forwarding_headers(
     edits: &[HeaderEdit<'_>],
 ) {
     let fields = head.fields();
+    if !fwd.trusted_peer
+        && !fwd.lines.is_empty()
+        && !is_edited(edits, b"x-forwarded-for")
+        && !is_edited(edits, b"x-real-ip")
+        && !is_edited(edits, b"x-forwarded-proto")
+    {
+        out.extend_from_slice(fwd.lines);
+        write_line(out, edits, b"X-Forwarded-Host", head.host());
+        return;
+    }
     let client = IpText::new(fwd.client.to_canonical());
     if !is_edited(edits, b"x-forwarded-for") {
         out.extend_from_slice(b"X-Forwarded-For: ");

@@ -16,7 +16,7 @@ pub mod path;
 pub mod upgrade;
 
 pub use error::ProtocolError;
-pub use forward::{Forwarded, is_forwarding_header, is_hop_by_hop};
+pub use forward::{Forwarded, connection_lines, is_forwarding_header, is_hop_by_hop};
 pub use h1::{
     BodyDecoder, BodyFraming, ClientResponse, HeadLimits, HeaderEdit, HeaderField, Method,
     RequestHead, ResponseHead, UpstreamRequest, Version, parse_request, parse_response,

@@ -10,7 +10,9 @@ use bytes::Bytes;
 use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, Method, RequestHead, ResponseHead, Version,
 };
-use ringway_protocol::{Forwarded, UpstreamRequest, parse_response, write_request_head};
+use ringway_protocol::{
+    Forwarded, UpstreamRequest, connection_lines, parse_response, write_request_head,
+};
 
 use crate::buffer::{read_more, write_all, write_keep};
 use crate::downstream::{Connection, Outcome};
@@ -67,10 +69,18 @@ pub async fn forward(
 
     // The upstream request head, written once and resent as is on a retry.
     let trusted_peer = server.trusted_proxies.contains(conn.peer.ip());
+    if conn.forwarding_lines.is_empty() {
+        connection_lines(
+            &mut conn.forwarding_lines,
+            conn.peer.ip(),
+            conn.stream.scheme(),
+        );
+    }
     let forwarded = Forwarded {
         client: conn.peer.ip(),
         proto: conn.stream.scheme(),
         trusted_peer,
+        lines: &conn.forwarding_lines,
     };
     // The head lives in the connection's own buffer, reused request after
     // request, and is kept until the exchange ends so a retry can resend it.

@@ -2,7 +2,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bytes::BytesMut;
 
-use super::{Forwarded, is_forwarding_header, is_hop_by_hop, write_forwarding_headers};
+use super::{
+    Forwarded, connection_lines, is_forwarding_header, is_hop_by_hop, write_forwarding_headers,
+};
 use crate::h1::write::HeaderEdit;
 use crate::h1::{HeadLimits, RequestHead, parse_request};
 
@@ -31,6 +33,7 @@ fn peer(trusted_peer: bool) -> Forwarded<'static> {
         client: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
         proto: b"http",
         trusted_peer,
+        lines: b"",
     }
 }
 
@@ -72,6 +75,7 @@ fn ipv4_mapped_ipv6_prints_as_ipv4() {
         client: IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped()),
         proto: b"https",
         trusted_peer: false,
+        lines: b"",
     };
     let out = forwarding(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &fwd, &[]);
     assert!(
@@ -88,6 +92,7 @@ fn ipv6_prints_without_brackets() {
         client: IpAddr::V6(Ipv6Addr::LOCALHOST),
         proto: b"http",
         trusted_peer: false,
+        lines: b"",
     };
     let out = forwarding(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &fwd, &[]);
     assert!(out.starts_with("X-Forwarded-For: ::1\r\n"), "{out}");
@@ -138,4 +143,55 @@ fn hop_by_hop_names_rfc9110_7_6_1() {
     assert!(is_forwarding_header(b"X-Forwarded-For"));
     assert!(is_forwarding_header(b"x-real-ip"));
     assert!(!is_forwarding_header(b"forwarded"));
+}
+
+// The lines a connection renders once are the lines composed per request.
+
+#[test]
+fn connection_lines_write_what_each_request_would() {
+    let clients = [
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 255)),
+        IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped()),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ];
+    let heads: [&[u8]; 3] = [
+        SPOOFING,
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+    ];
+    let edit = |name: &'static [u8], value: Option<&'static [u8]>| HeaderEdit { name, value };
+    let edit_sets: [&[HeaderEdit<'_>]; 4] = [
+        &[],
+        &[edit(b"x-real-ip", None)],
+        &[edit(b"x-forwarded-proto", Some(b"https"))],
+        &[edit(b"x-custom", Some(b"1"))],
+    ];
+    for client in clients {
+        for proto in [&b"http"[..], b"https"] {
+            let mut lines = Vec::new();
+            connection_lines(&mut lines, client, proto);
+            for trusted_peer in [false, true] {
+                for raw in heads {
+                    for edits in edit_sets {
+                        let composed = Forwarded {
+                            client,
+                            proto,
+                            trusted_peer,
+                            lines: b"",
+                        };
+                        let rendered = Forwarded {
+                            lines: &lines,
+                            ..composed
+                        };
+                        assert_eq!(
+                            forwarding(raw, &rendered, edits),
+                            forwarding(raw, &composed, edits),
+                            "{client} {trusted_peer} {edits:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

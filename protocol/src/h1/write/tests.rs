@@ -20,6 +20,7 @@ const FWD: Forwarded<'static> = Forwarded {
     client: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
     proto: b"http",
     trusted_peer: false,
+    lines: b"",
 };
 
 fn request(raw: &[u8]) -> RequestHead {
