@@ -67,12 +67,13 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, req: &UpstreamR
     if !is_edited(req.edits, b"host") {
         write_field(out, b"Host", head.host().unwrap_or(req.default_host));
     }
+    let names_fields = connection_names_fields(fields);
     let mut lines = Lines::new(fields.bytes);
     for field in fields.list {
         let dropped = matches!(field.known, Name::Host | Name::Expect | Name::ContentLength)
             || field.known.is_hop_by_hop()
             || field.known.is_forwarding()
-            || named_in_connection(fields, field)
+            || (names_fields && named_in_connection(fields, field))
             || is_edited_field(req.edits, fields, field);
         if !dropped {
             lines.pass(out, field);
@@ -114,6 +115,7 @@ pub fn write_response_head(out: &mut Vec<u8>, head: &ResponseHead, resp: &Client
     let length_framed = matches!(framing, BodyFraming::Length(_));
     out.reserve(head.bytes().len() + 64);
     write_status_line(out, head);
+    let names_fields = connection_names_fields(fields);
     let mut lines = Lines::new(fields.bytes);
     for field in fields.list {
         let kept_hop = (keep_te && field.known == Name::TransferEncoding)
@@ -123,7 +125,7 @@ pub fn write_response_head(out: &mut Vec<u8>, head: &ResponseHead, resp: &Client
         } else {
             field.known.is_hop_by_hop()
                 || (length_framed && field.known == Name::ContentLength)
-                || named_in_connection(fields, field)
+                || (names_fields && named_in_connection(fields, field))
                 || is_edited_field(resp.edits, fields, field)
         };
         if !dropped {
@@ -322,6 +324,13 @@ fn is_edited_field(edits: &[HeaderEdit<'_>], fields: Fields<'_>, field: &HeaderF
 
 fn is_framing_field(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
+}
+
+/// Can `named_in_connection` be true for any field of this head? Most heads
+/// have no Connection option but keep-alive or upgrade: no field to ask about.
+fn connection_names_fields(fields: Fields<'_>) -> bool {
+    let options = fields.summary.connection;
+    options.close || options.names_others
 }
 
 /// RFC 9110 §7.6.1: the Connection field lists further hop-by-hop fields.
