@@ -117,24 +117,23 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Record the spans of httparse's headers, checking each value, and
-/// summarise the recognised names and the Connection options.
+/// Record the spans of httparse's headers and summarise the recognised names
+/// and the Connection options.
 ///
-/// httparse already rejects CR, LF and most CTLs, but its SIMD paths are more
-/// lenient than its tables (DEL, for one), so the RFC 9110 §5.5 rule is
-/// enforced here once more: field-value = *( VCHAR / obs-text / SP / HTAB ).
+/// The values are not checked again: httparse (1.10 and later) refuses every
+/// byte outside field-value = *( VCHAR / obs-text / SP / HTAB ) (RFC 9110
+/// §5.5), DEL included, on its table path and on each of its vectored paths,
+/// which `ctl_anywhere_in_a_long_value_rfc9110_5_5` holds it to. (Checking
+/// them here too cost 50 instructions a field, 2.5 % of a proxied request.)
 pub(crate) fn collect_fields(
     base: &[u8],
     headers: &[httparse::Header<'_>],
     out: &mut Vec<HeaderField>,
-) -> Result<Summary, ProtocolError> {
+) -> Summary {
     out.clear();
     out.reserve(headers.len());
     let mut present = 0;
     for h in headers {
-        if !is_field_value(h.value) {
-            return Err(ProtocolError::InvalidHeaderValue);
-        }
         // httparse trims the value already; trim only what it left.
         let value = match h.value {
             [b' ' | b'\t', ..] | [.., b' ' | b'\t'] => trim_ows(h.value),
@@ -174,32 +173,7 @@ pub(crate) fn collect_fields(
             _ => c.names_others |= !option.is_empty(),
         }
     }
-    Ok(summary)
-}
-
-/// field-value = *( VCHAR / obs-text / SP / HTAB ) (RFC 9110 §5.5): no CTL
-/// but HTAB, no DEL. Eight bytes at a time: a word with neither a byte below
-/// 0x20 nor a DEL passes without a look at its bytes.
-fn is_field_value(value: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut words = value.chunks_exact(8);
-    for chunk in &mut words {
-        let mut w = [0; 8];
-        w.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(w);
-        // Bytes below 0x20, and (XOR 0x7f turns DEL into zero) bytes below 1.
-        let del = w ^ (0x7f * ONES);
-        let suspect = (w.wrapping_sub(0x20 * ONES) & !w) | (del.wrapping_sub(ONES) & !del);
-        if suspect & HIGH != 0 && !chunk.iter().all(|&b| is_value_byte(b)) {
-            return false;
-        }
-    }
-    words.remainder().iter().all(|&b| is_value_byte(b))
-}
-
-fn is_value_byte(b: u8) -> bool {
-    is_field_vchar(b) || b == b' ' || b == b'\t'
+    summary
 }
 
 /// VCHAR or obs-text (RFC 9110 §5.5).

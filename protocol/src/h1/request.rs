@@ -191,12 +191,10 @@ fn parse_validated(
     };
     // A head the fast way takes must be tidy before anything about it is
     // refused: an untidy one may have a different error, found by `find_head`.
-    let summary = match collect_fields(head, req.headers, fields) {
-        Ok(summary) if delimited == Delimited::Exact || is_tidy(head, fields) => summary,
-        Ok(_) => return Ok(None),
-        Err(_) if delimited == Delimited::Window => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    let summary = collect_fields(head, req.headers, fields);
+    if delimited == Delimited::Window && !is_tidy(head, fields) {
+        return Ok(None);
+    }
     let version = if minor == 0 {
         Version::Http10
     } else {

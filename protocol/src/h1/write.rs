@@ -188,6 +188,7 @@ impl<'a> Lines<'a> {
         }
     }
 
+    #[inline]
     fn pass(&mut self, out: &mut Vec<u8>, field: &HeaderField) {
         let start = field.name.start as usize;
         if field.plain && start == self.end && self.start < self.end {
@@ -307,6 +308,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 /// An edit names this field (edit names are lower-case). Framing fields are
 /// never edited.
+#[inline]
 pub(crate) fn is_edited(edits: &[HeaderEdit<'_>], name: &[u8]) -> bool {
     !edits.is_empty()
         && !is_framing_field(name)
@@ -314,6 +316,7 @@ pub(crate) fn is_edited(edits: &[HeaderEdit<'_>], name: &[u8]) -> bool {
 }
 
 /// `is_edited` for a parsed field, whose name is already recognised.
+#[inline]
 fn is_edited_field(edits: &[HeaderEdit<'_>], fields: Fields<'_>, field: &HeaderField) -> bool {
     !edits.is_empty()
         && !field.known.is_framing()

@@ -271,6 +271,32 @@ fn ctl_in_value_rfc9110_5_5() {
 }
 
 #[test]
+fn ctl_anywhere_in_a_long_value_rfc9110_5_5() {
+    // Every CTL but HTAB, and DEL, at every offset of values long enough for
+    // httparse's vectored paths (8-byte words, 16- and 32-byte blocks), in
+    // requests and responses alike: the value rule is httparse's to enforce.
+    let bad = (0u8..0x20).filter(|&b| !matches!(b, b'\t' | b'\r' | b'\n'));
+    for ctl in bad.chain([0x7f]) {
+        for len in [1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 80] {
+            for at in 0..len {
+                let mut value = vec![b'v'; len];
+                value[at] = ctl;
+                let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+                raw.extend_from_slice(&value);
+                raw.extend_from_slice(b"\r\n\r\n");
+                assert!(parse(&raw).is_err(), "byte {ctl:#x} at {at} of {len}");
+                let mut raw = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+                raw.extend_from_slice(&value);
+                raw.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+                let mut buf = BytesMut::from(&raw[..]);
+                let parsed = crate::h1::parse_response(&mut buf, &LIMITS, Method::Get, Vec::new());
+                assert!(parsed.is_err(), "response: byte {ctl:#x} at {at} of {len}");
+            }
+        }
+    }
+}
+
+#[test]
 fn htab_and_obs_text_in_value_are_allowed_rfc9110_5_5() {
     let head = parse(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\tb \xc3\xa9\r\n\r\n").unwrap();
     assert_eq!(head.header(b"x"), Some(&b"a\tb \xc3\xa9"[..]));
