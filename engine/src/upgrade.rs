@@ -82,7 +82,7 @@ pub async fn switch(
     route: &Route,
     head: &RequestHead,
     path: &[u8],
-    up: UpstreamConn,
+    up: Box<UpstreamConn>,
     response: &ResponseHead,
 ) -> Outcome {
     let mut out = std::mem::take(&mut conn.out);

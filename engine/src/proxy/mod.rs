@@ -233,7 +233,7 @@ async fn exchange(
     body: &mut BodyDecoder,
     request_head: &mut Vec<u8>,
     upgrading: bool,
-) -> Result<(UpstreamConn, ResponseHead), ProxyError> {
+) -> Result<(Box<UpstreamConn>, ResponseHead), ProxyError> {
     let first = conn.worker.pool.borrow_mut().pick(upstream_index, upstream);
     let servers = upstream.servers.len();
     let replayable = head.method().is_idempotent() && head.framing() == BodyFraming::Empty;
