@@ -160,7 +160,14 @@ fn parse_validated(
     if !(100..600).contains(&status) {
         return Err(ProtocolError::BadStatus);
     }
-    let reason = reason_span(head)?;
+    // A tidy head's status line ends where its first field starts (or its
+    // final empty line does): no need to look for its CR.
+    let line = match (delimited, fields.first()) {
+        (Delimited::Window, Some(first)) => &head[..first.name.start as usize - 2],
+        (Delimited::Window, None) => &head[..head.len() - 4],
+        (Delimited::Exact, _) => start_line(head),
+    };
+    let reason = reason_span(line)?;
     let version = if minor == 0 {
         Version::Http10
     } else {
@@ -195,9 +202,8 @@ fn parse_validated(
 
 /// reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ) after "HTTP/1.x NNN "
 /// (RFC 9112 §4). httparse turns a non-UTF-8 reason into "", so the span is
-/// taken from the raw line.
-fn reason_span(head: &[u8]) -> Result<Span, ProtocolError> {
-    let line = start_line(head);
+/// taken from the raw line (`line`: the status line without its CRLF).
+fn reason_span(line: &[u8]) -> Result<Span, ProtocolError> {
     let reason = line.get(ResponseHead::REASON_START..).unwrap_or_default();
     if !reason
         .iter()
