@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use crate::access_log::AccessLog;
 use crate::listener;
 use crate::metrics::{Labels, MetricsSource, WorkerMetrics};
-use crate::snapshot::{Driver, Runtime, Snapshot};
+use crate::snapshot::{Driver, Published, Runtime, Snapshot};
 use crate::worker::{self, Command, Worker, WorkerListener};
 
 /// Command-line settings that override `[runtime]` of the config file.
@@ -87,7 +87,7 @@ pub struct Engine {
     /// Each listen address as configured, and as bound (port 0 resolved).
     bound: Vec<(SocketAddr, SocketAddr)>,
     drivers: Vec<DriverInUse>,
-    snapshots: Arc<ArcSwap<Snapshot>>,
+    snapshots: Arc<Published>,
     inboxes: Vec<mpsc::Sender<Command>>,
     /// `[runtime]` as started; a reload cannot change it.
     runtime: Runtime,
@@ -123,7 +123,7 @@ impl Engine {
             }
         }
         let access = (snapshot.log.access.clone(), snapshot.log.format);
-        let snapshots = Arc::new(ArcSwap::from_pointee(snapshot));
+        let snapshots = Arc::new(Published::new(snapshot));
         let stop = Arc::new(AtomicBool::new(false));
         let cores = if runtime.pin {
             core_affinity::get_core_ids().unwrap_or_default()
@@ -162,6 +162,9 @@ impl Engine {
                     };
                     let worker = Rc::new(Worker {
                         index,
+                        // The generation first: a store in between makes the
+                        // first request load again, never serve a stale one.
+                        current_generation: std::cell::Cell::new(snapshots.generation()),
                         current: std::cell::RefCell::new(Rc::new(snapshots.load_full())),
                         snapshots,
                         buffer_size: runtime.buffer_size,

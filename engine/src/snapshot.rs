@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 use crate::acl::Acl;
@@ -344,6 +346,47 @@ pub struct HeaderEdit {
     pub value: Option<Template>,
 }
 
+/// The snapshot the control thread publishes and every worker reads: an
+/// `ArcSwap`, and a generation number bumped after each store. A worker
+/// reads the generation on every request (a plain load of a cache line that
+/// nobody writes between reloads) and goes through the `ArcSwap`, whose load
+/// takes a debt slot and costs some 60 instructions, only when it changed.
+pub struct Published {
+    snapshot: ArcSwap<Snapshot>,
+    generation: AtomicU64,
+}
+
+impl Published {
+    pub fn new(snapshot: Snapshot) -> Published {
+        Published {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The current snapshot, for a short look.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Publish `snapshot`: a `generation` read after this returns differs
+    /// from every one read before it.
+    pub fn store(&self, snapshot: Arc<Snapshot>) {
+        self.snapshot.store(snapshot);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes with every `store`. A reader that sees a new generation and
+    /// then loads finds that store's snapshot (or a later one).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +410,20 @@ default = true
 
     fn snapshot() -> Snapshot {
         load_str(SERVERS, "servers.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn every_store_is_a_new_generation_and_its_snapshot() {
+        let published = Published::new(snapshot());
+        let before = published.generation();
+        let next = Arc::new(snapshot());
+        published.store(next.clone());
+        let after = published.generation();
+        assert_ne!(before, after);
+        assert!(Arc::ptr_eq(&published.load_full(), &next));
+        published.store(Arc::new(snapshot()));
+        assert_ne!(published.generation(), after);
+        assert!(!Arc::ptr_eq(&published.load_full(), &next));
     }
 
     #[test]

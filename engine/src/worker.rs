@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
@@ -21,7 +20,7 @@ use crate::clock::Clock;
 use crate::downstream;
 use crate::metrics::WorkerMetrics;
 use crate::shutdown::Shutdown;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Published, Snapshot};
 use crate::stream::ClientStream;
 use crate::tls;
 use crate::tunnel::Tunnels;
@@ -34,10 +33,11 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 
 pub struct Worker {
     pub index: usize,
-    pub snapshots: Arc<ArcSwap<Snapshot>>,
+    pub snapshots: Arc<Published>,
     /// The published snapshot as this worker's connections share it (see
-    /// `snapshot`).
+    /// `snapshot`), and the generation it was published as.
     pub current: RefCell<Rc<Arc<Snapshot>>>,
+    pub current_generation: Cell<u64>,
     pub buffer_size: usize,
     /// Bodies of known length with at least this many bytes left go by splice (0: never).
     pub splice_threshold: u64,
@@ -63,14 +63,14 @@ impl Worker {
     /// through a worker-local `Rc`, so that taking it is a plain increment
     /// instead of an atomic one on the counter every worker's requests write
     /// (a cache line that would bounce between cores on every request).
-    /// Looking at the published pointer writes nothing shared.
+    /// Looking at the published generation writes nothing shared.
     pub fn snapshot(&self) -> Rc<Arc<Snapshot>> {
-        let published = self.snapshots.load();
-        let mut current = self.current.borrow_mut();
-        if !Arc::ptr_eq(&current, &published) {
-            *current = Rc::new(arc_swap::Guard::into_inner(published));
+        let generation = self.snapshots.generation();
+        if generation != self.current_generation.get() {
+            *self.current.borrow_mut() = Rc::new(self.snapshots.load_full());
+            self.current_generation.set(generation);
         }
-        Rc::clone(&current)
+        Rc::clone(&self.current.borrow())
     }
 }
 
