@@ -7,6 +7,8 @@
 #      driver (repeatable within ~60 instructions on an idle machine).
 # wrk: wrk -t1 -c64 against one io_uring worker, as `compare` loads it
 #      (moves by a few hundred between runs with the batching).
+# WRK_ARGS="-H Connection: close" (wrk mode) measures a new connection per
+# request.
 # PROXY=floor profiles `ringway-load floor` (BIN is then ignored but for its
 # directory) instead of ringway.
 # Each mode runs twice (small and large load) and prints
@@ -63,7 +65,9 @@ PY
 }
 
 wrk_client() {
-  wrk -t1 -c64 -d"$1"s http://127.0.0.1:$PORT/ | awk '/requests in/ {print $1}'
+  # WRK_ARGS: more wrk options, e.g. -H "Connection: close" for a new
+  # connection per request.
+  wrk -t1 -c64 -d"$1"s ${WRK_ARGS:+"$WRK_ARGS"} http://127.0.0.1:$PORT/ | awk '/requests in/ {print $1}'
 }
 
 run() {

@@ -32,6 +32,9 @@ pub struct Forwarded<'a> {
 /// request it forwards copies them as one run.
 pub fn connection_lines(out: &mut Vec<u8>, client: IpAddr, proto: &[u8]) {
     let client = IpText::new(client.to_canonical());
+    // One allocation for the three lines, not one per doubling.
+    const NAMES: usize = "X-Forwarded-For: \r\nX-Real-IP: \r\nX-Forwarded-Proto: \r\n".len();
+    out.reserve(NAMES + 2 * client.as_bytes().len() + proto.len());
     for name in [b"X-Forwarded-For: " as &[u8], b"X-Real-IP: "] {
         out.extend_from_slice(name);
         out.extend_from_slice(client.as_bytes());
