@@ -44,9 +44,36 @@ fn reuseport_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
         // `[::]:80` and `0.0.0.0:80` are separate entries in the config, as in nginx.
         socket.set_only_v6(true)?;
     }
+    // Accepted sockets inherit TCP_NODELAY from the listener (Linux clones
+    // the listening socket's options), so no connection needs a setsockopt
+    // of its own.
     socket.set_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+    use std::net::TcpStream;
+
+    use super::bind;
+
+    #[test]
+    fn accepted_connections_have_tcp_nodelay_from_their_listener() {
+        let bound = bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let listener = &bound.sockets[0];
+        let _client = TcpStream::connect(bound.addr).unwrap();
+        // The listener is non-blocking: wait for the connection to arrive.
+        let accepted = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => std::hint::spin_loop(),
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        assert!(accepted.nodelay().unwrap());
+    }
 }

@@ -24,7 +24,7 @@ use crate::snapshot::{Published, Snapshot};
 use crate::stream::ClientStream;
 use crate::tls;
 use crate::tunnel::Tunnels;
-use crate::upstream::{UpstreamPool, set_nodelay};
+use crate::upstream::UpstreamPool;
 
 /// How often a worker looks at the stop flag and its command inbox, and
 /// closes surplus idle upstream connections. Only this housekeeping loop
@@ -215,7 +215,7 @@ fn serve_accepted(
     addr: SocketAddr,
     local_port: u16,
 ) {
-    set_nodelay(&stream);
+    // TCP_NODELAY came with the socket from its listener (`listener::bind`).
     worker.active.set(worker.active.get() + 1);
     worker.metrics.connections_total.add(1);
     worker.metrics.connections_active.add(1);

@@ -9,7 +9,10 @@ variable, say); `floor` adds the floor relay. Prints each run, then the median
 CPU microseconds per request of each variant: total, user and system.
 
 usage: loadtest/scripts/ab_variants.py [--body 100] [--reps 5] [--duration 3]
-       [--bin target/release]  NAME=PATH ... [floor]
+       [--close] [--bin target/release]  NAME=PATH ... [floor]
+
+--close opens a new connection for every request, as compare's "new
+connection per request" scenario does.
 """
 import argparse
 import json
@@ -30,6 +33,7 @@ def main():
     ap.add_argument("--body", type=int, default=100)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--duration", type=int, default=3)
+    ap.add_argument("--close", action="store_true", help="a new connection per request")
     ap.add_argument("--bin", default="target/release", help="where ringway-load is")
     ap.add_argument("variants", nargs="+")
     args = ap.parse_args()
@@ -64,7 +68,8 @@ def main():
                 wait_listening(port)
                 client = subprocess.Popen(
                     ["taskset", "-c", "1", load, f"http://127.0.0.1:{port}/", "-c", "64",
-                     "-d", f"{args.duration}s", "--warmup", "1s", "--json"],
+                     "-d", f"{args.duration}s", "--warmup", "1s", "--json",
+                     *(["--close"] if args.close else [])],
                     stdout=subprocess.PIPE, text=True)
                 # The client's warmup: its requests are not counted.
                 time.sleep(1.0)
@@ -83,7 +88,8 @@ def main():
     finally:
         backend.terminate()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nmedians, {args.body} B body, {args.reps} reps of {args.duration} s:")
+    kind = "a new connection per request" if args.close else "keep-alive"
+    print(f"\nmedians, {args.body} B body, {kind}, {args.reps} reps of {args.duration} s:")
     for name, rows in results.items():
         total, user, system = (statistics.median(row[i] for row in rows) for i in range(3))
         print(f"  {name:10} total {total:6.2f} user {user:5.2f} sys {system:6.2f} us/req")
