@@ -51,6 +51,55 @@ pub(crate) enum Delimited {
     Exact,
 }
 
+/// The head httparse found at the start of `input`, as `delimited` asks:
+/// `Ok(None)` sends a `Window` the slow way (incomplete, or refused by
+/// httparse: `find_head` may have a more precise error); an `Exact` head must
+/// be all of `input`, and httparse's refusal is mapped by `refused`.
+pub(crate) fn delimit(
+    input: &[u8],
+    delimited: Delimited,
+    parsed: httparse::Result<usize>,
+    refused: impl FnOnce(httparse::Error) -> ProtocolError,
+) -> Result<Option<&[u8]>, ProtocolError> {
+    match (delimited, parsed) {
+        (Delimited::Window, Ok(httparse::Status::Complete(len))) => Ok(Some(&input[..len])),
+        (Delimited::Window, _) => Ok(None),
+        (Delimited::Exact, Ok(httparse::Status::Complete(len))) if len == input.len() => {
+            Ok(Some(input))
+        }
+        (Delimited::Exact, Ok(_)) => Err(ProtocolError::Malformed),
+        (Delimited::Exact, Err(e)) => Err(refused(e)),
+    }
+}
+
+/// Heads for the tests that hold the fast way to the exact one: `start`,
+/// then eight pieces drawn from `pieces` (xorshift from `seed`), then the
+/// final CRLFs and `tail`; one in seven starts with an empty line.
+#[cfg(test)]
+pub(crate) fn generated_heads(
+    start: &'static [u8],
+    pieces: &'static [&'static [u8]],
+    tail: &'static [u8],
+    mut seed: u64,
+    count: usize,
+) -> impl Iterator<Item = Vec<u8>> {
+    (0..count).map(move |_| {
+        let mut raw = start.to_vec();
+        if seed.is_multiple_of(7) {
+            raw.splice(0..0, b"\r\n".iter().copied());
+        }
+        for _ in 0..8 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            raw.extend_from_slice(pieces[(seed % pieces.len() as u64) as usize]);
+        }
+        raw.extend_from_slice(b"\r\n\r\n");
+        raw.extend_from_slice(tail);
+        raw
+    })
+}
+
 /// Is a head that httparse parsed whole laid out the way a writer writes
 /// one: the start line at the very beginning, then every field line exactly
 /// `name ": " value CRLF` (`HeaderField::plain`), back to back, then CRLF?

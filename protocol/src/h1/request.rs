@@ -6,8 +6,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::fields::{Fields, HeaderField, Span, Summary, collect_fields};
 use super::framing::framing_for_request;
 use super::head::{
-    Delimited, LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage,
-    is_tidy, start_line,
+    Delimited, LeadingEmptyLines, MAX_HEADERS, classify_version, delimit, find_head,
+    header_storage, is_tidy, start_line,
 };
 use super::name::Name;
 use super::target::{is_valid_host, parse_target};
@@ -178,12 +178,8 @@ fn parse_validated(
     let mut req = httparse::Request::new(&mut []);
     let n = max_headers.min(MAX_HEADERS);
     let parsed = req.parse_with_uninit_headers(input, &mut storage[..n]);
-    let head = match (delimited, parsed) {
-        (Delimited::Window, Ok(httparse::Status::Complete(len))) => &input[..len],
-        (Delimited::Window, _) => return Ok(None),
-        (Delimited::Exact, Ok(httparse::Status::Complete(len))) if len == input.len() => input,
-        (Delimited::Exact, Ok(_)) => return Err(ProtocolError::Malformed),
-        (Delimited::Exact, Err(e)) => return Err(map_error(e, input)),
+    let Some(head) = delimit(input, delimited, parsed, |e| map_error(e, input))? else {
+        return Ok(None);
     };
     let head_len = head.len();
     let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {

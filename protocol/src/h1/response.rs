@@ -6,8 +6,8 @@ use bytes::{Bytes, BytesMut};
 use super::fields::{Fields, HeaderField, Span, Summary, collect_fields, is_field_vchar};
 use super::framing::framing_for_response;
 use super::head::{
-    Delimited, LeadingEmptyLines, MAX_HEADERS, classify_version, find_head, header_storage,
-    is_tidy, start_line,
+    Delimited, LeadingEmptyLines, MAX_HEADERS, classify_version, delimit, find_head,
+    header_storage, is_tidy, start_line,
 };
 use super::{BodyFraming, HeadLimits, Method, Version};
 use crate::error::ProtocolError;
@@ -139,12 +139,8 @@ fn parse_validated(
     let n = max_headers.min(MAX_HEADERS);
     let config = httparse::ParserConfig::default();
     let parsed = config.parse_response_with_uninit_headers(&mut resp, input, &mut storage[..n]);
-    let head = match (delimited, parsed) {
-        (Delimited::Window, Ok(httparse::Status::Complete(len))) => &input[..len],
-        (Delimited::Window, _) => return Ok(None),
-        (Delimited::Exact, Ok(httparse::Status::Complete(len))) if len == input.len() => input,
-        (Delimited::Exact, Ok(_)) => return Err(ProtocolError::Malformed),
-        (Delimited::Exact, Err(e)) => return Err(map_error(e, input)),
+    let Some(head) = delimit(input, delimited, parsed, |e| map_error(e, input))? else {
+        return Ok(None);
     };
     let head_len = head.len();
     // A head the fast way takes must be tidy before anything about it is

@@ -2,6 +2,7 @@ use bytes::BytesMut;
 
 use super::{RequestHead, parse_request};
 use crate::error::ProtocolError;
+use crate::h1::head::generated_heads;
 use crate::h1::{BodyFraming, HeadLimits, Method, Version};
 
 const LIMITS: HeadLimits = HeadLimits {
@@ -594,7 +595,7 @@ fn the_fast_path_agrees_with_find_head_and_the_exact_parse() {
     // Heads assembled from pieces that matter to either path, cut at every
     // length: whatever the fast path accepts, the exact path accepts alike;
     // whatever it leaves, `parse_request` answers as the exact path does.
-    const PIECES: [&[u8]; 14] = [
+    static PIECES: [&[u8]; 14] = [
         b"\r\n",
         b"\r\n",
         b"\r\n",
@@ -610,20 +611,14 @@ fn the_fast_path_agrees_with_find_head_and_the_exact_parse() {
         b"Transfer-Encoding: chunked",
         b"X: y",
     ];
-    let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut fast_hits = 0;
-    for _ in 0..4000 {
-        let mut raw = b"GET /p HTTP/1.1".to_vec();
-        if state.is_multiple_of(7) {
-            raw.splice(0..0, b"\r\n".iter().copied());
-        }
-        for _ in 0..8 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            raw.extend_from_slice(PIECES[(state % PIECES.len() as u64) as usize]);
-        }
-        raw.extend_from_slice(b"\r\n\r\nnext");
+    for raw in generated_heads(
+        b"GET /p HTTP/1.1",
+        &PIECES,
+        b"next",
+        0x2545_f491_4f6c_dd1du64,
+        4000,
+    ) {
         for cut in 0..=raw.len() {
             let part = &raw[..cut];
             let mut fields = Vec::new();

@@ -2,6 +2,7 @@ use bytes::BytesMut;
 
 use super::{ResponseHead, parse_response};
 use crate::error::ProtocolError;
+use crate::h1::head::generated_heads;
 use crate::h1::{BodyFraming, HeadLimits, Method, Version};
 
 const LIMITS: HeadLimits = HeadLimits {
@@ -286,7 +287,7 @@ fn the_fast_path_agrees_with_find_head_and_the_exact_parse() {
     // As for requests: generated heads cut at every length; whatever the
     // fast path takes is parsed or refused exactly as the exact path does,
     // and `parse_response` answers everything as the exact path does.
-    const PIECES: [&[u8]; 13] = [
+    static PIECES: [&[u8]; 13] = [
         b"\r\n",
         b"\r\n",
         b"\r\n",
@@ -315,20 +316,14 @@ fn the_fast_path_agrees_with_find_head_and_the_exact_parse() {
         Ok(None) => Ok(None),
         Err(e) => Err(*e),
     };
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut fast_hits = 0;
-    for _ in 0..4000 {
-        let mut raw = b"HTTP/1.1 200 OK".to_vec();
-        if state.is_multiple_of(7) {
-            raw.splice(0..0, b"\r\n".iter().copied());
-        }
-        for _ in 0..8 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            raw.extend_from_slice(PIECES[(state % PIECES.len() as u64) as usize]);
-        }
-        raw.extend_from_slice(b"\r\n\r\nbody");
+    for raw in generated_heads(
+        b"HTTP/1.1 200 OK",
+        &PIECES,
+        b"body",
+        0x9e37_79b9_7f4a_7c15u64,
+        4000,
+    ) {
         for cut in 0..=raw.len() {
             let part = &raw[..cut];
             let mut fields = Vec::new();
