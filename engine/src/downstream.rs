@@ -93,6 +93,17 @@ pub async fn serve(
     listen: SocketAddr,
     local_port: u16,
 ) {
+    let Buffers {
+        buf,
+        out,
+        iov,
+        arena,
+        target,
+        scratch,
+        upstream_head,
+        forwarding_lines,
+        response_scratch,
+    } = worker.take_buffers();
     let mut conn = Connection {
         worker,
         stream,
@@ -100,15 +111,15 @@ pub async fn serve(
         listen,
         listener: 0,
         local_port,
-        buf: BytesMut::with_capacity(worker.buffer_size),
-        out: Vec::with_capacity(1024),
-        iov: None,
-        arena: Vec::new(),
-        target: Vec::new(),
-        scratch: Vec::new(),
-        upstream_head: Vec::with_capacity(1024),
-        forwarding_lines: Vec::new(),
-        response_scratch: Vec::new(),
+        buf,
+        out,
+        iov,
+        arena,
+        target,
+        scratch,
+        upstream_head,
+        forwarding_lines,
+        response_scratch,
         metric: 0,
         upgrade: None,
         deadline: Deadline::new(),
@@ -116,7 +127,7 @@ pub async fn serve(
     };
     let mut first = true;
     let mut previous: Option<Rc<Arc<Snapshot>>> = None;
-    loop {
+    let upgrade = loop {
         // The snapshot is loaded once per request, when its head has arrived:
         // a reload takes effect on the next request of an existing keep-alive
         // connection, even one that was idle across the reload. If the reload
@@ -140,7 +151,7 @@ pub async fn serve(
             }
             None => match previous.take() {
                 Some(old) => (old, true),
-                None => return,
+                None => break None,
             },
         };
         let keep_alive = match read {
@@ -159,26 +170,132 @@ pub async fn serve(
             }
         };
         if let Some(pending) = conn.upgrade.take() {
-            // Only the two sockets go on: the request's buffers are freed,
-            // client bytes already read behind the head are sent first.
-            let early = Bytes::copy_from_slice(&conn.buf);
-            let Connection { stream, .. } = conn;
-            // A task of its own, counted as active until it ends: this
-            // future's request-handling state (kilobytes) is freed instead of
-            // living as long as the tunnel, for days.
-            worker.active.set(worker.active.get() + 1);
-            let worker = worker.clone();
-            monoio::spawn(async move {
-                tunnel::run(&worker, stream, early, peer, pending).await;
-                worker.active.set(worker.active.get() - 1);
-            });
-            return;
+            break Some(pending);
         }
         if !keep_alive || last || worker.shutdown.is_stopping() {
-            return;
+            break None;
         }
         first = false;
         previous = Some(snapshot);
+    };
+    // Client bytes already read behind an upgrade's head go first.
+    let early = upgrade.as_ref().map(|_| Bytes::copy_from_slice(&conn.buf));
+    let (stream, buffers) = conn.into_parts();
+    worker.recycle_buffers(buffers);
+    if let (Some(pending), Some(early)) = (upgrade, early) {
+        // Only the two sockets go on. A task of its own, counted as active
+        // until it ends: this future's request-handling state (kilobytes) is
+        // freed instead of living as long as the tunnel, for days.
+        worker.active.set(worker.active.get() + 1);
+        let worker = worker.clone();
+        monoio::spawn(async move {
+            tunnel::run(&worker, stream, early, peer, pending).await;
+            worker.active.set(worker.active.get() - 1);
+        });
+    }
+}
+
+/// A connection's buffers, kept by its worker when the connection ends and
+/// handed to the next one, so that a new connection per request allocates
+/// none of them. Nothing of one connection reaches the next: every buffer
+/// is emptied on the way back, the forwarding lines (which hold the peer's
+/// address) included.
+pub struct Buffers {
+    buf: BytesMut,
+    out: Vec<u8>,
+    iov: Option<IoVecPair>,
+    arena: Vec<u8>,
+    target: Vec<u8>,
+    scratch: Vec<HeaderField>,
+    upstream_head: Vec<u8>,
+    forwarding_lines: Vec<u8>,
+    response_scratch: Vec<HeaderField>,
+}
+
+/// Buffers kept per worker for connections to come; a burst of closes beyond
+/// this frees the rest.
+const SPARE_BUFFERS: usize = 32;
+
+/// Buffers that grew past this (a huge head, say) are freed, not kept.
+const SPARE_LIMIT: usize = 64 * 1024;
+
+impl Buffers {
+    fn new(buffer_size: usize) -> Buffers {
+        Buffers {
+            buf: BytesMut::with_capacity(buffer_size),
+            out: Vec::with_capacity(1024),
+            iov: None,
+            arena: Vec::new(),
+            target: Vec::new(),
+            scratch: Vec::new(),
+            upstream_head: Vec::with_capacity(1024),
+            forwarding_lines: Vec::new(),
+            response_scratch: Vec::new(),
+        }
+    }
+
+    /// Empty every buffer; false if one is too large to keep.
+    fn clear(&mut self) -> bool {
+        self.buf.clear();
+        self.out.clear();
+        self.arena.clear();
+        self.target.clear();
+        self.scratch.clear();
+        self.upstream_head.clear();
+        self.forwarding_lines.clear();
+        self.response_scratch.clear();
+        self.buf
+            .capacity()
+            .max(self.out.capacity())
+            .max(self.upstream_head.capacity())
+            <= SPARE_LIMIT
+    }
+}
+
+impl Worker {
+    fn take_buffers(&self) -> Buffers {
+        self.spare_buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Buffers::new(self.buffer_size))
+    }
+
+    fn recycle_buffers(&self, mut buffers: Buffers) {
+        let mut spare = self.spare_buffers.borrow_mut();
+        if spare.len() < SPARE_BUFFERS && buffers.clear() {
+            spare.push(buffers);
+        }
+    }
+}
+
+impl Connection<'_> {
+    /// The socket and the buffers, for the tunnel and the worker's spares.
+    fn into_parts(self) -> (ClientStream, Buffers) {
+        let Connection {
+            stream,
+            buf,
+            out,
+            iov,
+            arena,
+            target,
+            scratch,
+            upstream_head,
+            forwarding_lines,
+            response_scratch,
+            ..
+        } = self;
+        let buffers = Buffers {
+            buf,
+            out,
+            iov,
+            arena,
+            target,
+            scratch,
+            upstream_head,
+            forwarding_lines,
+            response_scratch,
+        };
+        (stream, buffers)
     }
 }
 

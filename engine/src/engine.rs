@@ -179,6 +179,7 @@ impl Engine {
                         metrics,
                         tunnels: Default::default(),
                         clock: Default::default(),
+                        spare_buffers: Default::default(),
                     });
                     run_on_driver(
                         runtime.driver,

@@ -56,6 +56,9 @@ pub struct Worker {
     pub tunnels: Tunnels,
     /// Exact where durations are reported, the last reading for deadlines.
     pub clock: Clock,
+    /// Buffers of closed client connections, for the next ones
+    /// (`downstream::Buffers`).
+    pub spare_buffers: RefCell<Vec<crate::downstream::Buffers>>,
 }
 
 impl Worker {

@@ -271,6 +271,21 @@ impl Ringway {
         HttpStream::client(stream, CLIENT_PATIENCE).expect("configure client socket")
     }
 
+    /// A client connection from `source`, another loopback address (any of
+    /// 127.0.0.0/8 on Linux), so that ringway sees a different peer.
+    pub fn connect_from(&self, source: std::net::IpAddr) -> HttpStream {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::for_address(self.addr), Type::STREAM, None)
+            .expect("a client socket");
+        socket
+            .bind(&SocketAddr::new(source, 0).into())
+            .expect("bind the client's source address");
+        socket
+            .connect(&self.addr.into())
+            .expect("connect to ringway");
+        HttpStream::client(socket.into(), CLIENT_PATIENCE).expect("configure client socket")
+    }
+
     /// Send SIGTERM without waiting: for tests of the graceful drain.
     pub fn sigterm(&self) {
         let Some(child) = self.child.as_ref() else {

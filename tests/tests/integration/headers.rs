@@ -14,6 +14,7 @@ both_drivers!(
     route_header_edits_apply,
     repeated_fields_keep_their_order,
     absolute_form_target_is_forwarded_in_origin_form,
+    each_connection_forwards_its_own_address,
 );
 
 fn forwarding_headers_are_added(driver: Driver) {
@@ -217,4 +218,27 @@ fn absolute_form_target_is_forwarded_in_origin_form(driver: Driver) {
     // RFC 9112 §3.2.2: the request-target's authority wins over the Host field, and a proxy
     // MUST send a Host generated from it.
     assert_eq!(req.headers.get_all("host"), ["abs.test:81"]);
+}
+
+// DESIGN.md §2.2: X-Forwarded-For and X-Real-IP are the connection's peer.
+// The lines are rendered once per connection; whatever one connection keeps
+// must never reach the next one on the same worker.
+fn each_connection_forwards_its_own_address(driver: Driver) {
+    let backend = backend::echo_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), TEST_LIMITS), driver);
+    let sources = ["127.0.0.2", "127.0.0.1", "127.0.0.3", "127.0.0.2"];
+    for (i, source) in sources.into_iter().enumerate() {
+        let mut client = proxy.connect_from(source.parse().unwrap());
+        for _ in 0..2 {
+            let resp = client.roundtrip(&request::with_body("GET", "/", &[("Host", "a")], b""));
+            assert_eq!(resp.status, 200);
+        }
+        // Closed before the next connection, whose state may reuse this one's.
+        drop(client);
+        let requests = backend.requests();
+        for req in &requests[2 * i..2 * i + 2] {
+            assert_eq!(req.headers.get_all("x-forwarded-for"), [source], "{i}");
+            assert_eq!(req.headers.get_all("x-real-ip"), [source], "{i}");
+        }
+    }
 }
