@@ -39,25 +39,8 @@ pub struct Connection<'w> {
     /// Its index in the snapshot of the current request.
     pub listener: usize,
     pub local_port: u16,
-    /// Bytes read from the client and not yet consumed: the next head, or body.
-    pub buf: BytesMut,
-    /// Where heads are written before they go out.
-    pub out: Vec<u8>,
-    /// The iovecs of a head written together with body bytes, made on first use.
-    pub iov: Option<IoVecPair>,
-    /// Scratch for expanded header values.
-    pub arena: Vec<u8>,
-    /// Scratch for the upstream request target after URI replacement.
-    pub target: Vec<u8>,
-    pub scratch: Vec<HeaderField>,
-    /// The head sent upstream, kept for a retry; reused request after request.
-    pub upstream_head: Vec<u8>,
-    /// X-Forwarded-For, X-Real-IP and X-Forwarded-Proto from this connection
-    /// alone (`ringway_protocol::connection_lines`), rendered by its first
-    /// proxied request and copied whole by every one after.
-    pub forwarding_lines: Vec<u8>,
-    /// Header spans of upstream responses, reused.
-    pub response_scratch: Vec<HeaderField>,
+    /// Its buffers, taken from the worker's spares and given back at the end.
+    pub bufs: Buffers,
     /// Metrics slot of the current request: its route, else its server's.
     pub metric: usize,
     /// Set when the upstream switched protocols: the connection becomes a tunnel.
@@ -93,17 +76,6 @@ pub async fn serve(
     listen: SocketAddr,
     local_port: u16,
 ) {
-    let Buffers {
-        buf,
-        out,
-        iov,
-        arena,
-        target,
-        scratch,
-        upstream_head,
-        forwarding_lines,
-        response_scratch,
-    } = worker.take_buffers();
     let mut conn = Connection {
         worker,
         stream,
@@ -111,15 +83,7 @@ pub async fn serve(
         listen,
         listener: 0,
         local_port,
-        buf,
-        out,
-        iov,
-        arena,
-        target,
-        scratch,
-        upstream_head,
-        forwarding_lines,
-        response_scratch,
+        bufs: worker.take_buffers(),
         metric: 0,
         upgrade: None,
         deadline: Deadline::new(),
@@ -179,9 +143,11 @@ pub async fn serve(
         previous = Some(snapshot);
     };
     // Client bytes already read behind an upgrade's head go first.
-    let early = upgrade.as_ref().map(|_| Bytes::copy_from_slice(&conn.buf));
-    let (stream, buffers) = conn.into_parts();
-    worker.recycle_buffers(buffers);
+    let early = upgrade
+        .as_ref()
+        .map(|_| Bytes::copy_from_slice(&conn.bufs.buf));
+    let Connection { stream, bufs, .. } = conn;
+    worker.recycle_buffers(bufs);
     if let (Some(pending), Some(early)) = (upgrade, early) {
         // Only the two sockets go on. A task of its own, counted as active
         // until it ends: this future's request-handling state (kilobytes) is
@@ -201,15 +167,25 @@ pub async fn serve(
 /// is emptied on the way back, the forwarding lines (which hold the peer's
 /// address) included.
 pub struct Buffers {
-    buf: BytesMut,
-    out: Vec<u8>,
-    iov: Option<IoVecPair>,
-    arena: Vec<u8>,
-    target: Vec<u8>,
-    scratch: Vec<HeaderField>,
-    upstream_head: Vec<u8>,
-    forwarding_lines: Vec<u8>,
-    response_scratch: Vec<HeaderField>,
+    /// Bytes read from the client and not yet consumed: the next head, or body.
+    pub buf: BytesMut,
+    /// Where heads are written before they go out.
+    pub out: Vec<u8>,
+    /// The iovecs of a head written together with body bytes, made on first use.
+    pub iov: Option<IoVecPair>,
+    /// Scratch for expanded header values.
+    pub arena: Vec<u8>,
+    /// Scratch for the upstream request target after URI replacement.
+    pub target: Vec<u8>,
+    pub scratch: Vec<HeaderField>,
+    /// The head sent upstream, kept for a retry; reused request after request.
+    pub upstream_head: Vec<u8>,
+    /// X-Forwarded-For, X-Real-IP and X-Forwarded-Proto from this connection
+    /// alone (`ringway_protocol::connection_lines`), rendered by its first
+    /// proxied request and copied whole by every one after.
+    pub forwarding_lines: Vec<u8>,
+    /// Header spans of upstream responses, reused.
+    pub response_scratch: Vec<HeaderField>,
 }
 
 /// Buffers kept per worker for connections to come; a burst of closes beyond
@@ -269,37 +245,6 @@ impl Worker {
 }
 
 impl Connection<'_> {
-    /// The socket and the buffers, for the tunnel and the worker's spares.
-    fn into_parts(self) -> (ClientStream, Buffers) {
-        let Connection {
-            stream,
-            buf,
-            out,
-            iov,
-            arena,
-            target,
-            scratch,
-            upstream_head,
-            forwarding_lines,
-            response_scratch,
-            ..
-        } = self;
-        let buffers = Buffers {
-            buf,
-            out,
-            iov,
-            arena,
-            target,
-            scratch,
-            upstream_head,
-            forwarding_lines,
-            response_scratch,
-        };
-        (stream, buffers)
-    }
-}
-
-impl Connection<'_> {
     async fn read_head(&mut self, limits: &Limits, first: bool) -> HeadRead {
         let timeouts = (limits.header_timeout, limits.keepalive_timeout);
         let limits = HeadLimits {
@@ -310,11 +255,15 @@ impl Connection<'_> {
         // request; once a head has begun, all of it must arrive within
         // `header_timeout` (nginx: client_header_timeout, also for the first request).
         let clock = &self.worker.clock;
-        let mut started = (!self.buf.is_empty() || first).then(|| clock.now());
+        let mut started = (!self.bufs.buf.is_empty() || first).then(|| clock.now());
         loop {
-            if !self.buf.is_empty() {
+            if !self.bufs.buf.is_empty() {
                 let at = *started.get_or_insert_with(|| clock.now());
-                match parse_request(&mut self.buf, &limits, std::mem::take(&mut self.scratch)) {
+                match parse_request(
+                    &mut self.bufs.buf,
+                    &limits,
+                    std::mem::take(&mut self.bufs.scratch),
+                ) {
                     Ok(Some(head)) => return HeadRead::Head(head, at),
                     Ok(None) => {}
                     Err(error) => return HeadRead::Rejected(error, at),
@@ -327,8 +276,12 @@ impl Connection<'_> {
             };
             // A new connection is expected to send a request, even while the
             // worker drains (it may have been taken from the accept queue then).
-            let between_requests = self.buf.is_empty() && !first;
-            let read = read_more(&mut self.stream, &mut self.buf, self.worker.buffer_size);
+            let between_requests = self.bufs.buf.is_empty() && !first;
+            let read = read_more(
+                &mut self.stream,
+                &mut self.bufs.buf,
+                self.worker.buffer_size,
+            );
             let read = self.deadline.run(until, read);
             let result = if between_requests {
                 // Between requests: a stopping worker closes the connection.
@@ -351,10 +304,10 @@ impl Connection<'_> {
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
                 Ok(Ok(_)) => {}
                 // A connection that never sent a byte is closed silently, as nginx does.
-                Err(_) if self.buf.is_empty() && !first => return HeadRead::Closed,
+                Err(_) if self.bufs.buf.is_empty() && !first => return HeadRead::Closed,
                 Err(_) => return HeadRead::TimedOut(started.unwrap_or_else(|| clock.now())),
             }
-            if started.is_none() && !self.buf.is_empty() {
+            if started.is_none() && !self.bufs.buf.is_empty() {
                 started = Some(clock.now());
             }
         }
@@ -395,7 +348,7 @@ impl Connection<'_> {
                 upstream: outcome.upstream,
             });
         }
-        self.scratch = head.into_scratch();
+        self.bufs.scratch = head.into_scratch();
         outcome.keep_alive
     }
 
@@ -580,8 +533,8 @@ impl Connection<'_> {
         close: bool,
         head_only: bool,
     ) -> Outcome {
-        let mut out = std::mem::take(&mut self.out);
-        with_edits(lists, vars, &mut self.arena, |edits| {
+        let mut out = std::mem::take(&mut self.bufs.out);
+        with_edits(lists, vars, &mut self.bufs.arena, |edits| {
             write_simple_response(
                 &mut out,
                 status,
@@ -613,7 +566,7 @@ impl Connection<'_> {
                 Vec::with_capacity(1024),
             ),
         };
-        self.out = out;
+        self.bufs.out = out;
         if close && status >= 400 && result.is_ok() {
             self.linger().await;
         }
@@ -631,7 +584,7 @@ impl Connection<'_> {
     /// reset, which can destroy the answer before the client has read it.
     pub async fn linger(&mut self) {
         let size = self.worker.buffer_size;
-        buffer::linger(&mut self.stream, &mut self.buf, size, LINGER_TIME).await;
+        buffer::linger(&mut self.stream, &mut self.bufs.buf, size, LINGER_TIME).await;
     }
 }
 

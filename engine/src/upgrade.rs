@@ -46,12 +46,12 @@ pub async fn admit(
     }
     let close = !head.keep_alive();
     let page = error_page(426);
-    let mut out = std::mem::take(&mut conn.out);
+    let mut out = std::mem::take(&mut conn.bufs.out);
     let vars = conn.vars(head, head.path());
     with_edits(
         &[&server.response_headers, &route.response_headers],
         Some(&vars),
-        &mut conn.arena,
+        &mut conn.bufs.arena,
         |edits| {
             let mut all = edits.to_vec();
             all.push(HeaderEdit {
@@ -85,13 +85,13 @@ pub async fn switch(
     up: Box<UpstreamConn>,
     response: &ResponseHead,
 ) -> Outcome {
-    let mut out = std::mem::take(&mut conn.out);
+    let mut out = std::mem::take(&mut conn.bufs.out);
     {
         let vars = conn.vars(head, path);
         with_edits(
             &[&server.response_headers, &route.response_headers],
             Some(&vars),
-            &mut conn.arena,
+            &mut conn.bufs.arena,
             |edits| {
                 let client = ClientResponse {
                     client_version: head.version(),
@@ -104,7 +104,7 @@ pub async fn switch(
         );
     }
     let (result, out) = write_vec(&mut conn.stream, out).await;
-    conn.out = out;
+    conn.bufs.out = out;
     let addr = up.addr;
     let outcome = Outcome {
         status: 101,

@@ -60,7 +60,7 @@ pub async fn forward(
             Err(refused) => return refused,
         };
     build_target(
-        &mut conn.target,
+        &mut conn.bufs.target,
         head,
         path,
         found.matched_len,
@@ -69,9 +69,9 @@ pub async fn forward(
 
     // The upstream request head, written once and resent as is on a retry.
     let trusted_peer = server.trusted_proxies.contains(conn.peer.ip());
-    if conn.forwarding_lines.is_empty() {
+    if conn.bufs.forwarding_lines.is_empty() {
         connection_lines(
-            &mut conn.forwarding_lines,
+            &mut conn.bufs.forwarding_lines,
             conn.peer.ip(),
             conn.stream.scheme(),
         );
@@ -80,19 +80,19 @@ pub async fn forward(
         client: conn.peer.ip(),
         proto: conn.stream.scheme(),
         trusted_peer,
-        lines: &conn.forwarding_lines,
+        lines: &conn.bufs.forwarding_lines,
     };
     // The head lives in the connection's own buffer, reused request after
     // request, and is kept until the exchange ends so a retry can resend it.
-    let mut request_head = std::mem::take(&mut conn.upstream_head);
+    let mut request_head = std::mem::take(&mut conn.bufs.upstream_head);
     request_head.clear();
     {
         let vars = conn.vars(head, path);
-        let target_bytes = &conn.target;
+        let target_bytes = &conn.bufs.target;
         with_edits(
             &[&route.request_headers],
             Some(&vars),
-            &mut conn.arena,
+            &mut conn.bufs.arena,
             |edits| {
                 let request = UpstreamRequest {
                     target: target_bytes,
@@ -126,7 +126,7 @@ pub async fn forward(
         upgrading,
     )
     .await;
-    conn.upstream_head = request_head;
+    conn.bufs.upstream_head = request_head;
     conn.worker.metrics.request_bytes.add(body.payload_len());
     let (mut up, response) = match result {
         Ok(pair) => pair,
@@ -141,7 +141,7 @@ pub async fn forward(
             let error = ProxyError::UpstreamProtocol(ringway_protocol::ProtocolError::BadStatus);
             fail(conn, head, server, route, &body, error).await
         };
-        conn.response_scratch = response.into_scratch();
+        conn.bufs.response_scratch = response.into_scratch();
         return outcome;
     }
     // An early answer (see `send_body`) leaves the rest of the request body
@@ -159,7 +159,7 @@ pub async fn forward(
     )
     .await;
     let status = response.status();
-    conn.response_scratch = response.into_scratch();
+    conn.bufs.response_scratch = response.into_scratch();
     match outcome {
         Ok((body_bytes, reusable, close)) => {
             // A connection asked to upgrade is never reused, whatever it answered.
@@ -353,21 +353,21 @@ async fn read_response_head(
                 &mut up.buf,
                 &RESPONSE_HEAD_LIMITS,
                 method,
-                std::mem::take(&mut conn.response_scratch),
+                std::mem::take(&mut conn.bufs.response_scratch),
             ) {
                 Ok(Some(response)) if response.status() == 101 && upgrading => {
                     return Ok(response);
                 }
                 Ok(Some(response)) if response.status() == 101 => {
                     // A 101 to a request that asked for no upgrade (RFC 9110 §15.2.2).
-                    conn.response_scratch = response.into_scratch();
+                    conn.bufs.response_scratch = response.into_scratch();
                     return Err(ProxyError::UpstreamProtocol(
                         ringway_protocol::ProtocolError::BadStatus,
                     ));
                 }
                 Ok(Some(response)) if response.status() < 200 => {
                     // Interim responses (100, 103) are not relayed; the final one follows.
-                    conn.response_scratch = response.into_scratch();
+                    conn.bufs.response_scratch = response.into_scratch();
                     continue;
                 }
                 Ok(Some(response)) => return Ok(response),

@@ -30,12 +30,12 @@ pub(super) async fn send_body(
 ) -> Result<(), ProxyError> {
     // The whole body already arrived with the head (the common case for small
     // bodies): one write, no watching needed.
-    if !body.is_done() && !conn.buf.is_empty() {
+    if !body.is_done() && !conn.bufs.buf.is_empty() {
         let n = body
-            .advance(&conn.buf, |_| {})
+            .advance(&conn.bufs.buf, |_| {})
             .map_err(ProxyError::ClientProtocol)?;
         if body.is_done() {
-            let chunk = conn.buf.split_to(n).freeze();
+            let chunk = conn.bufs.buf.split_to(n).freeze();
             return match monoio::time::timeout(route.send_timeout, write_all(&mut up.stream, chunk))
                 .await
             {
@@ -70,13 +70,13 @@ async fn send_body_watched(
         retryable: false,
     })?;
     loop {
-        if ready == 0 && !conn.buf.is_empty() && !body.is_done() {
+        if ready == 0 && !conn.bufs.buf.is_empty() && !body.is_done() {
             ready = body
-                .advance(&conn.buf, |_| {})
+                .advance(&conn.bufs.buf, |_| {})
                 .map_err(ProxyError::ClientProtocol)?;
         }
         if ready > 0 {
-            let chunk = conn.buf.split_to(ready).freeze();
+            let chunk = conn.bufs.buf.split_to(ready).freeze();
             ready = 0;
             let write = write_all(&mut up.stream, chunk);
             if !written_unless_answered(route, &watch, write).await? {
@@ -86,13 +86,17 @@ async fn send_body_watched(
         if body.is_done() {
             return Ok(());
         }
-        if conn.buf.is_empty()
+        if conn.bufs.buf.is_empty()
             && let Some(left) = body.remaining_length()
             && splices(conn, left)
         {
             return splice_request_body(conn, route, up, body, &watch).await;
         }
-        let read = read_more(&mut conn.stream, &mut conn.buf, conn.worker.buffer_size);
+        let read = read_more(
+            &mut conn.stream,
+            &mut conn.bufs.buf,
+            conn.worker.buffer_size,
+        );
         let read = monoio::time::timeout(route.read_timeout, read);
         let result = monoio::select! {
             result = read => result,

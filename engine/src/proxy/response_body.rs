@@ -38,7 +38,7 @@ pub(super) async fn relay_response(
         || framing == BodyFraming::UntilClose
         || dechunk
         || conn.worker.shutdown.is_stopping();
-    let mut out = std::mem::take(&mut conn.out);
+    let mut out = std::mem::take(&mut conn.bufs.out);
     {
         let vars = conn.vars(head, path);
         with_edits(
@@ -47,7 +47,7 @@ pub(super) async fn relay_response(
                 &route.response_headers,
             ],
             Some(&vars),
-            &mut conn.arena,
+            &mut conn.bufs.arena,
             |edits| {
                 let client = ClientResponse {
                     client_version: head.version(),
@@ -131,7 +131,7 @@ pub(super) async fn relay_response(
             Err(_) => return Err(mid("upstream read timed out mid-body".into(), sent)),
         }
     }
-    conn.out = out;
+    conn.bufs.out = out;
     let reusable = response.keep_alive() && framing != BodyFraming::UntilClose && up.buf.is_empty();
     Ok((sent, reusable, close))
 }
@@ -228,7 +228,7 @@ async fn send(
     sent: &mut u64,
 ) -> Result<(), String> {
     let body_len = out.len() - *head_pending + body.len();
-    let iov = conn.iov.take().unwrap_or_default();
+    let iov = conn.bufs.iov.take().unwrap_or_default();
     let write = write_head_body(&mut conn.stream, std::mem::take(out), body, iov);
     match conn
         .deadline
@@ -237,7 +237,7 @@ async fn send(
     {
         Ok((result, buf, iov)) => {
             *out = buf;
-            conn.iov = Some(iov);
+            conn.bufs.iov = Some(iov);
             result.map_err(|e| format!("client: {e}"))?;
             *head_pending = 0;
             *sent += body_len as u64;
