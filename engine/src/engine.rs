@@ -419,7 +419,6 @@ fn run_on_driver(
         match uring_runtime(ring_entries) {
             Ok(mut rt) => {
                 let _ = ready.send(Ok(DriverInUse::IoUring));
-                worker.tunnels.splice.set(true);
                 rt.block_on(worker::run(worker, listeners, inbox));
                 return;
             }

@@ -3,11 +3,10 @@
 //! until both sides have closed, either fails, or neither sent anything for
 //! the route's `idle_timeout`.
 //!
-//! On io_uring with a plain client both directions splice through a pipe
-//! (see `splice`): no byte enters user space and an idle tunnel holds no
-//! buffer. On epoll, and over TLS, each direction copies through one buffer of
-//! `buffer_size` bytes, held only while data flows where readiness can be
-//! asked of the socket.
+//! With a plain client both directions splice through a pipe (see `splice`):
+//! no byte enters user space and an idle tunnel holds no buffer. Over TLS each
+//! direction copies through one buffer of `buffer_size` bytes, held only
+//! while data flows where readiness can be asked of the socket.
 //!
 //! Half-close (RFC 9293 §3.6): when one side ends its stream, the other
 //! side's write half is shut down and the opposite direction keeps flowing.
@@ -16,6 +15,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -30,17 +30,15 @@ use ringway_protocol::h1::Version;
 use crate::access_log::{Entry, RequestLine};
 use crate::buffer::write_all;
 use crate::metrics::Counter;
-use crate::splice::{PIPE_CHUNK, PipePool, splice_once};
+use crate::splice::{Failed, PipePool, Step, set_nonblocking};
 use crate::stream::ClientStream;
 use crate::worker::Worker;
 
-/// Per-worker tunnel state: the pipe pool, and whether this worker can
-/// splice. (Its counters are in `Worker::metrics`, for the admin endpoint.)
+/// Per-worker tunnel state: the pipe pool. (Its counters are in
+/// `Worker::metrics`, for the admin endpoint.)
 #[derive(Default)]
 pub struct Tunnels {
     pub pipes: PipePool,
-    /// The worker runs on io_uring, where splice is an asynchronous operation.
-    pub splice: Cell<bool>,
 }
 
 /// An upstream that answered 101, waiting for the client connection to be
@@ -107,21 +105,14 @@ pub async fn run(
         let (mut ur, mut uw) = upstream.into_split();
         let up_socket = Some(ur.0.clone());
         match client.into_tcp() {
-            Ok(tcp) if tunnels.splice.get() => {
+            Ok(tcp) => {
+                set_nonblocking(&tcp)?;
+                set_nonblocking(socket(&ur.0))?;
                 let (mut cr, mut cw) = tcp.into_split();
                 let pipes = &tunnels.pipes;
                 Box::pin(both(
                     splice_direction(&mut cr, &mut uw, client_early, pipes, &up),
                     splice_direction(&mut ur, &mut cw, early, pipes, &down),
-                ))
-                .await
-            }
-            Ok(tcp) => {
-                let (mut cr, mut cw) = tcp.into_split();
-                let client_socket = Some(cr.0.clone());
-                Box::pin(both(
-                    copy_direction(&mut cr, &mut uw, client_early, client_socket, size, &up),
-                    copy_direction(&mut ur, &mut cw, early, up_socket, size, &down),
                 ))
                 .await
             }
@@ -231,7 +222,8 @@ fn socket(half: &Rc<UnsafeCell<TcpStream>>) -> &TcpStream {
 }
 
 /// One direction over splice: wait until the source has bytes, then move
-/// them through a pooled pipe into the destination.
+/// them through a pooled pipe into the destination, waiting for room there
+/// when it is full. Both sockets are non-blocking (see `splice`).
 async fn splice_direction(
     from: &mut OwnedReadHalf<TcpStream>,
     to: &mut monoio::io::OwnedWriteHalf<TcpStream>,
@@ -240,25 +232,39 @@ async fn splice_direction(
     flow: &Flow<'_>,
 ) -> io::Result<()> {
     forward_early(to, early, flow).await?;
-    let source = from.0.clone();
+    let (source, destination) = (socket(&from.0), socket(&to.0));
+    let (source_fd, destination_fd) = (source.as_raw_fd(), destination.as_raw_fd());
+    let mut left = u64::MAX;
     loop {
         // Errors count as readable: the splice reports them.
-        let _ = socket(&source).readable(false).await;
+        let _ = source.readable(false).await;
         let mut pipe = pipes.take()?;
-        match splice_once(from, to, &mut pipe, u64::from(PIPE_CHUNK)).await {
-            Ok(0) => {
-                pipes.put(pipe);
-                return to.shutdown().await;
+        loop {
+            match pipe.transfer(source_fd, destination_fd, &mut left) {
+                Ok((step, moved)) => {
+                    if moved > 0 {
+                        flow.record(moved as usize);
+                    }
+                    match step {
+                        Step::SourceEmpty => break,
+                        // Errors count as writable: the splice reports them.
+                        Step::DestinationFull => {
+                            let _ = destination.writable(false).await;
+                        }
+                        Step::End | Step::Done => {
+                            pipes.put(pipe);
+                            return to.shutdown().await;
+                        }
+                    }
+                }
+                // The pipe may still hold bytes: `put` closes it.
+                Err(Failed::Source(e) | Failed::Destination(e)) => {
+                    pipes.put(pipe);
+                    return Err(e);
+                }
             }
-            Ok(n) => {
-                pipes.put(pipe);
-                flow.record(n);
-            }
-            // A non-blocking source with nothing after all: the pipe is empty.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => pipes.put(pipe),
-            // The pipe may still hold bytes: it is closed, not pooled.
-            Err(e) => return Err(e),
         }
+        pipes.put(pipe);
     }
 }
 

@@ -289,6 +289,32 @@ pub fn sink_backend() -> Backend {
     }))
 }
 
+/// Like `sink_backend`, but with a small receive buffer, and waiting `delay` after each request
+/// head before reading the body: an upstream slower than its client, whose socket is full
+/// nearly all the time, to the last bytes of the body.
+pub fn slow_sink_backend(delay: Duration) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        let socket = socket2::SockRef::from(conn.stream.get_ref());
+        if socket.set_recv_buffer_size(16 * 1024).is_err() {
+            return;
+        }
+        while conn.stream.wait_for_head().is_ok() {
+            conn.shared.pause(delay);
+            let Some(req) = conn.next_request(false) else {
+                return;
+            };
+            let body = req.body_len.to_string();
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if conn.write(out.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }))
+}
+
 /// Waits `delay` after each request before answering 200 with the request target as the
 /// body: an upstream too slow for `read_timeout`, whose late answers name their request.
 pub fn slow_head_backend(delay: Duration) -> Backend {
@@ -549,6 +575,26 @@ impl Default for FullBacklog {
     fn default() -> Self {
         FullBacklog::new()
     }
+}
+
+/// Answers every request 200 with `body` (keep-alive): the head and the first `first` bytes at
+/// once, the rest only after `Backend::release`. An upstream that goes quiet in the middle of
+/// a large body.
+pub fn gated_body_backend(body: Vec<u8>, first: usize) -> Backend {
+    Backend::spawn(Arc::new(move |conn: &mut Connection<'_>| {
+        while conn.next_request(true).is_some() {
+            let mut out =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+            out.extend_from_slice(&body[..first]);
+            if conn.write(&out).is_err() {
+                return;
+            }
+            conn.shared.wait_gate();
+            if conn.write(&body[first..]).is_err() {
+                return;
+            }
+        }
+    }))
 }
 
 /// Answers every request 200 with `body` (keep-alive), written in 100 KiB pieces with a

@@ -1,13 +1,15 @@
 //! The request body on its way upstream: streamed and validated a buffer at
 //! a time, or spliced when large, while watching for an early answer.
 
+use std::os::fd::AsRawFd;
+
 use ringway_protocol::h1::BodyDecoder;
 
 use crate::buffer::{read_more, write_all};
 use crate::downstream::Connection;
 use crate::error::ProxyError;
 use crate::snapshot::Route;
-use crate::splice::{drain, fill};
+use crate::splice::{Failed, Step, set_nonblocking};
 use crate::upstream::UpstreamConn;
 
 use super::response_body::splices;
@@ -40,10 +42,7 @@ pub(super) async fn send_body(
                 .await
             {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(source)) => Err(ProxyError::UpstreamClosed {
-                    source,
-                    retryable: true,
-                }),
+                Ok(Err(source)) => Err(upstream_failed(source)),
                 Err(_) => Err(ProxyError::UpstreamTimeout),
             };
         }
@@ -130,18 +129,15 @@ async fn written_unless_answered(
     };
     match written {
         Ok(Ok(())) => Ok(true),
-        Ok(Err(source)) => Err(ProxyError::UpstreamClosed {
-            source,
-            retryable: true,
-        }),
+        Ok(Err(source)) => Err(upstream_failed(source)),
         Err(_) => Err(ProxyError::UpstreamTimeout),
     }
 }
 
 /// The rest of a large length-delimited request body, client to upstream by
-/// splice, a pipeful at a time. Like `send_body_watched`, every wait races
-/// the upstream answering early; then sending stops (a pipe that may still
-/// hold bytes is dropped, not pooled).
+/// splice. Like `send_body_watched`, every wait races the upstream answering
+/// early; then sending stops (a pipe that may still hold bytes is closed,
+/// not pooled).
 async fn splice_request_body(
     conn: &mut Connection<'_>,
     route: &Route,
@@ -152,42 +148,65 @@ async fn splice_request_body(
     let Some(client) = conn.stream.tcp() else {
         return Err(ProxyError::ClientIo(std::io::ErrorKind::Unsupported.into()));
     };
+    let Some(mut left) = body.remaining_length() else {
+        return Ok(());
+    };
+    set_nonblocking(client).map_err(ProxyError::ClientIo)?;
+    set_nonblocking(&up.stream).map_err(upstream_failed)?;
+    let (source, destination) = (client.as_raw_fd(), up.stream.as_raw_fd());
     let pipes = &conn.worker.tunnels.pipes;
     let mut pipe = pipes.take().map_err(ProxyError::ClientIo)?;
-    while let Some(left) = body.remaining_length().filter(|&left| left > 0) {
-        // Wait for client bytes first: a splice on a silent socket would hold
-        // an io_uring worker thread (see `splice`).
-        let wait = monoio::time::timeout(route.read_timeout, client.readable(false));
-        let filled = monoio::select! {
-            waited = wait => match waited {
-                Ok(_) => fill(client, &mut pipe, left).await,
-                Err(_) => return Err(ProxyError::ClientTimeout),
-            },
-            () = watch.readable() => {
-                pipes.put(pipe);
-                return Ok(());
-            }
-        };
-        let filled = match filled {
-            Ok(0) => {
+    loop {
+        let before = left;
+        let step = pipe.transfer(source, destination, &mut left);
+        // Bytes taken from the client. Once all are, the decoder is done
+        // while the pipe may still hold some for the upstream.
+        body.skip(before - left)
+            .map_err(ProxyError::ClientProtocol)?;
+        conn.worker.metrics.spliced_bytes.add(before - left);
+        let answered = match step {
+            Ok((Step::Done, _)) => break,
+            Ok((Step::End, _)) => {
                 return Err(ProxyError::ClientIo(
                     std::io::ErrorKind::UnexpectedEof.into(),
                 ));
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(ProxyError::ClientIo(e)),
+            Ok((Step::SourceEmpty, _)) => {
+                let wait = monoio::time::timeout(route.read_timeout, client.readable(false));
+                monoio::select! {
+                    waited = wait => match waited {
+                        Ok(_) => false,
+                        Err(_) => return Err(ProxyError::ClientTimeout),
+                    },
+                    () = watch.readable() => true,
+                }
+            }
+            Ok((Step::DestinationFull, _)) => {
+                let wait = async {
+                    // Errors count as writable: the next splice reports them.
+                    let _ = up.stream.writable(false).await;
+                    Ok(())
+                };
+                !written_unless_answered(route, watch, wait).await?
+            }
+            Err(Failed::Source(e)) => return Err(ProxyError::ClientIo(e)),
+            Err(Failed::Destination(e)) => return Err(upstream_failed(e)),
         };
-        body.skip(u64::from(filled))
-            .map_err(ProxyError::ClientProtocol)?;
-        conn.worker.metrics.spliced_bytes.add(u64::from(filled));
-        let write = drain(&mut up.stream, &mut pipe, filled);
-        if !written_unless_answered(route, watch, write).await? {
-            return Ok(());
+        if answered {
+            break;
         }
     }
     pipes.put(pipe);
     Ok(())
+}
+
+/// The upstream failed while taking the request: no byte of an answer
+/// arrived, so another upstream may be tried if the request can be replayed.
+fn upstream_failed(source: std::io::Error) -> ProxyError {
+    ProxyError::UpstreamClosed {
+        source,
+        retryable: true,
+    }
 }
 
 /// Readiness of an upstream socket while its stream is busy writing: a second

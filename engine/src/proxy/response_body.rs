@@ -2,6 +2,8 @@
 //! coalesced, copied a buffer at a time, de-chunked for HTTP/1.0 clients, or
 //! spliced socket to socket when large.
 
+use std::os::fd::AsRawFd;
+
 use bytes::Bytes;
 use ringway_protocol::h1::{BodyDecoder, BodyFraming, RequestHead, ResponseHead, Version};
 use ringway_protocol::{ClientResponse, write_response_head};
@@ -10,7 +12,7 @@ use crate::buffer::{read_more, write_head_body, write_vec};
 use crate::downstream::Connection;
 use crate::error::ProxyError;
 use crate::snapshot::{Route, Server};
-use crate::splice::splice_once;
+use crate::splice::{Failed, Step, set_nonblocking};
 use crate::upstream::UpstreamConn;
 use crate::vars::with_edits;
 
@@ -106,11 +108,9 @@ pub(super) async fn relay_response(
             // pipe: all of it was declared, none of it needs looking at.
             let left = total - decoder.payload_len();
             if up.buf.is_empty() && splices(conn, left) {
-                splice_body(conn, route, up, left)
+                splice_body(conn, route, up, left, &mut sent)
                     .await
                     .map_err(|e| mid(e, sent))?;
-                sent += left;
-                conn.worker.metrics.spliced_bytes.add(left);
                 break;
             }
         }
@@ -137,51 +137,71 @@ pub(super) async fn relay_response(
 }
 
 /// Does a body remainder of `left` bytes (request or response) go by splice?
-/// Only on io_uring (where splice is an asynchronous operation; the epoll
-/// driver copies), only to a plain client (TLS needs the bytes), and only
-/// from `--splice-threshold` up: below it, a read and a write cost less
-/// than the pipe's four operations.
+/// Only to a plain client (TLS needs the bytes), and only from
+/// `--splice-threshold` up: below it, a read and a write cost less than the
+/// pipe's two splices.
 pub(super) fn splices(conn: &mut Connection<'_>, left: u64) -> bool {
     let threshold = conn.worker.splice_threshold;
-    threshold > 0
-        && left >= threshold
-        && conn.worker.tunnels.splice.get()
-        && conn.stream.tcp().is_some()
+    threshold > 0 && left >= threshold && conn.stream.tcp().is_some()
 }
 
 /// Move `left` body bytes from the upstream to the client with splice,
-/// waiting for the upstream to be readable before each pipeful (a splice on
-/// an empty socket would hold an io_uring worker thread while it waits).
-/// Each pipeful has `read_timeout` to arrive and `send_timeout` to leave.
+/// counting them in `sent` as they go. Each wait for the upstream has
+/// `read_timeout`, each wait for the client `send_timeout`.
 async fn splice_body(
     conn: &mut Connection<'_>,
     route: &Route,
     up: &mut UpstreamConn,
     mut left: u64,
+    sent: &mut u64,
 ) -> Result<(), String> {
     let Some(client) = conn.stream.tcp() else {
         return Err("splice needs a plain client socket".into());
     };
+    set_nonblocking(client).map_err(|e| format!("client: {e}"))?;
+    set_nonblocking(&up.stream).map_err(|e| format!("upstream: {e}"))?;
+    let (source, destination) = (up.stream.as_raw_fd(), client.as_raw_fd());
     let pipes = &conn.worker.tunnels.pipes;
     let mut pipe = pipes.take().map_err(|e| format!("pipe: {e}"))?;
-    let patience = route.read_timeout + route.send_timeout;
-    while left > 0 {
-        let step = async {
-            let _ = up.stream.readable(false).await;
-            splice_once(&mut up.stream, client, &mut pipe, left).await
+    let spliced = &conn.worker.metrics.spliced_bytes;
+    loop {
+        let step = pipe.transfer(source, destination, &mut left);
+        if let Ok((_, given)) = step {
+            spliced.add(given);
+            *sent += given;
+        }
+        // Errors count as ready: the next splice reports them.
+        let waited = match step {
+            Ok((Step::Done, _)) => break,
+            Ok((Step::End, _)) => return Err("upstream closed before the end of the body".into()),
+            Ok((Step::SourceEmpty, _)) => {
+                let at = conn.worker.clock.deadline(route.read_timeout);
+                let wait = up.stream.readable(false);
+                conn.deadline
+                    .run(at, wait)
+                    .await
+                    .map_err(|_| "upstream read timed out mid-body")
+            }
+            Ok((Step::DestinationFull, _)) => {
+                let at = conn.worker.clock.deadline(route.send_timeout);
+                let wait = client.writable(false);
+                conn.deadline
+                    .run(at, wait)
+                    .await
+                    .map_err(|_| "client write timed out")
+            }
+            // The pipe may hold bytes: `put` closes it.
+            Err(failed) => {
+                pipes.put(pipe);
+                return Err(match failed {
+                    Failed::Source(e) => format!("upstream: {e}"),
+                    Failed::Destination(e) => format!("client: {e}"),
+                });
+            }
         };
-        match conn
-            .deadline
-            .run(conn.worker.clock.deadline(patience), step)
-            .await
-        {
-            Ok(Ok(0)) => return Err("upstream closed before the end of the body".into()),
-            Ok(Ok(n)) => left -= n as u64,
-            // A readiness that turned out empty: the pipe is still empty.
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            // The pipe may hold bytes: it is dropped, not pooled.
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("body splice timed out".into()),
+        if let Err(e) = waited {
+            pipes.put(pipe);
+            return Err(e.into());
         }
     }
     pipes.put(pipe);

@@ -116,8 +116,12 @@ impl BodyDecoder {
     /// Account for `n` bytes of a length-delimited body that moved without
     /// passing through `advance` (spliced socket to socket: nothing in them
     /// needs looking at). More than what remains, or another framing, is an
-    /// error and leaves the decoder unchanged.
+    /// error and leaves the decoder unchanged; nothing (`n == 0`) is always
+    /// fine, also once the body is done.
     pub fn skip(&mut self, n: u64) -> Result<(), ProtocolError> {
+        if n == 0 {
+            return Ok(());
+        }
         let BodyState::Length { remaining } = &mut self.state else {
             return Err(ProtocolError::Malformed);
         };
