@@ -69,7 +69,7 @@ pub struct Tuning {
     #[arg(long, value_parser = parse_size)]
     buffer_size: Option<usize>,
     /// Request and response bodies of known length with at least this much left move
-    /// by splice, never through user space (io_uring, plain HTTP); 0 = never. Default 64KiB.
+    /// by splice, never through user space (plain HTTP); 0 = never. Default 64KiB.
     #[arg(long, value_parser = parse_size)]
     splice_threshold: Option<usize>,
     /// I/O driver.

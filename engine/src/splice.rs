@@ -53,8 +53,8 @@ pub enum Step {
     Done,
     /// The source ended its stream and the pipe is empty.
     End,
-    /// The source has nothing now and the pipe is empty: wait until it is
-    /// readable.
+    /// The source has nothing now (or most likely nothing: it gave less than
+    /// asked) and the pipe is empty: wait until it is readable.
     SourceEmpty,
     /// The destination takes nothing now and the pipe holds bytes: wait until
     /// it is writable.
@@ -102,15 +102,15 @@ impl Pipe {
         left: &mut u64,
     ) -> Result<(Step, u64), Failed> {
         let mut given = 0;
+        // The last splice from the source took less than asked: the source
+        // has most likely nothing more, and asking again would cost a call
+        // that fails. (If it has, the readiness wait returns at once.)
+        let mut short = false;
         loop {
-            if *left > 0 && self.held < self.capacity {
-                let room = (self.capacity - self.held) as u64;
-                match splice(
-                    source,
-                    self.write.as_raw_fd(),
-                    room.min(*left) as usize,
-                    false,
-                ) {
+            if *left > 0 && self.held < self.capacity && !short {
+                let ask =
+                    (self.capacity - self.held).min(usize::try_from(*left).unwrap_or(usize::MAX));
+                match splice(source, self.write.as_raw_fd(), ask) {
                     // Only into an empty pipe does nothing mean the end: a
                     // pipe whose pages are all taken (by small segments,
                     // before its bytes run out) also takes nothing.
@@ -119,6 +119,7 @@ impl Pipe {
                     Ok(n) => {
                         self.held += n;
                         *left -= n as u64;
+                        short = n < ask;
                     }
                     // The source is empty, or the pipe full after all: drain
                     // what it holds first.
@@ -131,7 +132,7 @@ impl Pipe {
                 }
             }
             if self.held > 0 {
-                match splice(self.read.as_raw_fd(), destination, self.held, *left > 0) {
+                match splice(self.read.as_raw_fd(), destination, self.held) {
                     Ok(0) => return Err(Failed::Destination(io::ErrorKind::WriteZero.into())),
                     Ok(n) => {
                         self.held -= n;
@@ -143,8 +144,13 @@ impl Pipe {
                     Err(e) => return Err(Failed::Destination(e)),
                 }
             }
-            if self.held == 0 && *left == 0 {
-                return Ok((Step::Done, given));
+            if self.held == 0 {
+                if *left == 0 {
+                    return Ok((Step::Done, given));
+                }
+                if short {
+                    return Ok((Step::SourceEmpty, given));
+                }
             }
         }
     }
@@ -158,13 +164,12 @@ fn pipe_fcntl(fd: RawFd, command: libc::c_int, arg: libc::c_int) -> libc::c_int 
 }
 
 /// One splice(2) that does not wait on the pipe (the sockets are
-/// non-blocking themselves). `more` tells a socket destination that more
-/// bytes follow, as MSG_MORE does.
-fn splice(from: RawFd, to: RawFd, len: usize, more: bool) -> io::Result<usize> {
-    let mut flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
-    if more {
-        flags |= libc::SPLICE_F_MORE;
-    }
+/// non-blocking themselves). Never with SPLICE_F_MORE: the kernel already
+/// marks all but the last page of a call as more to come, and a hint past
+/// the call would hold a socket's last partial segment back until the
+/// source sends again (measured: WebSocket echo p99 11.8 -> 46.5 ms).
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
     loop {
         // SAFETY: both descriptors are open for the call (the caller holds
         // the sockets, the pipe its ends); null offsets, as sockets and pipes
