@@ -277,16 +277,21 @@ pub fn echo_backend() -> Backend {
 pub fn sink_backend() -> Backend {
     Backend::spawn(Arc::new(|conn: &mut Connection<'_>| {
         while let Some(req) = conn.next_request(false) {
-            let body = req.body_len.to_string();
-            let out = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            if conn.write(out.as_bytes()).is_err() {
+            if answer_body_len(conn, &req).is_err() {
                 return;
             }
         }
     }))
+}
+
+/// 200 with the request's payload length as the body.
+fn answer_body_len(conn: &mut Connection<'_>, req: &Request) -> io::Result<()> {
+    let body = req.body_len.to_string();
+    let out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write(out.as_bytes())
 }
 
 /// Like `sink_backend`, but with a small receive buffer, and waiting `delay` after each request
@@ -303,12 +308,7 @@ pub fn slow_sink_backend(delay: Duration) -> Backend {
             let Some(req) = conn.next_request(false) else {
                 return;
             };
-            let body = req.body_len.to_string();
-            let out = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            if conn.write(out.as_bytes()).is_err() {
+            if answer_body_len(conn, &req).is_err() {
                 return;
             }
         }
