@@ -123,12 +123,19 @@ unsafe impl IoVecBuf for HeadBody {
 /// the body bytes that came with it leave in one system call and one segment
 /// without being copied together; a short write is finished with plain
 /// writes. Hands back `head` (cleared) and `iov` for reuse.
+///
+/// An empty `head` is not put in the vector: a stream that writes only the
+/// first entry of a vector (monoio-rustls does) would write nothing and
+/// report 0, which reads as a closed peer.
 pub async fn write_head_body(
     stream: &mut impl AsyncWriteRent,
     head: Vec<u8>,
     body: Bytes,
     mut iov: IoVecPair,
 ) -> (io::Result<()>, Vec<u8>, IoVecPair) {
+    if head.is_empty() {
+        return (write_all(stream, body).await, head, iov);
+    }
     iov.0[0] = libc::iovec {
         iov_base: head.as_ptr().cast_mut().cast(),
         iov_len: head.len(),
@@ -162,4 +169,83 @@ pub async fn write_head_body(
     };
     head.clear();
     (result, head, iov)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use bytes::Bytes;
+    use monoio::BufResult;
+    use monoio::buf::{IoBuf, IoVecBuf};
+    use monoio::io::AsyncWriteRent;
+
+    use super::{IoVecPair, write_head_body};
+
+    /// A stream that takes at most `limit` bytes per call and, like
+    /// monoio-rustls, only the first entry of a vector.
+    struct FirstEntryOnly {
+        written: Vec<u8>,
+        limit: usize,
+    }
+
+    impl AsyncWriteRent for FirstEntryOnly {
+        async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+            // SAFETY: `read_ptr` is valid for `bytes_init` bytes while we hold `buf`.
+            let bytes = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+            let n = bytes.len().min(self.limit);
+            self.written.extend_from_slice(&bytes[..n]);
+            (Ok(n), buf)
+        }
+
+        async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+            // SAFETY: the vector has `read_iovec_len` valid entries while we hold `buf`.
+            let first = unsafe { *buf.read_iovec_ptr() };
+            // SAFETY: each entry points at `iov_len` readable bytes.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(first.iov_base.cast::<u8>(), first.iov_len) };
+            let n = bytes.len().min(self.limit);
+            self.written.extend_from_slice(&bytes[..n]);
+            (Ok(n), buf)
+        }
+
+        async fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+
+        async fn shutdown(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn written(head: &[u8], body: &[u8], limit: usize) -> io::Result<Vec<u8>> {
+        let runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().build();
+        runtime.expect("a monoio runtime").block_on(async {
+            let mut stream = FirstEntryOnly {
+                written: Vec::new(),
+                limit,
+            };
+            let body = Bytes::copy_from_slice(body);
+            let (result, head, _) =
+                write_head_body(&mut stream, head.to_vec(), body, IoVecPair::default()).await;
+            assert!(head.is_empty(), "the head comes back cleared");
+            result.map(|()| stream.written)
+        })
+    }
+
+    #[test]
+    fn an_empty_head_is_not_a_zero_write() {
+        assert_eq!(written(b"", b"body", 64).unwrap(), b"body");
+    }
+
+    #[test]
+    fn a_stream_writing_only_the_first_entry_gets_head_then_body() {
+        assert_eq!(written(b"head ", b"body", 64).unwrap(), b"head body");
+    }
+
+    #[test]
+    fn short_writes_are_finished() {
+        assert_eq!(written(b"head ", b"body", 2).unwrap(), b"head body");
+        assert_eq!(written(b"", b"body", 3).unwrap(), b"body");
+    }
 }

@@ -22,6 +22,7 @@ both_drivers!(
     plain_http_on_the_tls_port_gets_400,
     stalled_handshake_is_dropped,
     large_post_over_tls_is_byte_exact,
+    large_post_over_tls_with_64k_buffers_is_byte_exact,
     sessions_resume_across_workers,
     tls12_sessions_resume_with_tickets,
     curl_verifies_the_chain,
@@ -316,11 +317,20 @@ fn stalled_handshake_is_dropped(driver: Driver) {
 }
 
 fn large_post_over_tls_is_byte_exact(driver: Driver) {
+    large_post_over_tls(driver, "");
+}
+
+/// Reads and writes of 64 KiB hand rustls several records at once.
+fn large_post_over_tls_with_64k_buffers_is_byte_exact(driver: Driver) {
+    large_post_over_tls(driver, "[runtime]\nbuffer_size = \"64KiB\"\n");
+}
+
+fn large_post_over_tls(driver: Driver, runtime: &str) {
     let pki = Pki::new();
     let leaf = pki.leaf("site", &["site.test"]);
     let backend = backend::echo_backend();
     let config = format!(
-        "[log]\naccess = \"off\"\n[[server]]\nlisten = [\"{LISTEN} tls\"]\n{}\nmax_body_size = \"2MiB\"\n  [[server.route]]\n  prefix = \"/\"\n  proxy = \"http://{}\"\n",
+        "{runtime}[log]\naccess = \"off\"\n[[server]]\nlisten = [\"{LISTEN} tls\"]\n{}\nmax_body_size = \"2MiB\"\n  [[server.route]]\n  prefix = \"/\"\n  proxy = \"http://{}\"\n",
         leaf.tls_table(),
         backend.addr()
     );
