@@ -31,6 +31,51 @@ pub async fn read_more(
     result
 }
 
+/// Reads of a body grow, from `--buffer-size`, up to this.
+pub const BODY_READ_MAX: usize = 64 * 1024;
+
+/// The size of a body's next read: `--buffer-size` at first, doubling (up to
+/// [`BODY_READ_MAX`]) each time a read fills all the space it was given. A
+/// body that arrives faster than it is read then moves in a quarter of the
+/// reads and writes; one that trickles in never grows its buffer. nginx
+/// likewise reads a proxied body into several buffers at once
+/// (`proxy_buffers`).
+pub struct BodyReads {
+    size: usize,
+    grew: bool,
+}
+
+impl BodyReads {
+    pub fn new(buffer_size: usize) -> BodyReads {
+        BodyReads {
+            size: buffer_size,
+            grew: false,
+        }
+    }
+
+    /// How much the next read may add to the buffer.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Note a read that left `buf` as it is now.
+    pub fn read_into(&mut self, buf: &BytesMut) {
+        if buf.len() == buf.capacity() && self.size < BODY_READ_MAX {
+            self.size = (self.size * 2).min(BODY_READ_MAX);
+            self.grew = true;
+        }
+    }
+
+    /// After the body: if reads grew `buf` and it is empty, replace it with a
+    /// buffer of `capacity`, so that a connection that once carried a large
+    /// body does not keep the larger buffer while idle.
+    pub fn release(&self, buf: &mut BytesMut, capacity: usize) {
+        if self.grew && buf.is_empty() {
+            *buf = BytesMut::with_capacity(capacity);
+        }
+    }
+}
+
 /// nginx's lingering close: after a final answer on a connection that is
 /// closing, stop sending and discard what the peer still sends for up to
 /// `time` (and at most `LINGER_MAX_BYTES`). Closing a socket with unread
@@ -175,12 +220,12 @@ pub async fn write_head_body(
 mod tests {
     use std::io;
 
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
     use monoio::BufResult;
     use monoio::buf::{IoBuf, IoVecBuf};
     use monoio::io::AsyncWriteRent;
 
-    use super::{IoVecPair, write_head_body};
+    use super::{BODY_READ_MAX, BodyReads, IoVecPair, write_head_body};
 
     /// A stream that takes at most `limit` bytes per call and, like
     /// monoio-rustls, only the first entry of a vector.
@@ -231,6 +276,36 @@ mod tests {
             assert!(head.is_empty(), "the head comes back cleared");
             result.map(|()| stream.written)
         })
+    }
+
+    #[test]
+    fn body_reads_double_while_they_fill_the_buffer() {
+        let mut reads = BodyReads::new(16 * 1024);
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        buf.resize(100, 0);
+        reads.read_into(&buf);
+        assert_eq!(reads.size(), 16 * 1024, "a partial read does not grow");
+        for expected in [32 * 1024, 64 * 1024, BODY_READ_MAX] {
+            buf.resize(buf.capacity(), 0);
+            reads.read_into(&buf);
+            assert_eq!(reads.size(), expected);
+        }
+    }
+
+    #[test]
+    fn a_grown_buffer_is_released_only_when_empty() {
+        let mut reads = BodyReads::new(1024);
+        let mut buf = BytesMut::with_capacity(1024);
+        reads.release(&mut buf, 1024);
+        buf.resize(buf.capacity(), 0);
+        reads.read_into(&buf);
+        buf.reserve(reads.size());
+        let grown = buf.capacity();
+        reads.release(&mut buf, 1024);
+        assert_eq!(buf.capacity(), grown, "bytes still held keep their buffer");
+        buf.clear();
+        reads.release(&mut buf, 1024);
+        assert_eq!(buf.capacity(), 1024);
     }
 
     #[test]

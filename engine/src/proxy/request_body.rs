@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 
 use ringway_protocol::h1::BodyDecoder;
 
-use crate::buffer::{read_more, write_all};
+use crate::buffer::{BodyReads, read_more, write_all};
 use crate::downstream::Connection;
 use crate::error::ProxyError;
 use crate::snapshot::Route;
@@ -62,7 +62,21 @@ async fn send_body_watched(
     route: &Route,
     up: &mut UpstreamConn,
     body: &mut BodyDecoder,
+    ready: usize,
+) -> Result<(), ProxyError> {
+    let mut reads = BodyReads::new(conn.worker.buffer_size);
+    let sent = stream_body(conn, route, up, body, ready, &mut reads).await;
+    reads.release(&mut conn.bufs.buf, conn.worker.buffer_size);
+    sent
+}
+
+async fn stream_body(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    up: &mut UpstreamConn,
+    body: &mut BodyDecoder,
     mut ready: usize,
+    reads: &mut BodyReads,
 ) -> Result<(), ProxyError> {
     let watch = ReadWatch::new(&up.stream).map_err(|source| ProxyError::UpstreamClosed {
         source,
@@ -91,11 +105,7 @@ async fn send_body_watched(
         {
             return splice_request_body(conn, route, up, body, &watch).await;
         }
-        let read = read_more(
-            &mut conn.stream,
-            &mut conn.bufs.buf,
-            conn.worker.buffer_size,
-        );
+        let read = read_more(&mut conn.stream, &mut conn.bufs.buf, reads.size());
         let read = monoio::time::timeout(route.read_timeout, read);
         let result = monoio::select! {
             result = read => result,
@@ -107,7 +117,7 @@ async fn send_body_watched(
                     std::io::ErrorKind::UnexpectedEof.into(),
                 ));
             }
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => reads.read_into(&conn.bufs.buf),
             Ok(Err(e)) => return Err(ProxyError::ClientIo(e)),
             Err(_) => return Err(ProxyError::ClientTimeout),
         }

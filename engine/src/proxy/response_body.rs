@@ -8,12 +8,12 @@ use bytes::Bytes;
 use ringway_protocol::h1::{BodyDecoder, BodyFraming, RequestHead, ResponseHead, Version};
 use ringway_protocol::{ClientResponse, write_response_head};
 
-use crate::buffer::{read_more, write_head_body, write_vec};
+use crate::buffer::{BodyReads, read_more, write_head_body, write_vec};
 use crate::downstream::Connection;
 use crate::error::ProxyError;
 use crate::snapshot::{Route, Server};
 use crate::splice::{Failed, Step, set_nonblocking};
-use crate::upstream::UpstreamConn;
+use crate::upstream::{RESPONSE_HEAD_ROOM, UpstreamConn};
 use crate::vars::with_edits;
 
 use super::COALESCE_LIMIT;
@@ -67,6 +67,7 @@ pub(super) async fn relay_response(
     let mut sent: u64 = 0;
     let mut head_pending = out.len();
     let mid = |e: String, sent: u64| (ProxyError::UpstreamMidResponse(e), sent);
+    let mut reads = BodyReads::new(conn.worker.buffer_size);
     loop {
         // Runs of body bytes go out as slices of the upstream buffer, in one
         // vectored write with whatever `out` holds (the head), never copied.
@@ -114,7 +115,7 @@ pub(super) async fn relay_response(
                 break;
             }
         }
-        let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
+        let read = read_more(&mut up.stream, &mut up.buf, reads.size());
         match conn
             .deadline
             .run(conn.worker.clock.deadline(route.read_timeout), read)
@@ -126,12 +127,13 @@ pub(super) async fn relay_response(
                     .map_err(|_| mid("upstream closed before the end of the body".into(), sent))?;
                 break;
             }
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => reads.read_into(&up.buf),
             Ok(Err(e)) => return Err(mid(e.to_string(), sent)),
             Err(_) => return Err(mid("upstream read timed out mid-body".into(), sent)),
         }
     }
     conn.bufs.out = out;
+    reads.release(&mut up.buf, conn.worker.buffer_size + RESPONSE_HEAD_ROOM);
     let reusable = response.keep_alive() && framing != BodyFraming::UntilClose && up.buf.is_empty();
     Ok((sent, reusable, close))
 }
