@@ -166,29 +166,34 @@ async fn splice_request_body(
     let (source, destination) = (client.as_raw_fd(), up.stream.as_raw_fd());
     let pipes = &conn.worker.tunnels.pipes;
     let mut pipe = pipes.take().map_err(ProxyError::ClientIo)?;
-    loop {
+    // Every way out hands the pipe back: `put` keeps it only if empty.
+    let sent = loop {
         let before = left;
         let step = pipe.transfer(source, destination, &mut left);
         // Bytes taken from the client. Once all are, the decoder is done
         // while the pipe may still hold some for the upstream.
-        body.skip(before - left)
-            .map_err(ProxyError::ClientProtocol)?;
+        if let Err(e) = body.skip(before - left) {
+            break Err(ProxyError::ClientProtocol(e));
+        }
         conn.worker.metrics.spliced_bytes.add(before - left);
         let answered = match step {
-            Ok((Step::Done, _)) => break,
+            Ok((Step::Done, _)) => break Ok(()),
             Ok((Step::End, _)) => {
-                return Err(ProxyError::ClientIo(
+                break Err(ProxyError::ClientIo(
                     std::io::ErrorKind::UnexpectedEof.into(),
                 ));
             }
             Ok((Step::SourceEmpty, _)) => {
                 let wait = monoio::time::timeout(route.read_timeout, client.readable(false));
-                monoio::select! {
-                    waited = wait => match waited {
-                        Ok(_) => false,
-                        Err(_) => return Err(ProxyError::ClientTimeout),
-                    },
-                    () = watch.readable() => true,
+                // `None`: the upstream answered meanwhile.
+                let waited = monoio::select! {
+                    waited = wait => Some(waited.is_ok()),
+                    () = watch.readable() => None,
+                };
+                match waited {
+                    Some(true) => false,
+                    Some(false) => break Err(ProxyError::ClientTimeout),
+                    None => true,
                 }
             }
             Ok((Step::DestinationFull, _)) => {
@@ -197,17 +202,20 @@ async fn splice_request_body(
                     let _ = up.stream.writable(false).await;
                     Ok(())
                 };
-                !written_unless_answered(route, watch, wait).await?
+                match written_unless_answered(route, watch, wait).await {
+                    Ok(written) => !written,
+                    Err(e) => break Err(e),
+                }
             }
-            Err(Failed::Source(e)) => return Err(ProxyError::ClientIo(e)),
-            Err(Failed::Destination(e)) => return Err(upstream_failed(e)),
+            Err(Failed::Source(e)) => break Err(ProxyError::ClientIo(e)),
+            Err(Failed::Destination(e)) => break Err(upstream_failed(e)),
         };
         if answered {
-            break;
+            break Ok(());
         }
-    }
+    };
     pipes.put(pipe);
-    Ok(())
+    sent
 }
 
 /// The upstream failed while taking the request: no byte of an answer

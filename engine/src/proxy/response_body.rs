@@ -175,7 +175,10 @@ async fn splice_body(
         // Errors count as ready: the next splice reports them.
         let waited = match step {
             Ok((Step::Done, _)) => break,
-            Ok((Step::End, _)) => return Err("upstream closed before the end of the body".into()),
+            Ok((Step::End, _)) => {
+                pipes.put(pipe);
+                return Err("upstream closed before the end of the body".into());
+            }
             Ok((Step::SourceEmpty, _)) => {
                 let at = conn.worker.clock.deadline(route.read_timeout);
                 let wait = up.stream.readable(false);
