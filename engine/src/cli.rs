@@ -65,7 +65,8 @@ pub struct Tuning {
     /// Worker threads (0 = one per CPU).
     #[arg(long)]
     workers: Option<usize>,
-    /// Per-connection I/O buffer, e.g. 16KiB.
+    /// Per-connection I/O buffer, e.g. 16KiB. A body copied through user space reads
+    /// up to 64KiB at a time while it arrives faster than it is read.
     #[arg(long, value_parser = parse_size)]
     buffer_size: Option<usize>,
     /// Request and response bodies of known length with at least this much left move
