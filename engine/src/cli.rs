@@ -63,11 +63,11 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct Tuning {
     /// Worker threads (0 = one per CPU).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_workers)]
     workers: Option<usize>,
     /// Per-connection I/O buffer, e.g. 16KiB. A body copied through user space reads
     /// up to 64KiB at a time while it arrives faster than it is read.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = parse_buffer_size)]
     buffer_size: Option<usize>,
     /// Request and response bodies of known length with at least this much left move
     /// by splice, never through user space (plain HTTP); 0 = never. Default 64KiB.
@@ -80,7 +80,7 @@ pub struct Tuning {
     #[arg(long)]
     no_pin: bool,
     /// io_uring submission queue entries.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_ring_entries)]
     ring_entries: Option<u32>,
 }
 
@@ -96,6 +96,40 @@ enum DriverArg {
 fn parse_size(s: &str) -> Result<usize, String> {
     let bytes = config::parse_size(s)?;
     usize::try_from(bytes).map_err(|_| format!("{s} is too large"))
+}
+
+// The flags take the ranges of the `[runtime]` keys they override.
+
+fn parse_buffer_size(s: &str) -> Result<usize, String> {
+    let (min, max) = (config::BUFFER_SIZE_MIN, config::BUFFER_SIZE_MAX);
+    match config::parse_size(s)? {
+        bytes if (min..=max).contains(&bytes) => Ok(usize::try_from(bytes).unwrap_or(usize::MAX)),
+        bytes => Err(format!(
+            "{bytes} bytes is out of range {}..={}",
+            config::human_size(min),
+            config::human_size(max)
+        )),
+    }
+}
+
+fn parse_workers(s: &str) -> Result<usize, String> {
+    let max = config::WORKERS_MAX;
+    match s.parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "{s} is not a number of workers in 0..={max} (0 = one per CPU)"
+        )),
+    }
+}
+
+fn parse_ring_entries(s: &str) -> Result<u32, String> {
+    let max = config::RING_ENTRIES_CEILING;
+    match s.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s} is not in 1..={max} (the kernel's IORING_MAX_ENTRIES)"
+        )),
+    }
 }
 
 impl Tuning {

@@ -147,6 +147,13 @@ impl Ringway {
             args.push("--pid-file".to_owned());
             args.push(dir.path().join("ringway.pid").display().to_string());
         }
+        // RINGWAY_TEST_ARGS (split on whitespace) is appended to every `run`: the
+        // suite can be run again with other tuning, e.g. `--buffer-size 4KiB`.
+        if args.first().is_some_and(|a| a == "run")
+            && let Ok(extra) = std::env::var("RINGWAY_TEST_ARGS")
+        {
+            args.extend(extra.split_whitespace().map(str::to_owned));
+        }
         let args = args.as_slice();
         let mut child = Command::new(ringway_binary())
             .args(args)

@@ -30,7 +30,13 @@ const DEFAULT_MAX_BODY_SIZE: u64 = 1 << 20;
 /// at 256, so a higher limit could never be honoured, and 0 would refuse every request.
 const MAX_HEADERS_CEILING: usize = 256;
 /// The kernel's `IORING_MAX_ENTRIES`: `io_uring_setup` refuses larger rings.
-const RING_ENTRIES_CEILING: u32 = 32768;
+pub const RING_ENTRIES_CEILING: u32 = 32768;
+/// `runtime.buffer_size` and `--buffer-size`: at least room for a request
+/// line, at most what a connection could sensibly hold.
+pub const BUFFER_SIZE_MIN: u64 = 1 << 10;
+pub const BUFFER_SIZE_MAX: u64 = 64 << 20;
+/// `runtime.workers` and `--workers` (0 = one per CPU).
+pub const WORKERS_MAX: usize = 4096;
 
 pub(crate) fn compile(
     doc: &Document,
@@ -117,14 +123,14 @@ fn compile_runtime(raw: Option<&Spanned<RawRuntime>>, diag: &mut Diagnostics<'_>
         Some(value) => Some(PathBuf::from(value.get_ref())),
         None => None,
     };
-    let workers = in_range(diag, &raw.workers, "runtime.workers", 0, 0, 4096, "");
+    let workers = in_range(diag, &raw.workers, "runtime.workers", 0, 0, WORKERS_MAX, "");
     let buffer_size = size_in_range(
         diag,
         &raw.buffer_size,
         "runtime.buffer_size",
         16 << 10,
-        1 << 10,
-        64 << 20,
+        BUFFER_SIZE_MIN,
+        BUFFER_SIZE_MAX,
     );
     let ring_entries = in_range(
         diag,
@@ -351,7 +357,7 @@ fn size_in_range(
     v
 }
 
-fn human_size(n: u64) -> String {
+pub fn human_size(n: u64) -> String {
     match n {
         n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{}G", n >> 30),
         n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M", n >> 20),

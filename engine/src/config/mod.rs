@@ -23,6 +23,9 @@ mod validity;
 
 use std::path::Path;
 
+pub use compile::{
+    BUFFER_SIZE_MAX, BUFFER_SIZE_MIN, RING_ENTRIES_CEILING, WORKERS_MAX, human_size,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use units::{parse_duration, parse_size};
 

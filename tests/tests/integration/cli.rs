@@ -19,6 +19,28 @@ fn ringway(args: &[&str], cwd: &Path) -> Output {
         .expect("run ringway")
 }
 
+/// Run ringway with `args`; its output if it exits within `limit`, else `None` (it is
+/// killed then).
+fn exit_within(args: &[&str], cwd: &Path, limit: Duration) -> Option<Output> {
+    let mut child = Command::new(ringway_binary())
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ringway");
+    let began = Instant::now();
+    while began.elapsed() < limit {
+        if child.try_wait().expect("wait for ringway").is_some() {
+            return Some(child.wait_with_output().expect("ringway's output"));
+        }
+        thread::park_timeout(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 fn write_config(dir: &TempDir, text: &str) -> String {
     let path = dir.path().join("ringway.toml");
     std::fs::write(&path, text).expect("write config");
@@ -125,6 +147,40 @@ fn run_with_an_invalid_config_fails_without_serving() {
         stderr.contains("prefx"),
         "the error is not reported:\n{stderr}"
     );
+}
+
+/// The tuning flags take the ranges of the `[runtime]` keys they override: a value the
+/// config file would refuse is refused on the command line too, before anything starts.
+#[test]
+fn tuning_flags_out_of_range_are_refused() {
+    let dir = TempDir::new();
+    let listen = free_addr().to_string();
+    let file = write_config(&dir, &VALID.replace("127.0.0.1:1", &listen));
+    for (flag, value, range) in [
+        ("--buffer-size", "0", "1K..=64M"),
+        ("--buffer-size", "100", "1K..=64M"),
+        ("--buffer-size", "128MiB", "1K..=64M"),
+        ("--workers", "5000", "0..=4096"),
+        ("--ring-entries", "0", "1..=32768"),
+        ("--ring-entries", "65536", "1..=32768"),
+    ] {
+        let args = ["run", "-c", &file, flag, value, "--no-pin"];
+        let Some(out) = exit_within(&args, dir.path(), Duration::from_secs(10)) else {
+            panic!("ringway started with {flag} {value}");
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{flag} {value}: stderr:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(flag) && stderr.contains(range),
+            "{flag} {value}: the range is not named:\n{stderr}"
+        );
+    }
+    let out = ringway(&["check", "-c", &file], dir.path());
+    assert!(out.status.success(), "the config itself is valid");
 }
 
 #[test]
