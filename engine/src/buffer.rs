@@ -170,7 +170,7 @@ unsafe impl IoVecBuf for HeadBody {
 /// writes. Hands back `head` (cleared) and `iov` for reuse.
 ///
 /// An empty `head` is not put in the vector: a stream that writes only the
-/// first entry of a vector (monoio-rustls does) would write nothing and
+/// first entry of a vector (monoio-rustls did) would write nothing and
 /// report 0, which reads as a closed peer.
 pub async fn write_head_body(
     stream: &mut impl AsyncWriteRent,

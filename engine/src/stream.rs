@@ -9,13 +9,14 @@ use monoio::BufResult;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Split};
 use monoio::net::TcpStream;
-use monoio_rustls::ServerTlsStream;
+
+use crate::tls::TlsStream;
 
 pub enum ClientStream {
     Plain(TcpStream),
     /// An established TLS session; `sni` is the server name the client sent.
     Tls {
-        stream: Box<ServerTlsStream<TcpStream>>,
+        stream: Box<TlsStream>,
         sni: Option<Box<str>>,
     },
 }
@@ -62,7 +63,7 @@ impl ClientStream {
 }
 
 // SAFETY: every variant wraps a stream that is itself `Split` (TcpStream;
-// monoio-rustls streams, whose reads and writes use separate buffers), and
+// `TlsStream`, whose reads and writes use separate buffers), and
 // these impls only forward each call to the variant, so a read and a write
 // in flight at the same time touch independent state, as `Split` requires.
 unsafe impl Split for ClientStream {}

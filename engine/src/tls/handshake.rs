@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use monoio_rustls::ServerTlsStream;
 use rustls::{ServerConfig, ServerConnection};
+
+use super::TlsStream;
+use super::stream::OUTGOING_KEEP;
 
 /// TLS record content type `handshake` (RFC 8446 §5.1).
 const HANDSHAKE_RECORD: u8 = 0x16;
@@ -25,7 +27,7 @@ const READ_SIZE: usize = 16 * 1024;
 pub enum Accepted {
     /// Established; `sni` is the name the client asked for, if any.
     Tls {
-        stream: Box<ServerTlsStream<TcpStream>>,
+        stream: Box<TlsStream>,
         sni: Option<Box<str>>,
     },
     /// The first byte was not a TLS handshake record: plain HTTP, probably.
@@ -36,7 +38,7 @@ pub enum Accepted {
 pub async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Accepted> {
     let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
     let mut incoming = Vec::with_capacity(READ_SIZE);
-    let mut outgoing = Vec::new();
+    let mut outgoing = Vec::with_capacity(OUTGOING_KEEP);
     let mut first = true;
     loop {
         while conn.wants_write() {
@@ -78,7 +80,7 @@ pub async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result
     }
     let sni = conn.server_name().map(Box::from);
     Ok(Accepted::Tls {
-        stream: Box::new(ServerTlsStream::new(tcp, conn)),
+        stream: Box::new(TlsStream::new(tcp, conn, incoming, outgoing)),
         sni,
     })
 }

@@ -11,6 +11,7 @@
 
 mod handshake;
 mod resolver;
+mod stream;
 mod ticketer;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use rustls::server::NoServerSessionStorage;
 
 pub use handshake::{Accepted, accept};
 pub use resolver::SniResolver;
+pub use stream::TlsStream;
 pub use ticketer::TicketKey;
 
 /// ALPN protocols offered, in preference order. A client that offers ALPN
