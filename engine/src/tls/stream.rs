@@ -370,6 +370,13 @@ mod tests {
         peer.join().expect("the client thread")
     }
 
+    /// The client side of a test that only receives: everything until close_notify.
+    fn read_all(client: &mut Client) -> Vec<u8> {
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        got
+    }
+
     fn pattern(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i % 251) as u8).collect()
     }
@@ -387,11 +394,7 @@ mod tests {
                 result.unwrap();
                 stream.shutdown().await.unwrap();
             },
-            |client: &mut Client| {
-                let mut got = Vec::new();
-                client.read_to_end(&mut got).unwrap();
-                got
-            },
+            read_all,
         );
         assert_eq!(got.len(), expected.len() + 3);
         assert!(got[..expected.len()] == expected[..], "the body differs");
@@ -412,11 +415,7 @@ mod tests {
                 result.unwrap();
                 stream.shutdown().await.unwrap();
             },
-            |client: &mut Client| {
-                let mut got = Vec::new();
-                client.read_to_end(&mut got).unwrap();
-                got
-            },
+            read_all,
         );
         assert_eq!(&got[..5], b"head ");
         assert!(got[5..] == pattern(40_000)[..]);
