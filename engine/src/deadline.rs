@@ -26,6 +26,9 @@ pub struct Deadline {
     timer: Option<Pin<Box<Sleep>>>,
     /// When `timer` fires.
     armed: Instant,
+    /// `timer` has been polled since it was last armed, so it holds the
+    /// task's waker: until it fires there is nothing to ask it.
+    polled: bool,
 }
 
 impl Default for Deadline {
@@ -39,6 +42,7 @@ impl Deadline {
         Deadline {
             timer: None,
             armed: Instant::now(),
+            polled: false,
         }
     }
 
@@ -64,6 +68,7 @@ impl Deadline {
             None => self.timer = Some(Box::pin(sleep_until(at_monoio))),
         }
         self.armed = at;
+        self.polled = false;
     }
 }
 
@@ -87,6 +92,9 @@ impl<F: Future> Future for Run<'_, F> {
             return Poll::Ready(Ok(output));
         }
         let deadline = &mut *this.deadline;
+        if deadline.polled && deadline.timer.as_ref().is_some_and(|t| !t.is_elapsed()) {
+            return Poll::Pending;
+        }
         while let Some(timer) = deadline.timer.as_mut()
             && timer.as_mut().poll(cx).is_ready()
         {
@@ -96,6 +104,7 @@ impl<F: Future> Future for Run<'_, F> {
             // Armed for an earlier operation: wait for this one's deadline.
             deadline.arm(this.at);
         }
+        deadline.polled = deadline.timer.is_some();
         Poll::Pending
     }
 }

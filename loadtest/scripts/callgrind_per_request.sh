@@ -9,6 +9,8 @@
 #      (moves by a few hundred between runs with the batching).
 # WRK_ARGS="-H Connection: close" (wrk mode) measures a new connection per
 # request.
+# VG_ARGS adds valgrind options, e.g. VG_ARGS=--cache-sim=yes for cache
+# misses per request (every event is then printed per request).
 # PROXY=floor profiles `ringway-load floor` (BIN is then ignored but for its
 # directory) instead of ringway.
 # Each mode runs twice (small and large load) and prints
@@ -77,7 +79,7 @@ run() {
   if [ "${PROXY:-ringway}" = floor ]; then
     cmd=("$LOAD" floor --listen 127.0.0.1:$PORT --upstream 127.0.0.1:$BPORT --driver "$driver")
   fi
-  valgrind --tool=callgrind --callgrind-out-file="$OUT/$tag.out" "${cmd[@]}" >/dev/null 2>"$OUT/$tag.log" &
+  valgrind --tool=callgrind ${VG_ARGS:-} --callgrind-out-file="$OUT/$tag.out" "${cmd[@]}" >/dev/null 2>"$OUT/$tag.log" &
   local vg=$!
   wait_port $PORT
   if [ "$MODE" = seq ]; then seq_client 50 >/dev/null; requests=$(seq_client "$amount"); requests=$((requests + 50))
@@ -85,9 +87,10 @@ run() {
   callgrind_control -d "$vg" >/dev/null 2>&1 || true
   sleep 1
   kill -9 "$vg" 2>/dev/null || true; wait "$vg" 2>/dev/null || true
-  local total
-  total=$(ls -t "$OUT/$tag.out"* | head -1 | xargs grep -h '^summary:\|^totals:' | head -1 | awk '{print $2}')
-  echo "$tag $requests $total"
+  local events totals
+  events=$(ls -t "$OUT/$tag.out"* | head -1 | xargs grep -h '^events:' | head -1 | cut -d' ' -f2- | tr ' ' ,)
+  totals=$(ls -t "$OUT/$tag.out"* | head -1 | xargs grep -h '^summary:\|^totals:' | head -1 | cut -d' ' -f2- | tr ' ' ,)
+  echo "$tag $requests $totals $events"
 }
 
 if [ "$MODE" = seq ]; then small=2000; large=12000; else small=3; large=13; fi
@@ -95,6 +98,9 @@ a=$(run small $small); b=$(run large $large)
 echo "$a"; echo "$b"
 python3 - "$a" "$b" <<'PY'
 import sys
-_, r1, t1 = sys.argv[1].split(); _, r2, t2 = sys.argv[2].split()
-print(f"instructions per request: {(int(t2) - int(t1)) / (int(r2) - int(r1)):.0f}")
+_, r1, t1, events = sys.argv[1].split(); _, r2, t2, _ = sys.argv[2].split()
+requests = int(r2) - int(r1)
+for i, (name, a, b) in enumerate(zip(events.split(","), t1.split(","), t2.split(","))):
+    label = "instructions" if name == "Ir" else name
+    print(f"{label} per request: {(int(b) - int(a)) / requests:.{0 if i == 0 else 1}f}")
 PY

@@ -4,7 +4,8 @@
 Starts the benchmark backend, then ringway, the floor relay and nginx in turn
 (each alone on CPU 0, wrk and the backend on CPU 1, with the configs compare
 runs, from `ringway-load config`), runs `wrk -t1 -c64` against each and reads the proxy's CPU time
-(utime + stime of all its processes, /proc) over the wrk run.
+(utime + stime of all its processes, /proc) over the wrk run, and its split
+into user and kernel time.
 Prints requests/s and proxy CPU microseconds per request, repetitions
 interleaved, and the medians.
 
@@ -23,7 +24,7 @@ import socket
 import tempfile
 import time
 
-from compare_vs_wrk import cpu_seconds, wait_listening
+from compare_vs_wrk import cpu_times, wait_listening
 
 
 def family(pid):
@@ -52,13 +53,16 @@ def wait_closed(port):
 
 
 def cpu_of(pids):
-    total = 0.0
+    """(user, kernel) seconds of `pids`."""
+    user = kernel = 0.0
     for pid in pids:
         try:
-            total += cpu_seconds(pid)
+            u, k = cpu_times(pid)
+            user += u
+            kernel += k
         except OSError:
             pass
-    return total
+    return user, kernel
 
 
 def main():
@@ -115,10 +119,13 @@ def main():
                 wait_closed(port)
                 done = int(re.search(r"(\d+) requests in", out).group(1))
                 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-                cpu_us = (after - before) * 1e6 / max(done, 1)
+                user_us = (after[0] - before[0]) * 1e6 / max(done, 1)
+                kernel_us = (after[1] - before[1]) * 1e6 / max(done, 1)
+                cpu_us = user_us + kernel_us
                 results[name].append((done / args.duration, cpu_us))
                 print(f"rep {rep + 1} {name:8} {done / args.duration:9.0f} req/s "
-                      f"{cpu_us:7.2f} proxy CPU us/req"
+                      f"{cpu_us:7.2f} proxy CPU us/req (user {user_us:.2f}, "
+                      f"kernel {kernel_us:.2f})"
                       + (f"  non-2xx {errors.group(1)}" if errors else ""), flush=True)
     finally:
         backend.terminate()
