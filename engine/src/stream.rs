@@ -53,6 +53,14 @@ impl ClientStream {
         matches!(self, ClientStream::Tls { .. })
     }
 
+    /// At the end of a response: a TLS session's outgoing buffer, grown for
+    /// a large body, returns to its usual size (`TlsStream::release`).
+    pub fn release_write_buffer(&mut self) {
+        if let ClientStream::Tls { stream, .. } = self {
+            stream.release();
+        }
+    }
+
     /// The SNI of a TLS connection, if the client sent one.
     pub fn sni(&self) -> Option<&[u8]> {
         match self {

@@ -134,6 +134,7 @@ pub(super) async fn relay_response(
     }
     conn.bufs.out = out;
     reads.release(&mut up.buf, conn.worker.buffer_size + RESPONSE_HEAD_ROOM);
+    conn.stream.release_write_buffer();
     let reusable = response.keep_alive() && framing != BodyFraming::UntilClose && up.buf.is_empty();
     Ok((sent, reusable, close))
 }

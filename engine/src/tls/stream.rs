@@ -5,9 +5,10 @@
 //! buffer: a large body then left in one write per TLS record. Here every
 //! record rustls has ready goes out in one write (up to rustls's 64 KiB of
 //! pending output), a vector of buffers is encrypted as one run of records
-//! (a response head and the body behind it share them), and the outgoing
-//! buffer returns to its usual size after a large write, so an idle
-//! connection does not keep it.
+//! (a response head and the body behind it share them). The outgoing buffer
+//! is sized for a large write before rustls fills it, kept while writes stay
+//! large, and returns to its usual size after them (or when the response
+//! ends, `release`), so an idle connection does not keep it.
 //!
 //! Reads start at one record's worth (16 KiB) and grow to 64 KiB while they
 //! fill their buffer (an upload); rustls refuses to hold more than 16 KiB of
@@ -28,6 +29,10 @@ const READ_MIN: usize = 16 * 1024;
 const READ_MAX: usize = 64 * 1024;
 /// The outgoing buffer kept between writes: a full record and its overhead.
 pub(super) const OUTGOING_KEEP: usize = 17 * 1024;
+/// Plaintext per TLS record, and an upper bound of what a record adds to it
+/// (header, tag, content type; TLS 1.2's explicit nonce).
+const RECORD_PLAINTEXT: usize = 16 * 1024;
+const RECORD_OVERHEAD: usize = 32;
 
 pub struct TlsStream {
     io: TcpStream,
@@ -175,20 +180,31 @@ impl TlsStream {
         }
     }
 
-    /// Send every record rustls has ready, in one write per batch.
+    /// Send every record rustls has ready, in one write per batch. A large
+    /// buffer is kept while batches stay large (a body on its way); the first
+    /// small batch after them, or `release`, gives it back.
     async fn write_tls(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
             let mut outgoing = std::mem::take(&mut self.outgoing);
             outgoing.clear();
             self.conn.write_tls(&mut outgoing)?;
-            let (result, mut outgoing) = self.io.write_all(outgoing).await;
-            if outgoing.capacity() > OUTGOING_KEEP {
-                outgoing = Vec::with_capacity(OUTGOING_KEEP);
-            }
+            let batch = outgoing.len();
+            let (result, outgoing) = self.io.write_all(outgoing).await;
             self.outgoing = outgoing;
+            if batch <= OUTGOING_KEEP {
+                self.release();
+            }
             result?;
         }
         Ok(())
+    }
+
+    /// Return the outgoing buffer to its usual size, at the end of a large
+    /// response: an idle connection keeps no more than that.
+    pub fn release(&mut self) {
+        if self.outgoing.capacity() > OUTGOING_KEEP {
+            self.outgoing = Vec::with_capacity(OUTGOING_KEEP);
+        }
     }
 
     /// Plaintext the session already holds, copied into `into`; `None` when
@@ -210,6 +226,13 @@ impl TlsStream {
         // Room for new records first: rustls takes no more than its limit.
         self.write_tls().await?;
         let n = self.conn.writer().write_vectored(bufs)?;
+        // Records for `n` bytes, in a buffer sized for them at once rather
+        // than grown (and copied) as they are written into it.
+        let records = n.div_ceil(RECORD_PLAINTEXT).max(1);
+        let need = n + records * RECORD_OVERHEAD;
+        if self.outgoing.capacity() < need {
+            self.outgoing = Vec::with_capacity(need);
+        }
         self.write_tls().await?;
         Ok(n)
     }
@@ -297,6 +320,7 @@ mod tests {
     use std::sync::Arc;
     use std::thread;
 
+    use monoio::buf::IoBuf;
     use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
     use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned};
@@ -382,6 +406,37 @@ mod tests {
     }
 
     #[test]
+    fn large_writes_in_a_row_share_one_outgoing_buffer() {
+        let chunk = pattern(64 * 1024);
+        let expected = [&chunk[..], &chunk[..], b"end"].concat();
+        let got = with_session(
+            async move |stream: &mut TlsStream| {
+                let (result, chunk) = stream.write(chunk).await;
+                let first = result.unwrap();
+                assert!(first > OUTGOING_KEEP, "took {first}");
+                let buffer = stream.outgoing.as_ptr();
+                assert!(stream.outgoing.capacity() > OUTGOING_KEEP);
+                let (result, rest) = stream.write_all(chunk.slice(first..)).await;
+                result.unwrap();
+                // The next went out through the same allocation.
+                let (result, chunk) = stream.write(rest.into_inner()).await;
+                let second = result.unwrap();
+                assert!(second > OUTGOING_KEEP, "took {second}");
+                assert_eq!(stream.outgoing.as_ptr(), buffer);
+                let (result, _) = stream.write_all(chunk.slice(second..)).await;
+                result.unwrap();
+                // A small write after them gives the large buffer back.
+                let (result, _) = stream.write_all(b"end".to_vec()).await;
+                result.unwrap();
+                assert!(stream.outgoing.capacity() <= OUTGOING_KEEP);
+                stream.shutdown().await.unwrap();
+            },
+            read_all,
+        );
+        assert!(got == expected, "the bytes differ");
+    }
+
+    #[test]
     fn a_large_write_arrives_whole_and_the_buffer_shrinks_back() {
         let body = pattern(1 << 20);
         let expected = body.clone();
@@ -389,6 +444,7 @@ mod tests {
             async move |stream: &mut TlsStream| {
                 let (result, _) = stream.write_all(body).await;
                 result.unwrap();
+                stream.release();
                 assert!(stream.outgoing.capacity() <= OUTGOING_KEEP);
                 let (result, _) = stream.write_all(b"end".to_vec()).await;
                 result.unwrap();
