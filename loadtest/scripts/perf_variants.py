@@ -28,9 +28,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 from compare_vs_wrk import wait_listening
-from proxies_vs_wrk import family, wait_closed
+from proxies_vs_wrk import WRK, family, start_proxy, stop_proxy, write_configs
 
 PERIOD_NS = 50_000  # one sample per 50 µs of CPU time
 
@@ -64,13 +65,7 @@ def main():
     load = f"{args.bin}/ringway-load"
     work = tempfile.mkdtemp(prefix="perf-variants-")
     port, bport = 18480, 18490
-    for name, file in [("ringway", "ringway.toml"), ("nginx", "nginx.conf")]:
-        text = subprocess.run(
-            [load, "config", name, "--listen", f"127.0.0.1:{port}",
-             "--upstream", f"127.0.0.1:{bport}", "--dir", work],
-            capture_output=True, text=True, check=True).stdout
-        with open(f"{work}/{file}", "w") as f:
-            f.write(text)
+    write_configs(load, port, bport, work)
     commands = {}
     for v in args.variants:
         if v == "floor":
@@ -89,27 +84,24 @@ def main():
     figures = {n: [] for n in names}
     merged = {n: collections.Counter() for n in names}
     requests = {n: 0 for n in names}
-    wrk = ["taskset", "-c", "1", "wrk", "-t1", "-c64"]
     url = f"http://127.0.0.1:{port}/"
     try:
         for rep in range(args.reps):
             for name in names:
-                proc = subprocess.Popen(commands[name], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
-                wait_listening(port)
-                subprocess.run(wrk + ["-d1s", url], capture_output=True)
+                proc = start_proxy(name, commands[name], port)
                 data = f"{work}/{name}-{rep}.data"
                 pids = ",".join(str(p) for p in family(proc.pid))
                 perf = subprocess.Popen(
                     ["perf", "record", "-e", "cpu-clock", "-c", str(PERIOD_NS), "-p", pids,
                      "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                out = subprocess.run(wrk + [f"-d{args.duration}s", url],
+                # perf takes a moment to attach; the idle proxy is not sampled
+                # meanwhile, so waiting costs nothing and misses no request.
+                time.sleep(0.5)
+                out = subprocess.run(WRK + [f"-d{args.duration}s", url],
                                      capture_output=True, text=True).stdout
                 perf.send_signal(signal.SIGINT)
                 perf.wait(timeout=60)
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=10)
-                wait_closed(port)
+                stop_proxy(proc, port)
                 done = int(re.search(r"(\d+) requests in", out).group(1))
                 counts = symbols(data)
                 os.unlink(data)

@@ -52,6 +52,40 @@ def wait_closed(port):
     raise SystemExit(f"something still listens on {port}")
 
 
+WRK = ["taskset", "-c", "1", "wrk", "-t1", "-c64"]
+
+
+def write_configs(load, port, bport, work):
+    """ringway.toml and nginx.conf in `work`: the configs compare itself runs
+    (`ringway-load config`), listening on `port`, proxying to `bport`."""
+    for name, file in [("ringway", "ringway.toml"), ("nginx", "nginx.conf")]:
+        text = subprocess.run(
+            [load, "config", name, "--listen", f"127.0.0.1:{port}",
+             "--upstream", f"127.0.0.1:{bport}", "--dir", work],
+            capture_output=True, text=True, check=True).stdout
+        with open(f"{work}/{file}", "w") as f:
+            f.write(text)
+
+
+def start_proxy(name, command, port):
+    """Start a proxy in a session of its own, wait for it to listen on
+    `port`, and warm it up with one second of wrk."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_listening(port)
+    if proc.poll() is not None:
+        sys.exit(f"{name} exited at start (exit {proc.returncode})")
+    subprocess.run(WRK + ["-d1s", f"http://127.0.0.1:{port}/"], capture_output=True)
+    return proc
+
+
+def stop_proxy(proc, port):
+    """Stop a proxy from `start_proxy` and wait until `port` is free."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=10)
+    wait_closed(port)
+
+
 def cpu_of(pids):
     """(user, kernel) seconds of `pids`."""
     user = kernel = 0.0
@@ -82,14 +116,7 @@ def main():
          "--body-size", str(args.body), "--pin-cpus", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listening(bport)
-    # The configs compare itself runs (`ringway-load config`).
-    for name, file in [("ringway", "ringway.toml"), ("nginx", "nginx.conf")]:
-        text = subprocess.run(
-            [f"{args.bin}/ringway-load", "config", name, "--listen", f"127.0.0.1:{port}",
-             "--upstream", f"127.0.0.1:{bport}", "--dir", work],
-            capture_output=True, text=True, check=True).stdout
-        with open(f"{work}/{file}", "w") as f:
-            f.write(text)
+    write_configs(f"{args.bin}/ringway-load", port, bport, work)
     commands = {
         "ringway": [f"{args.bin}/ringway", "run", "-c", f"{work}/ringway.toml"],
         "floor": ["taskset", "-c", "0", f"{args.bin}/ringway-load", "floor", "--listen",
@@ -101,22 +128,13 @@ def main():
     try:
         for rep in range(args.reps):
             for name in proxies:
-                proc = subprocess.Popen(commands[name], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
-                wait_listening(port)
-                if proc.poll() is not None:
-                    sys.exit(f"{name} exited at start (exit {proc.returncode})")
-                subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c64", "-d1s",
-                                f"http://127.0.0.1:{port}/"], capture_output=True)
+                proc = start_proxy(name, commands[name], port)
                 pids = family(proc.pid)
                 before = cpu_of(pids)
-                out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c64",
-                                      f"-d{args.duration}s", f"http://127.0.0.1:{port}/"],
+                out = subprocess.run(WRK + [f"-d{args.duration}s", f"http://127.0.0.1:{port}/"],
                                      capture_output=True, text=True).stdout
                 after = cpu_of(pids)
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=10)
-                wait_closed(port)
+                stop_proxy(proc, port)
                 done = int(re.search(r"(\d+) requests in", out).group(1))
                 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
                 user_us = (after[0] - before[0]) * 1e6 / max(done, 1)
