@@ -78,7 +78,7 @@ pub(super) async fn relay_response(
     loop {
         // A small run of body bytes is copied behind the head in `out`, so
         // that both leave in one `send`: the kernel's vectored-write path
-        // costs more than copying a few KiB. Over TLS, which copies into its
+        // costs more than copying up to `COPY_BEHIND_HEAD`. Over TLS, which copies into its
         // records anyway, runs up to 16 KiB are copied so that head and body
         // make one record. Other runs go out as slices of the upstream
         // buffer, never copied. De-chunked payload is always copied.
@@ -91,6 +91,7 @@ pub(super) async fn relay_response(
             .map_err(|e| mid(e.reason().to_string(), sent))?;
             let run = up.buf.split_to(n);
             if dechunk {
+                // The decoder has appended the payload to `out` already.
             } else if (n <= COPY_BEHIND_HEAD && !out.is_empty())
                 || (n <= COALESCE_LIMIT && conn.stream.is_tls())
             {
