@@ -12,7 +12,7 @@ CPU 1. Prints, per run, CPU microseconds per request from the samples (total,
 user, kernel), then the medians, then the functions whose cost per request
 differs most between the first two variants (samples of all runs merged).
 
-usage: loadtest/scripts/perf_variants.py [--body 100] [--reps 3] [--duration 5]
+usage: loadtest/scripts/perf_variants.py [--body 100] [--post N] [--reps 3] [--duration 5]
        [--bin target/release] [--top 30] NAME=PATH|floor|nginx ...
 
 Needs perf (apt-get install linux-perf), wrk and root (or
@@ -53,6 +53,8 @@ def symbols(data):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--body", type=int, default=100)
+    ap.add_argument("--post", type=int, metavar="N",
+                    help="POST a body of N bytes with each request instead of a GET")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--bin", default="target/release", help="where ringway-load is")
@@ -85,6 +87,11 @@ def main():
     merged = {n: collections.Counter() for n in names}
     requests = {n: 0 for n in names}
     url = f"http://127.0.0.1:{port}/"
+    load_args = []
+    if args.post is not None:
+        with open(f"{work}/post.lua", "w") as f:
+            f.write(f'wrk.method = "POST"\nwrk.body = string.rep("x", {args.post})\n')
+        load_args = ["-s", f"{work}/post.lua"]
     try:
         for rep in range(args.reps):
             for name in names:
@@ -97,7 +104,7 @@ def main():
                 # perf takes a moment to attach; the idle proxy is not sampled
                 # meanwhile, so waiting costs nothing and misses no request.
                 time.sleep(0.5)
-                out = subprocess.run(WRK + [f"-d{args.duration}s", url],
+                out = subprocess.run(WRK + load_args + [f"-d{args.duration}s", url],
                                      capture_output=True, text=True).stdout
                 perf.send_signal(signal.SIGINT)
                 perf.wait(timeout=60)
@@ -117,7 +124,8 @@ def main():
     finally:
         backend.terminate()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nmedians, {args.body} B body, wrk -t1 -c64 -d{args.duration}s, {args.reps} reps:")
+    posted = "" if args.post is None else f", {args.post} B POSTed"
+    print(f"\nmedians, {args.body} B body{posted}, wrk -t1 -c64 -d{args.duration}s, {args.reps} reps:")
     for name in names:
         t, u, k = (statistics.median(f[i] for f in figures[name]) for i in range(3))
         print(f"  {name:8} total {t:6.2f} user {u:5.2f} kernel {k:6.2f} us/req")

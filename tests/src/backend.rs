@@ -272,6 +272,66 @@ pub fn echo_backend() -> Backend {
     }))
 }
 
+/// Answers every request 200 with, in `X-Data-Segments`, how many TCP segments carrying
+/// data its connection had received once the request was complete (Linux's
+/// `tcpi_data_segs_in`): a proxy that writes a request's head and body together sends it in
+/// one.
+pub fn segment_counting_backend() -> Backend {
+    Backend::spawn(Arc::new(|conn: &mut Connection<'_>| {
+        while let Some(req) = conn.next_request(false) {
+            let segments = data_segments_in(conn.stream.get_ref()).expect("TCP_INFO");
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nX-Data-Segments: {segments}\r\nX-Body-Len: {}\r\n\
+                 Content-Length: 0\r\n\r\n",
+                req.body_len
+            );
+            if conn.write(out.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// `struct tcp_info` of linux/tcp.h up to `tcpi_data_segs_out` (Linux 4.6): the kernel
+/// copies as much of its own as this holds. The libc crate stops at `tcpi_total_retrans`.
+#[repr(C)]
+#[derive(Default)]
+struct TcpInfo {
+    bytes: [u8; 8],
+    times_and_counts: [u32; 24],
+    rates_and_totals: [u64; 4],
+    segs_out: u32,
+    segs_in: u32,
+    notsent_bytes: u32,
+    min_rtt: u32,
+    data_segs_in: u32,
+    data_segs_out: u32,
+}
+
+/// Segments with data received on `stream` so far.
+fn data_segments_in(stream: &TcpStream) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut info = TcpInfo::default();
+    let mut len = std::mem::size_of::<TcpInfo>() as libc::socklen_t;
+    // SAFETY: `info` is a plain C struct of `len` bytes that outlives the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (len as usize) < std::mem::size_of::<TcpInfo>() {
+        return Err(io::Error::other("kernel too old for tcpi_data_segs_in"));
+    }
+    Ok(info.data_segs_in)
+}
+
 /// Counts the request body without keeping it, for very large uploads; answers 200 with the
 /// payload length as the body.
 pub fn sink_backend() -> Backend {

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, Method, RequestHead, ResponseHead, Version,
 };
@@ -115,6 +115,7 @@ pub async fn forward(
         }
     }
 
+    let coalesced = copy_whole_body(&mut request_head, &conn.bufs.buf, &body);
     let result = exchange(
         conn,
         route,
@@ -123,6 +124,7 @@ pub async fn forward(
         head,
         &mut body,
         &mut request_head,
+        coalesced,
         upgrading,
     )
     .await;
@@ -192,6 +194,26 @@ pub async fn forward(
     }
 }
 
+/// A body of at most `COALESCE_LIMIT` bytes that arrived whole with the head
+/// is copied behind the upstream request head, so that both leave in one
+/// write and one segment instead of two. Returns how many bytes of `buf` were
+/// copied (0: none). They stay in `buf` and the decoder does not move until
+/// that write has succeeded (`send_and_receive`), so a request whose write
+/// failed still counts as unsent and may be retried.
+fn copy_whole_body(request_head: &mut Vec<u8>, buf: &[u8], body: &BodyDecoder) -> usize {
+    if body.is_done() || buf.is_empty() {
+        return 0;
+    }
+    let mut probe = body.clone();
+    match probe.advance(buf, |_| {}) {
+        Ok(n) if probe.is_done() && n <= COALESCE_LIMIT => {
+            request_head.extend_from_slice(&buf[..n]);
+            n
+        }
+        _ => 0,
+    }
+}
+
 /// The target sent upstream: nginx's `proxy_pass` URI rule when the route has
 /// one (the matched part of the normalised path is replaced), else the client's
 /// target in origin-form.
@@ -232,6 +254,7 @@ async fn exchange(
     head: &RequestHead,
     body: &mut BodyDecoder,
     request_head: &mut Vec<u8>,
+    coalesced: usize,
     upgrading: bool,
 ) -> Result<(Box<UpstreamConn>, ResponseHead), ProxyError> {
     let first = conn.worker.pool.borrow_mut().pick(upstream_index, upstream);
@@ -272,7 +295,17 @@ async fn exchange(
         };
         // The clock was read when the head arrived, or just now after a connect.
         let sent = conn.worker.clock.recent();
-        match send_and_receive(conn, route, &mut up, head, body, request_head, upgrading).await {
+        let exchanged = send_and_receive(
+            conn,
+            route,
+            &mut up,
+            head,
+            body,
+            request_head,
+            coalesced,
+            upgrading,
+        );
+        match exchanged.await {
             Ok(response) => {
                 let arrived = conn.worker.clock.now();
                 conn.worker.metrics.upstream_response[upstream.metric].observe(arrived - sent);
@@ -304,6 +337,10 @@ fn sent_body(body: &BodyDecoder, head: &RequestHead) -> bool {
     head.framing() != BodyFraming::Empty && (body.payload_len() > 0 || body.is_done())
 }
 
+/// Write `request_head` (with the first `coalesced` bytes of the client
+/// buffer behind it, see `copy_whole_body`), the rest of the body, and read
+/// the response head.
+#[allow(clippy::too_many_arguments)]
 async fn send_and_receive(
     conn: &mut Connection<'_>,
     route: &Route,
@@ -311,6 +348,7 @@ async fn send_and_receive(
     head: &RequestHead,
     body: &mut BodyDecoder,
     request_head: &mut Vec<u8>,
+    coalesced: usize,
     upgrading: bool,
 ) -> Result<ResponseHead, ProxyError> {
     // A failed write means no response byte arrived: retryable if replayable.
@@ -327,6 +365,12 @@ async fn send_and_receive(
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(closed(e)),
         Err(_) => return Err(ProxyError::UpstreamTimeout),
+    }
+    if coalesced > 0 && !body.is_done() {
+        // The whole body went out behind the head: consume it.
+        body.advance(&conn.bufs.buf[..coalesced], |_| {})
+            .map_err(ProxyError::ClientProtocol)?;
+        conn.bufs.buf.advance(coalesced);
     }
     if !body.is_done() {
         send_body(conn, route, up, body).await?;

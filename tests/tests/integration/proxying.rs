@@ -12,6 +12,7 @@ use ringway_tests::{
 both_drivers!(
     methods_and_target_pass_unchanged,
     content_length_body_is_byte_exact,
+    small_body_leaves_with_the_head,
     chunked_body_is_resent_chunked,
     three_mib_random_bodies_are_byte_exact,
     head_response_has_no_body,
@@ -84,6 +85,41 @@ fn content_length_body_is_byte_exact(driver: Driver) {
         reqs[3].body_hash,
         Fnv::of(&pseudo_random_body(65_537, 65_537))
     );
+}
+
+/// A small body that arrives whole with its head goes upstream in the same write: one TCP
+/// segment, not a head and then a body (the backend counts the segments its connection has
+/// received). Each request is the first on a fresh proxy, so on a new upstream connection.
+fn small_body_leaves_with_the_head(driver: Driver) {
+    let cases = [
+        (
+            "form",
+            request::with_body("POST", "/", &[], b"name=value&other=1"),
+            18,
+        ),
+        (
+            "chunked",
+            request::chunked("PUT", "/", &[], &[b"chu", b"nked"]),
+            7,
+        ),
+        (
+            "600 B",
+            request::with_body("POST", "/", &[], &[b'j'; 600]),
+            600,
+        ),
+    ];
+    for (name, raw, payload) in cases {
+        let backend = backend::segment_counting_backend();
+        let proxy = Ringway::start(&proxy_config(backend.addr(), TEST_LIMITS), driver);
+        let resp = proxy.connect().roundtrip(&raw);
+        assert_eq!(resp.status, 200, "{name}");
+        assert_eq!(resp.header("x-data-segments"), Some("1"), "{name}");
+        assert_eq!(
+            resp.header("x-body-len"),
+            Some(&*payload.to_string()),
+            "{name}"
+        );
+    }
 }
 
 fn chunked_body_is_resent_chunked(driver: Driver) {
