@@ -1,9 +1,15 @@
-//! What a proxy costs, read from /proc: CPU time (utime + stime, in clock
-//! ticks, from /proc/PID/stat) and peak resident memory (VmHWM, from
-//! /proc/PID/status), summed over the proxy's process and its descendants,
-//! so that nginx's master and workers count together.
+//! What a proxy costs, read from /proc: CPU time and peak resident memory
+//! (VmHWM, from /proc/PID/status), summed over the proxy's process and its
+//! descendants, so that nginx's master and workers count together.
+//!
+//! CPU time comes from each thread's run time in nanoseconds
+//! (/proc/PID/task/TID/schedstat), split into user and kernel time in the
+//! proportion of utime to stime (/proc/PID/stat). Those two alone count in
+//! clock ticks (10 ms): a short run of a light proxy would read as no CPU
+//! at all.
 
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -46,7 +52,7 @@ pub fn process_tree(root: u32) -> Vec<u32> {
 
 /// CPU time of `pids` so far, each process's threads included.
 pub fn cpu_time(pids: &[u32], ticks_per_second: u64) -> Duration {
-    let time = cpu_times(pids, ticks_per_second);
+    let time = CpuReading::take(pids).since(CpuReading::default(), ticks_per_second);
     time.user + time.system
 }
 
@@ -57,29 +63,78 @@ pub struct CpuTimes {
     pub system: Duration,
 }
 
-impl CpuTimes {
-    pub fn saturating_sub(self, earlier: CpuTimes) -> CpuTimes {
+/// The CPU counters of some processes at one moment; `since` turns two
+/// readings into the CPU time between them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuReading {
+    user_ticks: u64,
+    system_ticks: u64,
+    /// Run time of every live thread, in ns; `None` without schedstat
+    /// (a kernel built without it), and then the ticks are all there is.
+    run_ns: Option<u64>,
+}
+
+impl CpuReading {
+    pub fn take(pids: &[u32]) -> CpuReading {
+        let (user_ticks, system_ticks) = pids
+            .iter()
+            .filter_map(|&pid| stat_fields(pid))
+            .fold((0, 0), |(user, system), stat| {
+                (user + stat.utime, system + stat.stime)
+            });
+        CpuReading {
+            user_ticks,
+            system_ticks,
+            run_ns: Path::new("/proc/self/schedstat")
+                .exists()
+                .then(|| pids.iter().map(|&pid| run_time_ns(pid)).sum()),
+        }
+    }
+
+    /// CPU time from `earlier` to this reading. The total is the threads'
+    /// run time; the user share is that of the ticks in between, or of all
+    /// ticks so far when none fell in between. (A thread that ended in
+    /// between takes its run time with it: the proxies' threads live as
+    /// long as they do.)
+    pub fn since(self, earlier: CpuReading, ticks_per_second: u64) -> CpuTimes {
+        let user = self.user_ticks.saturating_sub(earlier.user_ticks);
+        let system = self.system_ticks.saturating_sub(earlier.system_ticks);
+        let seconds =
+            |ticks: u64| Duration::from_secs_f64(ticks as f64 / ticks_per_second.max(1) as f64);
+        let (Some(now), Some(then)) = (self.run_ns, earlier.run_ns) else {
+            return CpuTimes {
+                user: seconds(user),
+                system: seconds(system),
+            };
+        };
+        let total = Duration::from_nanos(now.saturating_sub(then));
+        let share = match (user + system, self.user_ticks + self.system_ticks) {
+            (0, 0) => 0.0,
+            (0, all) => self.user_ticks as f64 / all as f64,
+            (between, _) => user as f64 / between as f64,
+        };
+        let user = total.mul_f64(share);
         CpuTimes {
-            user: self.user.saturating_sub(earlier.user),
-            system: self.system.saturating_sub(earlier.system),
+            user,
+            system: total - user,
         }
     }
 }
 
-/// `cpu_time` split into user space (utime) and kernel (stime).
-pub fn cpu_times(pids: &[u32], ticks_per_second: u64) -> CpuTimes {
-    let (user, system) = pids
-        .iter()
-        .filter_map(|&pid| stat_fields(pid))
-        .fold((0, 0), |(user, system), stat| {
-            (user + stat.utime, system + stat.stime)
-        });
-    let seconds =
-        |ticks: u64| Duration::from_secs_f64(ticks as f64 / ticks_per_second.max(1) as f64);
-    CpuTimes {
-        user: seconds(user),
-        system: seconds(system),
-    }
+/// The run time of all threads of `pid` so far, in ns: the first field of
+/// each /proc/PID/task/TID/schedstat (0 for a process or thread that is
+/// gone).
+fn run_time_ns(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let text = fs::read_to_string(task.path().join("schedstat")).ok()?;
+            text.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 /// Peak resident set size of `pids`, summed, in KiB.
@@ -156,10 +211,29 @@ mod tests {
     }
 
     #[test]
+    fn readings_split_the_run_time_as_the_ticks_do() {
+        let reading = |user_ticks, system_ticks, run_ns| CpuReading {
+            user_ticks,
+            system_ticks,
+            run_ns,
+        };
+        let ms = Duration::from_millis;
+        // 30 ms of run time, of which the ticks in between say a quarter was user time.
+        let times = reading(11, 23, Some(50_000_000)).since(reading(10, 20, Some(20_000_000)), 100);
+        assert_eq!((times.user, times.system), (ms(30) / 4, ms(30) * 3 / 4));
+        // 4 ms, no tick in between: the proportion of all ticks so far (1 to 3).
+        let times = reading(5, 15, Some(24_000_000)).since(reading(5, 15, Some(20_000_000)), 100);
+        assert_eq!((times.user, times.system), (ms(1), ms(3)));
+        // Without schedstat: ticks alone.
+        let times = reading(12, 21, None).since(reading(10, 20, None), 100);
+        assert_eq!((times.user, times.system), (ms(20), ms(10)));
+    }
+
+    #[test]
     fn this_process_is_measured() {
         let me = std::process::id();
-        // Spend CPU until a tick is charged: on a busy machine a short busy
-        // loop may get no tick at all, so only the bound is in wall time.
+        // Spend CPU until some is charged: on a busy machine a short busy
+        // loop may not have run yet, so only the bound is in wall time.
         let started = std::time::Instant::now();
         let mut x = 0u64;
         let ticks = clock_ticks_per_second();

@@ -192,13 +192,13 @@ impl Run<'_> {
 )]
 fn usage_over(root: u32, ticks: u64, from: Instant, until: Instant) -> Usage {
     thread::sleep(from.saturating_duration_since(Instant::now()));
-    let before = procstat::cpu_times(&procstat::process_tree(root), ticks);
+    let before = procstat::CpuReading::take(&procstat::process_tree(root));
     thread::sleep((from + (until - from) / 2).saturating_duration_since(Instant::now()));
     let rss_mid_kib = procstat::rss_kib(&procstat::process_tree(root));
     thread::sleep(until.saturating_duration_since(Instant::now()));
-    let after = procstat::cpu_times(&procstat::process_tree(root), ticks);
+    let after = procstat::CpuReading::take(&procstat::process_tree(root));
     Usage {
-        cpu: after.saturating_sub(before),
+        cpu: after.since(before, ticks),
         rss_mid_kib,
     }
 }
