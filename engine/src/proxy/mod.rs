@@ -36,9 +36,13 @@ const RESPONSE_HEAD_LIMITS: HeadLimits = HeadLimits {
     max_headers: 256,
 };
 
-/// Body bytes that arrived with the response head are sent in the same write
-/// as the head when there are at most this many.
+/// Body bytes that arrived with a head are copied behind it and sent in the
+/// same write when there are at most this many: a request body going
+/// upstream (`copy_whole_body`), a response body going to a TLS client.
 const COALESCE_LIMIT: usize = 16 * 1024;
+
+/// The upstream head buffer a connection keeps between requests at most.
+const UPSTREAM_HEAD_KEEP: usize = 4 * 1024;
 
 #[allow(clippy::too_many_arguments)] // one request's context, passed once
 pub async fn forward(
@@ -128,6 +132,11 @@ pub async fn forward(
         upgrading,
     )
     .await;
+    if request_head.capacity() > UPSTREAM_HEAD_KEEP {
+        // Grown by a body copied behind the head (or a huge head): an idle
+        // keep-alive connection keeps a head's worth, not a body's.
+        request_head = Vec::with_capacity(1024);
+    }
     conn.bufs.upstream_head = request_head;
     conn.worker.metrics.request_bytes.add(body.payload_len());
     let (mut up, response) = match result {
