@@ -120,6 +120,7 @@ pub async fn forward(
     }
 
     let coalesced = copy_whole_body(&mut request_head, &conn.bufs.buf, &body);
+    let coalesced = coalesced.as_ref();
     let result = exchange(
         conn,
         route,
@@ -206,20 +207,24 @@ pub async fn forward(
 /// A body of at most `COALESCE_LIMIT` bytes that arrived whole with the head
 /// is copied behind the upstream request head, so that both leave in one
 /// write and one segment instead of two. Returns how many bytes of `buf` were
-/// copied (0: none). They stay in `buf` and the decoder does not move until
-/// that write has succeeded (`send_and_receive`), so a request whose write
-/// failed still counts as unsent and may be retried.
-fn copy_whole_body(request_head: &mut Vec<u8>, buf: &[u8], body: &BodyDecoder) -> usize {
+/// copied and the decoder as it is past them. The bytes stay in `buf` and
+/// `body` does not move until that write has succeeded (`send_and_receive`),
+/// so a request whose write failed still counts as unsent and may be retried.
+fn copy_whole_body(
+    request_head: &mut Vec<u8>,
+    buf: &[u8],
+    body: &BodyDecoder,
+) -> Option<(usize, BodyDecoder)> {
     if body.is_done() || buf.is_empty() {
-        return 0;
+        return None;
     }
-    let mut probe = body.clone();
-    match probe.advance(buf, |_| {}) {
-        Ok(n) if probe.is_done() && n <= COALESCE_LIMIT => {
+    let mut past = body.clone();
+    match past.advance(buf, |_| {}) {
+        Ok(n) if past.is_done() && n <= COALESCE_LIMIT => {
             request_head.extend_from_slice(&buf[..n]);
-            n
+            Some((n, past))
         }
-        _ => 0,
+        _ => None,
     }
 }
 
@@ -263,7 +268,7 @@ async fn exchange(
     head: &RequestHead,
     body: &mut BodyDecoder,
     request_head: &mut Vec<u8>,
-    coalesced: usize,
+    coalesced: Option<&(usize, BodyDecoder)>,
     upgrading: bool,
 ) -> Result<(Box<UpstreamConn>, ResponseHead), ProxyError> {
     let first = conn.worker.pool.borrow_mut().pick(upstream_index, upstream);
@@ -346,9 +351,8 @@ fn sent_body(body: &BodyDecoder, head: &RequestHead) -> bool {
     head.framing() != BodyFraming::Empty && (body.payload_len() > 0 || body.is_done())
 }
 
-/// Write `request_head` (with the first `coalesced` bytes of the client
-/// buffer behind it, see `copy_whole_body`), the rest of the body, and read
-/// the response head.
+/// Write `request_head` (with a body copied behind it when `coalesced`, see
+/// `copy_whole_body`), the rest of the body, and read the response head.
 #[allow(clippy::too_many_arguments)]
 async fn send_and_receive(
     conn: &mut Connection<'_>,
@@ -357,7 +361,7 @@ async fn send_and_receive(
     head: &RequestHead,
     body: &mut BodyDecoder,
     request_head: &mut Vec<u8>,
-    coalesced: usize,
+    coalesced: Option<&(usize, BodyDecoder)>,
     upgrading: bool,
 ) -> Result<ResponseHead, ProxyError> {
     // A failed write means no response byte arrived: retryable if replayable.
@@ -375,11 +379,12 @@ async fn send_and_receive(
         Ok(Err(e)) => return Err(closed(e)),
         Err(_) => return Err(ProxyError::UpstreamTimeout),
     }
-    if coalesced > 0 && !body.is_done() {
+    if let Some((len, past)) = coalesced
+        && !body.is_done()
+    {
         // The whole body went out behind the head: consume it.
-        body.advance(&conn.bufs.buf[..coalesced], |_| {})
-            .map_err(ProxyError::ClientProtocol)?;
-        conn.bufs.buf.advance(coalesced);
+        *body = past.clone();
+        conn.bufs.buf.advance(*len);
     }
     if !body.is_done() {
         send_body(conn, route, up, body).await?;

@@ -78,9 +78,9 @@ pub(super) async fn relay_response(
     loop {
         // A small run of body bytes is copied behind the head in `out`, so
         // that both leave in one `send`: the kernel's vectored-write path
-        // costs more than copying up to `COPY_BEHIND_HEAD`. Over TLS, which copies into its
-        // records anyway, runs up to 16 KiB are copied so that head and body
-        // make one record. Other runs go out as slices of the upstream
+        // costs more than copying up to `COPY_BEHIND_HEAD`. Over TLS, which
+        // copies into its records anyway, runs up to 16 KiB are copied so
+        // that head and body make one record. Other runs go out as slices of the upstream
         // buffer, never copied. De-chunked payload is always copied.
         if !up.buf.is_empty() && !decoder.is_done() {
             let n = if dechunk {

@@ -50,12 +50,6 @@ pub fn process_tree(root: u32) -> Vec<u32> {
     tree
 }
 
-/// CPU time of `pids` so far, each process's threads included.
-pub fn cpu_time(pids: &[u32], ticks_per_second: u64) -> Duration {
-    let time = CpuReading::take(pids).since(CpuReading::default(), ticks_per_second);
-    time.user + time.system
-}
-
 /// CPU time in user space and in the kernel.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CpuTimes {
@@ -227,6 +221,12 @@ mod tests {
         // Without schedstat: ticks alone.
         let times = reading(12, 21, None).since(reading(10, 20, None), 100);
         assert_eq!((times.user, times.system), (ms(20), ms(10)));
+    }
+
+    /// CPU time of `pids` so far, each process's threads included.
+    fn cpu_time(pids: &[u32], ticks_per_second: u64) -> Duration {
+        let time = CpuReading::take(pids).since(CpuReading::default(), ticks_per_second);
+        time.user + time.system
     }
 
     #[test]
