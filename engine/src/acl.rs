@@ -29,7 +29,14 @@ impl Acl {
         self.nets.is_empty()
     }
 
+    /// Inlined: most lists are empty, and that answer costs two instructions
+    /// where a call cost thirty (twice per proxied request).
+    #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
+        !self.nets.is_empty() && self.contains_in(ip)
+    }
+
+    fn contains_in(&self, ip: IpAddr) -> bool {
         let canonical = ip.to_canonical();
         self.nets
             .iter()
