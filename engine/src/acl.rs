@@ -33,7 +33,7 @@ impl Acl {
     /// where a call cost thirty (twice per proxied request).
     #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
-        !self.nets.is_empty() && self.contains_in(ip)
+        !self.is_empty() && self.contains_in(ip)
     }
 
     fn contains_in(&self, ip: IpAddr) -> bool {

@@ -80,8 +80,9 @@ pub(super) async fn relay_response(
         // that both leave in one `send`: the kernel's vectored-write path
         // costs more than copying up to `COPY_BEHIND_HEAD`. Over TLS, which
         // copies into its records anyway, runs up to 16 KiB are copied so
-        // that head and body make one record. Other runs go out as slices of the upstream
-        // buffer, never copied. De-chunked payload is always copied.
+        // that head and body make one record. Other runs go out as slices of
+        // the upstream buffer, never copied. De-chunked payload is always
+        // copied.
         if !up.buf.is_empty() && !decoder.is_done() {
             let n = if dechunk {
                 decoder.advance(&up.buf, |payload| out.extend_from_slice(payload))
