@@ -59,6 +59,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--bin", default="target/release", help="where ringway-load is")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--connections", type=int, default=64,
+                    help="wrk's connections (compare uses 64)")
     ap.add_argument("variants", nargs="+")
     args = ap.parse_args()
     for tool in ["perf", "wrk"]:
@@ -104,7 +106,8 @@ def main():
                 # perf takes a moment to attach; the idle proxy is not sampled
                 # meanwhile, so waiting costs nothing and misses no request.
                 time.sleep(0.5)
-                out = subprocess.run(WRK + load_args + [f"-d{args.duration}s", url],
+                wrk = [a if a != "-c64" else f"-c{args.connections}" for a in WRK]
+                out = subprocess.run(wrk + load_args + [f"-d{args.duration}s", url],
                                      capture_output=True, text=True).stdout
                 perf.send_signal(signal.SIGINT)
                 perf.wait(timeout=60)
@@ -125,7 +128,7 @@ def main():
         backend.terminate()
         shutil.rmtree(work, ignore_errors=True)
     posted = "" if args.post is None else f", {args.post} B POSTed"
-    print(f"\nmedians, {args.body} B body{posted}, wrk -t1 -c64 -d{args.duration}s, {args.reps} reps:")
+    print(f"\nmedians, {args.body} B body{posted}, wrk -t1 -c{args.connections} -d{args.duration}s, {args.reps} reps:")
     for name in names:
         t, u, k = (statistics.median(f[i] for f in figures[name]) for i in range(3))
         print(f"  {name:8} total {t:6.2f} user {u:5.2f} kernel {k:6.2f} us/req")

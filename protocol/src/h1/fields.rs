@@ -163,6 +163,9 @@ pub(crate) fn collect_fields(
         list: out,
         summary,
     };
+    if !fields.has(Name::Connection) {
+        return summary;
+    }
     for option in fields.all(Name::Connection).flat_map(list_elements) {
         let c = &mut summary.connection;
         match Name::classify(option) {
@@ -224,32 +227,56 @@ pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Content-Length line must be 1*DIGIT without sign, inner space or overflow,
 /// and all must be the same number. `None` when the field is absent.
 pub(crate) fn content_length(fields: Fields<'_>) -> Result<Option<u64>, ProtocolError> {
+    if !fields.has(Name::ContentLength) {
+        return Ok(None);
+    }
     let mut found = None;
-    let mut agree = |n: Option<u64>| match (n, found) {
-        (None, _) => Err(ProtocolError::BadContentLength),
-        (Some(n), Some(prev)) if prev != n => Err(ProtocolError::BadContentLength),
-        (n, _) => {
-            found = n;
-            Ok(())
-        }
-    };
-    for value in fields.all(Name::ContentLength) {
-        // Nearly always one number: no list to split.
-        if !value.contains(&b',') {
-            agree(parse_decimal(value))?;
+    for field in fields.list {
+        if field.known != Name::ContentLength {
             continue;
         }
+        let value = field.value.get(fields.bytes);
+        // Nearly always one number. A list has a comma, which no number has,
+        // so only a value that is not one is split.
+        if let Some(n) = parse_decimal(value) {
+            found = Some(agree(found, n)?);
+            continue;
+        }
+        if !value.contains(&b',') {
+            return Err(ProtocolError::BadContentLength);
+        }
         for element in list_elements(value) {
-            agree(parse_decimal(element))?;
+            let n = parse_decimal(element).ok_or(ProtocolError::BadContentLength)?;
+            found = Some(agree(found, n)?);
         }
     }
     Ok(found)
+}
+
+/// `n`, when it is the first length or the same as the one found before.
+fn agree(found: Option<u64>, n: u64) -> Result<u64, ProtocolError> {
+    match found {
+        Some(prev) if prev != n => Err(ProtocolError::BadContentLength),
+        _ => Ok(n),
+    }
 }
 
 /// 1*DIGIT as a u64; `None` on any other byte, on emptiness or on overflow.
 pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
+    }
+    // Nineteen digits cannot overflow (u64::MAX has twenty): no checks.
+    if digits.len() < 20 {
+        let mut n = 0u64;
+        for &b in digits {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(digit);
+        }
+        return Some(n);
     }
     digits.iter().try_fold(0u64, |acc, &b| {
         if !b.is_ascii_digit() {
@@ -268,6 +295,14 @@ mod tests {
         assert_eq!(parse_decimal(b"0"), Some(0));
         assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
         assert_eq!(parse_decimal(b"18446744073709551616"), None);
+        assert_eq!(
+            parse_decimal(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse_decimal(b"00000000000000000042"), Some(42));
+        assert_eq!(parse_decimal(b"99999999999999999999"), None);
+        assert_eq!(parse_decimal(b"12/4"), None);
+        assert_eq!(parse_decimal(b"12:4"), None);
         assert_eq!(parse_decimal(b"+5"), None);
         assert_eq!(parse_decimal(b"-5"), None);
         assert_eq!(parse_decimal(b"5 5"), None);

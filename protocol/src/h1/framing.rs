@@ -24,10 +24,10 @@ pub(crate) fn framing_for_request(
     fields: Fields<'_>,
 ) -> Result<BodyFraming, ProtocolError> {
     let length = content_length(fields)?;
-    let mut te_lines = fields.all(Name::TransferEncoding).peekable();
-    if te_lines.peek().is_none() {
+    if !fields.has(Name::TransferEncoding) {
         return Ok(length.map_or(BodyFraming::Empty, BodyFraming::Length));
     }
+    let te_lines = fields.all(Name::TransferEncoding);
     if length.is_some() {
         return Err(ProtocolError::LengthAndChunked);
     }
@@ -67,10 +67,10 @@ pub(crate) fn framing_for_response(
         return Ok(BodyFraming::Empty);
     }
     let length = content_length(fields)?;
-    let mut te_lines = fields.all(Name::TransferEncoding).peekable();
-    if te_lines.peek().is_none() {
+    if !fields.has(Name::TransferEncoding) {
         return Ok(length.map_or(BodyFraming::UntilClose, BodyFraming::Length));
     }
+    let te_lines = fields.all(Name::TransferEncoding);
     if length.is_some() {
         return Err(ProtocolError::LengthAndChunked);
     }

@@ -359,9 +359,24 @@ fn named_in_connection(fields: Fields<'_>, field: &HeaderField) -> bool {
 fn write_framing(out: &mut Vec<u8>, framing: BodyFraming) {
     match framing {
         BodyFraming::Length(n) => {
-            out.extend_from_slice(b"Content-Length: ");
-            write_decimal(out, n);
-            out.extend_from_slice(b"\r\n");
+            // The whole line is composed on the stack, back to front, and
+            // appended with one copy.
+            const NAME: &[u8] = b"Content-Length: ";
+            let mut line = [0u8; NAME.len() + 20 + 2];
+            let mut at = line.len() - 2;
+            line[at..].copy_from_slice(b"\r\n");
+            let mut n = n;
+            loop {
+                at -= 1;
+                line[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            at -= NAME.len();
+            line[at..at + NAME.len()].copy_from_slice(NAME);
+            out.extend_from_slice(&line[at..]);
         }
         BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         BodyFraming::Empty | BodyFraming::UntilClose => {}

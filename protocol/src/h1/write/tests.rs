@@ -366,3 +366,21 @@ fn framing_fields_survive_connection_options_and_edits() {
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
 }
+
+#[test]
+fn content_length_is_rewritten_digit_for_digit_at_every_width() {
+    for n in [0u64, 7, 100, 65_536, 9_999_999_999, u64::MAX] {
+        let raw = format!("PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: {n}\r\n\r\n");
+        let sent = upstream(raw.as_bytes(), false, &[]);
+        assert!(
+            sent.contains(&format!("\r\nContent-Length: {n}\r\n")),
+            "{n}: {sent:?}"
+        );
+        let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+        let returned = client(raw.as_bytes(), Method::Get, &KEEP_11);
+        assert_eq!(
+            returned,
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n")
+        );
+    }
+}
