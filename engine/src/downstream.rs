@@ -108,7 +108,12 @@ pub async fn serve(
             }
         };
         let current = worker.snapshot();
-        let (snapshot, last) = match current.listener_index(listen) {
+        // The listener's index changes only with the snapshot.
+        let index = match &previous {
+            Some(old) if Rc::ptr_eq(old, &current) => Some(conn.listener),
+            _ => current.listener_index(listen),
+        };
+        let (snapshot, last) = match index {
             Some(index) => {
                 conn.listener = index;
                 (current, false)

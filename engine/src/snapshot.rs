@@ -121,6 +121,11 @@ pub struct NameIndex {
 const MAX_HOST_LEN: usize = 255;
 
 impl NameIndex {
+    /// No server on this address has a name.
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcards.is_empty()
+    }
+
     /// Indexes `(name, server)` pairs; the first server to claim a name keeps it
     /// (config validation refuses duplicates before this is built).
     pub fn new<'a>(names: impl IntoIterator<Item = (&'a ServerName, usize)>) -> NameIndex {
@@ -179,6 +184,11 @@ impl Snapshot {
 
     pub fn server_for(&self, listener: usize, host: Option<&[u8]>) -> usize {
         let listener = &self.listeners[listener];
+        if listener.servers.len() <= 1 || listener.names.is_empty() {
+            // One server on this address, or none with a name: every Host
+            // ends at the default server, so nothing is looked up.
+            return listener.default_server;
+        }
         host.map(host_name)
             .and_then(|name| listener.names.find(name))
             .unwrap_or(listener.default_server)
@@ -439,6 +449,26 @@ default = true
         assert_eq!(on80("example.com"), 2);
         assert_eq!(on80("[::1]:80"), 1);
         assert_eq!(on80("[::1]"), 1);
+    }
+
+    #[test]
+    fn a_listener_with_one_server_serves_every_host_on_it() {
+        let s = load_str(
+            "[[server]]\nlisten = [\"127.0.0.1:80\"]\nnames = [\"jatos.example.org\"]\n\
+             [[server]]\nlisten = [\"127.0.0.1:81\"]\n",
+            "single.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for host in [
+            &b"jatos.example.org"[..],
+            b"JATOS.example.org:80",
+            b"elsewhere",
+            b"",
+        ] {
+            assert_eq!(s.server_for(0, Some(host)), 0);
+            assert_eq!(s.server_for(1, Some(host)), 1);
+        }
+        assert_eq!(s.server_for(0, None), 0);
     }
 
     #[test]
