@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Build ringway with profile-guided optimisation: an instrumented build is
 # trained by the benchmark harness itself (every compare scenario, ringway
-# alone: keep-alive and new connections, bodies from 100 B to 1 MiB, open
-# loop, TLS, WebSockets), then the release build uses that profile. The
-# proxy's own user-space CPU per request falls by about a quarter
-# (docs/benchmarks.md, "Profile-guided build").
+# and the floor relay: keep-alive and new connections, bodies from 100 B to
+# 1 MiB, open loop, TLS, WebSockets), then the release build uses that
+# profile. The proxy's own user-space CPU per request falls by about a
+# quarter (docs/benchmarks.md, "Profile-guided build").
+#
+# ringway-load (the floor relay, the backend and the load generator) is
+# trained in the same runs and built with the same profile, so that a
+# comparison made with bin/ringway-load holds ringway against a floor built
+# the same way.
 #
 # usage: loadtest/scripts/build_pgo.sh [OUT_DIR]
 #   OUT_DIR (default target/pgo) receives bin/ringway and bin/ringway-load.
@@ -26,15 +31,14 @@ fi
 
 echo "== instrumented build"
 RUSTFLAGS="-Cprofile-generate=$work/profiles" CARGO_TARGET_DIR="$work/instrumented" \
-  cargo build --release --locked -p ringway
-CARGO_TARGET_DIR="$work/load" cargo build --release --locked -p ringway-load
+  cargo build --release --locked -p ringway -p ringway-load
 
-echo "== training: every compare scenario through the instrumented ringway"
-# Each ringway process writes its own profile when it exits (compare stops
-# it with SIGTERM, a clean exit).
-LLVM_PROFILE_FILE="$work/profiles/ringway-%p-%m.profraw" \
-  "$work/load/release/ringway-load" compare --proxies ringway --scenarios all --quick \
-  --reps 1 --ws-idle 1000 --ringway "$work/instrumented/release/ringway" \
+echo "== training: every compare scenario through the instrumented binaries"
+# Each process writes its own profile when it exits (compare stops the
+# proxies with SIGTERM, a clean exit); the merged profile serves both builds.
+LLVM_PROFILE_FILE="$work/profiles/%p-%m.profraw" \
+  "$work/instrumented/release/ringway-load" compare --proxies ringway,floor --scenarios all \
+  --quick --reps 1 --ws-idle 1000 --ringway "$work/instrumented/release/ringway" \
   --json "$work/training.json" --svg "$work/training.svg"
 shopt -s nullglob
 profiles=("$work"/profiles/*.profraw)
@@ -46,8 +50,8 @@ fi
 
 echo "== optimised build"
 RUSTFLAGS="-Cprofile-use=$work/ringway.profdata" \
-  CARGO_TARGET_DIR="$work/optimised" cargo build --release --locked -p ringway
+  CARGO_TARGET_DIR="$work/optimised" cargo build --release --locked -p ringway -p ringway-load
 cp "$work/optimised/release/ringway" "$out/bin/ringway"
-cp "$work/load/release/ringway-load" "$out/bin/ringway-load"
+cp "$work/optimised/release/ringway-load" "$out/bin/ringway-load"
 echo "built $out/bin/ringway (profile from ${#profiles[@]} runs); compare it with"
 echo "  $out/bin/ringway-load compare"

@@ -11,6 +11,7 @@
 # request.
 # VG_ARGS adds valgrind options, e.g. VG_ARGS=--cache-sim=yes for cache
 # misses per request (every event is then printed per request).
+# BODY=N makes the backend answer N body bytes instead of 100.
 # PROXY=floor profiles `ringway-load floor` (BIN is then ignored but for its
 # directory) instead of ringway.
 # Each mode runs twice (small and large load) and prints
@@ -25,7 +26,7 @@ PORT=${PORT:-8181}
 BPORT=${BPORT:-9191}
 mkdir -p "$OUT"
 
-"$LOAD" backend --listen 127.0.0.1:$BPORT --body-size 100 --driver epoll >/dev/null 2>&1 &
+"$LOAD" backend --listen 127.0.0.1:$BPORT --body-size "${BODY:-100}" --driver epoll >/dev/null 2>&1 &
 BACKEND=$!
 trap 'kill $BACKEND 2>/dev/null || true' EXIT
 "$LOAD" config ringway --listen 127.0.0.1:$PORT --upstream 127.0.0.1:$BPORT > "$OUT/ringway.toml"
