@@ -6,10 +6,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ringway_bench::{BROWSER_HEAD, RESPONSE_HEAD, SMALL_HEAD};
+use ringway_bench::{BROWSER_HEAD, RESPONSE_HEAD, SMALL_HEAD, upstream_request};
 use ringway_protocol::h1::{BodyDecoder, BodyFraming, HeadLimits, Method, Version};
 use ringway_protocol::{
-    ClientResponse, Forwarded, UpstreamRequest, parse_request, parse_response, write_request_head,
+    ClientResponse, Forwarded, parse_request, parse_response, write_request_head,
     write_response_head,
 };
 
@@ -56,13 +56,7 @@ fn write_head(c: &mut Criterion) {
         trusted_peer: false,
         lines: b"",
     };
-    let request = UpstreamRequest {
-        target: head.target(),
-        forwarded: &forwarded,
-        default_host: b"app",
-        pass_upgrade: false,
-        edits: &[],
-    };
+    let request = upstream_request(&head, &forwarded);
     let mut out = Vec::with_capacity(2048);
     c.bench_function("write_request_head/browser", |b| {
         b.iter(|| {

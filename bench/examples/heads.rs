@@ -11,9 +11,10 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use bytes::BytesMut;
+use ringway_bench::upstream_request;
 use ringway_protocol::h1::{HeadLimits, Method, Version};
 use ringway_protocol::{
-    ClientResponse, Forwarded, UpstreamRequest, parse_request, parse_response, write_request_head,
+    ClientResponse, Forwarded, parse_request, parse_response, write_request_head,
     write_response_head,
 };
 
@@ -51,13 +52,7 @@ fn main() {
         let head = parse_request(&mut req_buf, &LIMITS, std::mem::take(&mut req_scratch))
             .unwrap()
             .unwrap();
-        let request = UpstreamRequest {
-            target: head.target(),
-            forwarded: &forwarded,
-            default_host: b"app",
-            pass_upgrade: false,
-            edits: &[],
-        };
+        let request = upstream_request(&head, &forwarded);
         out.clear();
         write_request_head(&mut out, black_box(&head), &request);
         black_box(&out);

@@ -1,6 +1,24 @@
 //! Criterion micro-benchmarks for ringway; see `benches/`. This library only
 //! holds the sample inputs the benches share.
 
+use ringway_protocol::h1::RequestHead;
+use ringway_protocol::{Forwarded, UpstreamRequest};
+
+/// The upstream request the benches write for `head`: its own target, Host
+/// "app" when it has none, no upgrade, no header edits.
+pub fn upstream_request<'a>(
+    head: &'a RequestHead,
+    forwarded: &'a Forwarded<'a>,
+) -> UpstreamRequest<'a> {
+    UpstreamRequest {
+        target: head.target(),
+        forwarded,
+        default_host: b"app",
+        pass_upgrade: false,
+        edits: &[],
+    }
+}
+
 /// A small request head, as a load generator sends it.
 pub const SMALL_HEAD: &[u8] =
     b"GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: ringway-load\r\n\r\n";

@@ -363,18 +363,9 @@ fn write_framing(out: &mut Vec<u8>, framing: BodyFraming) {
             // appended with one copy.
             const NAME: &[u8] = b"Content-Length: ";
             let mut line = [0u8; NAME.len() + 20 + 2];
-            let mut at = line.len() - 2;
-            line[at..].copy_from_slice(b"\r\n");
-            let mut n = n;
-            loop {
-                at -= 1;
-                line[at] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            at -= NAME.len();
+            let end = line.len() - 2;
+            line[end..].copy_from_slice(b"\r\n");
+            let at = digits_ending_at(&mut line, end, n) - NAME.len();
             line[at..at + NAME.len()].copy_from_slice(NAME);
             out.extend_from_slice(&line[at..]);
         }
@@ -419,18 +410,24 @@ fn write_escaped(out: &mut Vec<u8>, value: &[u8]) {
     }
 }
 
-fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+fn write_decimal(out: &mut Vec<u8>, n: u64) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
+    let start = digits_ending_at(&mut digits, 20, n);
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// Write the decimal digits of `n` into `buf` so that they end at `end`;
+/// returns where they start. `buf` needs room for 20 digits before `end`.
+fn digits_ending_at(buf: &mut [u8], end: usize, mut n: u64) -> usize {
+    let mut at = end;
     loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return at;
         }
     }
-    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
