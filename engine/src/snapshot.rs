@@ -173,15 +173,15 @@ impl NameIndex {
 }
 
 impl Snapshot {
-    /// Server for a request on listener `listener` with Host `host` (as sent,
-    /// may carry ":port", may be absent): exact name (case-insensitive, trailing
-    /// dot ignored), then the longest matching wildcard, then the listener's
-    /// default server. Panics if `listener` is not an index into `listeners`.
     /// The index in `listeners` of the configured address `addr`.
     pub fn listener_index(&self, addr: SocketAddr) -> Option<usize> {
         self.listeners.iter().position(|l| l.addr == addr)
     }
 
+    /// Server for a request on listener `listener` with Host `host` (as sent,
+    /// may carry ":port", may be absent): exact name (case-insensitive, trailing
+    /// dot ignored), then the longest matching wildcard, then the listener's
+    /// default server. Panics if `listener` is not an index into `listeners`.
     pub fn server_for(&self, listener: usize, host: Option<&[u8]>) -> usize {
         let listener = &self.listeners[listener];
         if listener.servers.len() <= 1 || listener.names.is_empty() {

@@ -411,8 +411,9 @@ fn write_escaped(out: &mut Vec<u8>, value: &[u8]) {
 }
 
 fn write_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let start = digits_ending_at(&mut digits, 20, n);
+    const MAX_DIGITS: usize = 20;
+    let mut digits = [0u8; MAX_DIGITS];
+    let start = digits_ending_at(&mut digits, MAX_DIGITS, n);
     out.extend_from_slice(&digits[start..]);
 }
 
