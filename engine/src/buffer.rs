@@ -105,9 +105,22 @@ pub async fn linger(
 /// bounds it in time only; a bound in bytes stops a fast sender sooner).
 const LINGER_MAX_BYTES: usize = 1024 * 1024;
 
-/// Write all of `bytes`.
+/// Write all of `bytes`: one `write` when the stream takes them all, as a
+/// socket nearly always does, and a loop over the rest when it does not.
 pub async fn write_all(stream: &mut impl AsyncWriteRent, bytes: Bytes) -> io::Result<()> {
-    let (result, _) = stream.write_all(bytes).await;
+    let len = bytes.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let (result, bytes) = stream.write(bytes).await;
+    let written = match result {
+        Ok(n) if n == len => return Ok(()),
+        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+        Err(e) => return Err(e),
+    };
+    let (result, _) = stream.write_all(bytes.slice(written..)).await;
     result.map(drop)
 }
 
@@ -322,5 +335,12 @@ mod tests {
     fn short_writes_are_finished() {
         assert_eq!(written(b"head ", b"body", 2).unwrap(), b"head body");
         assert_eq!(written(b"", b"body", 3).unwrap(), b"body");
+    }
+
+    #[test]
+    fn a_stream_taking_nothing_is_an_error_and_nothing_needs_no_write() {
+        let error = written(b"", b"body", 0).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::WriteZero);
+        assert_eq!(written(b"", b"", 0).unwrap(), b"");
     }
 }

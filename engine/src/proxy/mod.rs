@@ -159,6 +159,7 @@ pub async fn forward(
     // An early answer (see `send_body`) leaves the rest of the request body
     // unread on both connections: neither can carry another request.
     let body_unsent = !body.is_done();
+    let status = response.status();
     let outcome = relay_response(
         conn,
         route,
@@ -166,12 +167,10 @@ pub async fn forward(
         head,
         path,
         &mut up,
-        &response,
+        response,
         body_unsent,
     )
     .await;
-    let status = response.status();
-    conn.bufs.response_scratch = response.into_scratch();
     match outcome {
         Ok((body_bytes, reusable, close)) => {
             // A connection asked to upgrade is never reused, whatever it answered.

@@ -1,7 +1,7 @@
 //! Response heads (RFC 9112 §4), parsed as strictly as requests: an upstream
 //! that sends a bare LF, obs-fold or a CTL gets a 502, not a guess.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::fields::{Fields, HeaderField, Span, Summary, collect_fields, is_field_vchar};
 use super::framing::framing_for_response;
@@ -13,10 +13,12 @@ use super::{BodyFraming, HeadLimits, Method, Version};
 use crate::error::ProtocolError;
 
 /// A parsed, validated response head. Owns the raw head; every accessor
-/// returns a slice of it.
+/// returns a slice of it. The raw head stays a `BytesMut`, split off the
+/// front of the read buffer: a proxy done with it may write over it
+/// (`into_parts`).
 #[derive(Debug)]
 pub struct ResponseHead {
-    bytes: Bytes,
+    bytes: BytesMut,
     version: Version,
     status: u16,
     reason: Span,
@@ -31,7 +33,7 @@ impl ResponseHead {
     pub(crate) const REASON_START: usize = 13;
 
     /// The raw head, from the status line through the final CRLFCRLF.
-    pub fn bytes(&self) -> &Bytes {
+    pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
@@ -72,9 +74,18 @@ impl ResponseHead {
 
     /// Give back the headers Vec, cleared, for the next parse.
     pub fn into_scratch(self) -> Vec<HeaderField> {
+        self.into_parts().1
+    }
+
+    /// Give back the raw head and the headers Vec (cleared, for the next
+    /// parse). The raw head is the part of the read buffer that came right
+    /// before whatever followed the head: a proxy can write the head it sends
+    /// over the tail of it, to send that head and the body behind it as one
+    /// run of memory.
+    pub fn into_parts(self) -> (BytesMut, Vec<HeaderField>) {
         let mut fields = self.fields;
         fields.clear();
-        fields
+        (self.bytes, fields)
     }
 
     pub(crate) fn fields(&self) -> Fields<'_> {
@@ -106,7 +117,7 @@ pub fn parse_response(
         &mut scratch,
     )?;
     if let Some((parsed, len)) = fast {
-        let bytes = buf.split_to(len).freeze();
+        let bytes = buf.split_to(len);
         return Ok(Some(ResponseHead { bytes, ..parsed }));
     }
     let Some(extent) = find_head(buf, max_head_size, LeadingEmptyLines::Reject)? else {
@@ -121,7 +132,7 @@ pub fn parse_response(
         &mut scratch,
     )?;
     let (parsed, _) = parsed.expect("an exact head is parsed or refused");
-    let bytes = buf.split_to(extent.len).freeze();
+    let bytes = buf.split_to(extent.len);
     Ok(Some(ResponseHead { bytes, ..parsed }))
 }
 
@@ -184,7 +195,7 @@ fn parse_validated(
         status == 101 || (request_method == Method::Connect && (200..300).contains(&status));
     let keep_alive = persistent && framing != BodyFraming::UntilClose && !tunnel;
     let head = ResponseHead {
-        bytes: Bytes::new(),
+        bytes: BytesMut::new(),
         version,
         status,
         reason,

@@ -12,6 +12,7 @@ use ringway_tests::{
 both_drivers!(
     methods_and_target_pass_unchanged,
     content_length_body_is_byte_exact,
+    response_heads_shorter_and_longer_than_the_upstreams,
     small_body_leaves_with_the_head,
     chunked_body_is_resent_chunked,
     three_mib_random_bodies_are_byte_exact,
@@ -84,6 +85,60 @@ fn content_length_body_is_byte_exact(driver: Driver) {
     assert_eq!(
         reqs[3].body_hash,
         Fnv::of(&pseudo_random_body(65_537, 65_537))
+    );
+}
+
+/// The proxy writes its response head over the tail of the upstream's, right in front of the
+/// body bytes that came with it, when it is no longer (the echo backend's hop-by-hop fields
+/// are dropped), and writes head and body with a writev when it is (a route adds a long
+/// field). Bodies from just above the size copied behind the head to several reads' worth,
+/// several on one connection so that the upstream's buffer is reused: every head and body
+/// byte-exact.
+fn response_heads_shorter_and_longer_than_the_upstreams(driver: Driver) {
+    let backend = backend::echo_backend();
+    let long = "l".repeat(300);
+    for added in [None, Some(&long)] {
+        let mut config = proxy_config(backend.addr(), TEST_LIMITS);
+        if let Some(value) = added {
+            config.push_str(&format!(
+                "  response_headers = {{ \"X-Added\" = \"{value}\" }}\n"
+            ));
+        }
+        let proxy = Ringway::start(&config, driver);
+        let mut client = proxy.connect();
+        for len in [1025, 16 * 1024, 16 * 1024 + 1, 60_000, 1025] {
+            let body = pseudo_random_body(len, len as u64);
+            let resp = client.roundtrip(&request::with_body("POST", "/up", &[], &body));
+            // In any order: the proxy writes the length it relays last.
+            let mut names: Vec<&str> = resp.headers.0.iter().map(|(n, _)| n.as_str()).collect();
+            names.sort_unstable();
+            let mut expected = vec![
+                "Content-Length",
+                "Content-Type",
+                "X-Echo-Method",
+                "X-Echo-Target",
+                "X-Echo-Connection",
+                "X-Echo-Body-Len",
+                "X-Echo-Body-Hash",
+                "X-Backend-End2End",
+                "Set-Cookie",
+                "Set-Cookie",
+            ];
+            if added.is_some() {
+                expected.push("x-added");
+            }
+            expected.sort_unstable();
+            assert_eq!(names, expected, "{len}, added {}", added.is_some());
+            assert_eq!(resp.header("x-added"), added.map(String::as_str));
+            assert_eq!(resp.header("x-echo-target"), Some("/up"));
+            assert_eq!(resp.header("content-length"), Some(&*len.to_string()));
+            assert!(resp.body == body, "{len}: body differs");
+        }
+    }
+    assert_eq!(
+        backend.connections(),
+        2,
+        "one upstream connection per proxy, reused"
     );
 }
 

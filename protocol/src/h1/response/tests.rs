@@ -34,7 +34,7 @@ fn parses_status_line_and_fields_rfc9112_4() {
     assert_eq!(head.headers().count(), 2);
     assert_eq!(head.framing(), BodyFraming::Length(3));
     assert!(head.keep_alive());
-    assert_eq!(&head.bytes()[..], &raw[..]);
+    assert_eq!(head.bytes(), &raw[..]);
 }
 
 #[test]
@@ -270,7 +270,7 @@ fn parse_exact(raw: &[u8]) -> Parsed {
         return Ok(None);
     };
     let head = &raw[..extent.len];
-    let bytes = bytes::Bytes::copy_from_slice(head);
+    let bytes = bytes::BytesMut::from(head);
     let mut fields = Vec::new();
     super::parse_validated(
         head,
@@ -336,7 +336,7 @@ fn the_fast_path_agrees_with_find_head_and_the_exact_parse() {
             )
             .map(|parsed| {
                 parsed.map(|(head, len)| {
-                    let bytes = bytes::Bytes::copy_from_slice(&part[..len]);
+                    let bytes = bytes::BytesMut::from(&part[..len]);
                     (ResponseHead { bytes, ..head }, len)
                 })
             });
