@@ -85,12 +85,12 @@ pub(super) async fn relay_response(
     loop {
         // A small run of body bytes is copied behind the head in `out`, so
         // that both leave in one `send`: the kernel's vectored-write path
-        // costs more than copying up to `COPY_BEHIND_HEAD`. Over TLS, which
-        // copies into its records anyway, runs up to 16 KiB are copied so
-        // that head and body make one record. Other runs go out as slices of
-        // the upstream buffer, never copied: with the head written in front
-        // of them when it fits (`join_head`), else with a `writev`.
-        // De-chunked payload is always copied.
+        // costs more than copying up to `COPY_BEHIND_HEAD`. Larger runs go
+        // out as slices of the upstream buffer, never copied: with the head
+        // written in front of them when it fits (`join_head`), else with a
+        // `writev`. Over TLS, when the head cannot be joined, runs up to
+        // 16 KiB are copied behind it so that head and body make one
+        // record. De-chunked payload is always copied.
         if !up.buf.is_empty() && !decoder.is_done() {
             let n = if dechunk {
                 decoder.advance(&up.buf, |payload| out.extend_from_slice(payload))
@@ -101,23 +101,24 @@ pub(super) async fn relay_response(
             let run = up.buf.split_to(n);
             if dechunk {
                 // The decoder has appended the payload to `out` already.
-            } else if (n <= COPY_BEHIND_HEAD && !out.is_empty())
-                || (n <= COALESCE_LIMIT && conn.stream.is_tls())
-            {
+            } else if n <= COPY_BEHIND_HEAD && !out.is_empty() {
                 out.extend_from_slice(&run);
             } else {
-                let run =
-                    join_head(&mut out, head_pending, &mut raw_head, run).unwrap_or_else(|run| run);
-                send(
-                    conn,
-                    route,
-                    &mut out,
-                    run.freeze(),
-                    &mut head_pending,
-                    &mut sent,
-                )
-                .await
-                .map_err(|e| mid(e, sent))?;
+                match join_head(&mut out, head_pending, &mut raw_head, run) {
+                    Err(run) if n <= COALESCE_LIMIT && conn.stream.is_tls() => {
+                        out.extend_from_slice(&run);
+                    }
+                    Ok(run) | Err(run) => send(
+                        conn,
+                        route,
+                        &mut out,
+                        run.freeze(),
+                        &mut head_pending,
+                        &mut sent,
+                    )
+                    .await
+                    .map_err(|e| mid(e, sent))?,
+                }
             }
         }
         flush(conn, route, &mut out, &mut head_pending, &mut sent)

@@ -23,6 +23,7 @@ both_drivers!(
     stalled_handshake_is_dropped,
     large_post_over_tls_is_byte_exact,
     large_post_over_tls_with_64k_buffers_is_byte_exact,
+    responses_over_tls_with_heads_shorter_and_longer_than_the_upstreams,
     sessions_resume_across_workers,
     tls12_sessions_resume_with_tickets,
     curl_verifies_the_chain,
@@ -343,6 +344,38 @@ fn large_post_over_tls(driver: Driver, runtime: &str) {
         assert_eq!(resp.status, 200);
         assert_eq!(resp.body.len(), body.len());
         assert!(resp.body == body, "the echoed body differs");
+    }
+}
+
+/// Over TLS the response head is joined to the body in the upstream's buffer when it fits
+/// and otherwise copied with up to 16 KiB of body into one record; either way every byte
+/// arrives, in order, on a reused connection.
+fn responses_over_tls_with_heads_shorter_and_longer_than_the_upstreams(driver: Driver) {
+    let pki = Pki::new();
+    let leaf = pki.leaf("site", &["site.test"]);
+    let backend = backend::echo_backend();
+    let long = "l".repeat(300);
+    for added in [
+        "",
+        &*format!("  response_headers = {{ \"X-Added\" = \"{long}\" }}\n"),
+    ] {
+        let config = format!(
+            "[log]\naccess = \"off\"\n[[server]]\nlisten = [\"{LISTEN} tls\"]\n{}\n  [[server.route]]\n  prefix = \"/\"\n  proxy = \"http://{}\"\n{added}",
+            leaf.tls_table(),
+            backend.addr()
+        );
+        let proxy = Ringway::start(&config, driver);
+        let mut client =
+            TlsClient::connect(proxy.addr(), "site.test", pki.client_config(ALPN_H1, true))
+                .unwrap();
+        for len in [1025, 16 * 1024, 16 * 1024 + 1, 60_000, 100] {
+            let body = pseudo_random_body(len, len as u64);
+            let resp = client.roundtrip(&request::with_body("POST", "/up", &[], &body));
+            assert_eq!(resp.status, 200, "{len}");
+            assert_eq!(resp.header("x-echo-target"), Some("/up"));
+            assert_eq!(resp.header("x-added").is_some(), !added.is_empty());
+            assert!(resp.body == body, "{len}: the echoed body differs");
+        }
     }
 }
 
