@@ -90,6 +90,10 @@ impl UpstreamPool {
     /// The servers of `upstream` in the order to try them for this request:
     /// weighted round robin start, then the others as fall-backs.
     pub fn pick(&mut self, upstream_index: usize, upstream: &Upstream) -> usize {
+        // One server: no weights to sum, no division.
+        if upstream.servers.len() <= 1 {
+            return 0;
+        }
         if self.cursors.len() <= upstream_index {
             self.cursors.resize(upstream_index + 1, 0);
         }

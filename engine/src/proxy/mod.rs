@@ -277,7 +277,14 @@ async fn exchange(
     // An upgrade gets a connection of its own: it leaves the pool for good.
     let mut allow_pooled = !upgrading;
     loop {
-        let addr = upstream.servers[(first + server_attempt) % servers].addr;
+        // `first` and `server_attempt` are both below `servers`.
+        let index = first + server_attempt;
+        let index = if index < servers {
+            index
+        } else {
+            index - servers
+        };
+        let addr = upstream.servers[index].addr;
         let pooled = if allow_pooled {
             let mut pool = conn.worker.pool.borrow_mut();
             let pooled = pool.take(addr, !replayable);
