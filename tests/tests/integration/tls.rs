@@ -326,18 +326,33 @@ fn large_post_over_tls_with_64k_buffers_is_byte_exact(driver: Driver) {
     large_post_over_tls(driver, "[runtime]\nbuffer_size = \"64KiB\"\n");
 }
 
-fn large_post_over_tls(driver: Driver, runtime: &str) {
+/// ringway serving `site.test` over TLS in front of `backend`, with `runtime` lines before
+/// the config, `server` lines in the server's table and `route` lines in its one route; and a
+/// client connected to it.
+fn echo_over_tls(
+    driver: Driver,
+    backend: &backend::Backend,
+    runtime: &str,
+    server: &str,
+    route: &str,
+) -> (Ringway, TlsClient) {
     let pki = Pki::new();
     let leaf = pki.leaf("site", &["site.test"]);
-    let backend = backend::echo_backend();
     let config = format!(
-        "{runtime}[log]\naccess = \"off\"\n[[server]]\nlisten = [\"{LISTEN} tls\"]\n{}\nmax_body_size = \"2MiB\"\n  [[server.route]]\n  prefix = \"/\"\n  proxy = \"http://{}\"\n",
+        "{runtime}[log]\naccess = \"off\"\n[[server]]\nlisten = [\"{LISTEN} tls\"]\n{}\n{server}  [[server.route]]\n  prefix = \"/\"\n  proxy = \"http://{}\"\n{route}",
         leaf.tls_table(),
         backend.addr()
     );
     let proxy = Ringway::start(&config, driver);
-    let mut client =
+    let client =
         TlsClient::connect(proxy.addr(), "site.test", pki.client_config(ALPN_H1, true)).unwrap();
+    (proxy, client)
+}
+
+fn large_post_over_tls(driver: Driver, runtime: &str) {
+    let backend = backend::echo_backend();
+    let (_proxy, mut client) =
+        echo_over_tls(driver, &backend, runtime, "max_body_size = \"2MiB\"\n", "");
     let body = pseudo_random_body(1 << 20, 7);
     for _ in 0..2 {
         let resp = client.roundtrip(&request::with_body("POST", "/upload", &[], &body));
@@ -351,23 +366,13 @@ fn large_post_over_tls(driver: Driver, runtime: &str) {
 /// and otherwise copied with up to 16 KiB of body into one record; either way every byte
 /// arrives, in order, on a reused connection.
 fn responses_over_tls_with_heads_shorter_and_longer_than_the_upstreams(driver: Driver) {
-    let pki = Pki::new();
-    let leaf = pki.leaf("site", &["site.test"]);
     let backend = backend::echo_backend();
     let long = "l".repeat(300);
     for added in [
         "",
         &*format!("  response_headers = {{ \"X-Added\" = \"{long}\" }}\n"),
     ] {
-        let config = format!(
-            "[log]\naccess = \"off\"\n[[server]]\nlisten = [\"{LISTEN} tls\"]\n{}\n  [[server.route]]\n  prefix = \"/\"\n  proxy = \"http://{}\"\n{added}",
-            leaf.tls_table(),
-            backend.addr()
-        );
-        let proxy = Ringway::start(&config, driver);
-        let mut client =
-            TlsClient::connect(proxy.addr(), "site.test", pki.client_config(ALPN_H1, true))
-                .unwrap();
+        let (_proxy, mut client) = echo_over_tls(driver, &backend, "", "", added);
         for len in [1025, 16 * 1024, 16 * 1024 + 1, 60_000, 100] {
             let body = pseudo_random_body(len, len as u64);
             let resp = client.roundtrip(&request::with_body("POST", "/up", &[], &body));
