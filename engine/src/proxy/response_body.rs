@@ -299,7 +299,8 @@ fn join_head(
 }
 
 /// Write what `out` holds followed by `body` to the client in one vectored
-/// write, counting body bytes (all but the `head_pending` first).
+/// write (a plain write when `out` is empty, as after `join_head`), counting
+/// body bytes (all but the `head_pending` first).
 async fn send(
     conn: &mut Connection<'_>,
     route: &Route,
