@@ -637,6 +637,31 @@ impl Default for FullBacklog {
     }
 }
 
+/// Answers every request 200 with a body of as many bytes as its target's last segment says
+/// (`/16384`; pseudo-random, seeded by the length), head and body in one write, keep-alive.
+/// The head is `HTTP/1.1 200 OK`, `Server`, `Content-Type`, `Content-Length` last: one a proxy
+/// may pass on unchanged.
+pub fn sized_body_backend() -> Backend {
+    Backend::spawn(Arc::new(|conn: &mut Connection<'_>| {
+        while let Some(req) = conn.next_request(false) {
+            let len: usize = req
+                .target
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let mut out = format!(
+                "HTTP/1.1 200 OK\r\nServer: sized\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
+            )
+            .into_bytes();
+            out.extend_from_slice(&crate::pseudo_random_body(len, len as u64));
+            if conn.write(&out).is_err() {
+                return;
+            }
+        }
+    }))
+}
+
 /// Answers every request 200 with `body` (keep-alive): the head and the first `first` bytes at
 /// once, the rest only after `Backend::release`. An upstream that goes quiet in the middle of
 /// a large body.

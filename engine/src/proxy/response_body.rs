@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 
 use bytes::{Buf, Bytes, BytesMut};
 use ringway_protocol::h1::{BodyDecoder, BodyFraming, RequestHead, ResponseHead, Version};
-use ringway_protocol::{ClientResponse, write_response_head};
+use ringway_protocol::{ClientResponse, response_head_passes_unchanged, write_response_head};
 
 use crate::buffer::{BodyReads, read_more, write_head_body, write_vec};
 use crate::downstream::Connection;
@@ -50,7 +50,9 @@ pub(super) async fn relay_response(
         || dechunk
         || conn.worker.shutdown.is_stopping();
     let mut out = std::mem::take(&mut conn.bufs.out);
-    {
+    // The client gets the upstream's head byte for byte (`unchanged`), or
+    // the head written into `out`.
+    let unchanged = {
         let vars = conn.vars(head, path);
         with_edits(
             &[
@@ -66,20 +68,26 @@ pub(super) async fn relay_response(
                     dechunk,
                     edits,
                 };
-                write_response_head(&mut out, &response, &client);
+                let unchanged = response_head_passes_unchanged(&response, &client);
+                if !unchanged {
+                    write_response_head(&mut out, &response, &client);
+                }
+                unchanged
             },
-        );
-    }
-    // The upstream's head is no longer needed: its memory, right before the
-    // body bytes that came with it, may take the client's head (`join_head`).
+        )
+    };
+    // The upstream's head is the client's, or no longer needed: either way
+    // its memory, right before the body bytes that came with it, may carry
+    // the head out with them (`join_head`).
     let (mut raw_head, scratch) = response.into_parts();
     conn.bufs.response_scratch = scratch;
     let mut decoder = BodyDecoder::new(framing, None);
     // Body bytes written to the client so far, and how much of what is
     // written next is the head (not counted as body) until the head has been
-    // flushed.
+    // flushed. While `out` is empty and a head is pending, the head is
+    // `raw_head` itself.
     let mut sent: u64 = 0;
-    let mut head_pending = out.len();
+    let mut head_pending = if unchanged { raw_head.len() } else { out.len() };
     let mid = |e: String, sent: u64| (ProxyError::UpstreamMidResponse(e), sent);
     let mut reads = BodyReads::new(conn.worker.buffer_size);
     loop {
@@ -101,7 +109,12 @@ pub(super) async fn relay_response(
             let run = up.buf.split_to(n);
             if dechunk {
                 // The decoder has appended the payload to `out` already.
-            } else if n <= COPY_BEHIND_HEAD && !out.is_empty() {
+            } else if n <= COPY_BEHIND_HEAD && head_pending > 0 {
+                if out.is_empty() {
+                    // The unchanged head, copied: cheaper than joining
+                    // buffers for so few body bytes.
+                    out.extend_from_slice(&raw_head);
+                }
                 out.extend_from_slice(&run);
             } else {
                 match join_head(&mut out, head_pending, &mut raw_head, run) {
@@ -120,6 +133,10 @@ pub(super) async fn relay_response(
                     .map_err(|e| mid(e, sent))?,
                 }
             }
+        }
+        if head_pending > 0 && out.is_empty() {
+            // No body run carried the unchanged head: it goes alone.
+            out.extend_from_slice(&raw_head);
         }
         flush(conn, route, &mut out, &mut head_pending, &mut sent)
             .await
@@ -271,22 +288,34 @@ async fn flush(
     }
 }
 
-/// Write the client's head (all of `out`, pending) over the tail of the
-/// upstream's `raw_head`, which sits in memory right before `run`, and give
-/// back head and run as one buffer (taking `raw_head`): they then leave in
-/// one `send` instead of a `writev`, which costs the kernel more (about
-/// 0.25 µs per 16 KiB response on loopback, docs/benchmarks.md), and the
-/// body is not copied. Gives back `run` unchanged (`Err`) when the head is
-/// not pending, is longer than the upstream's, or does not adjoin `run`.
+/// Give back the pending head and `run` as one buffer (taking `raw_head`,
+/// the upstream's head, which sits in memory right before `run`): they then
+/// leave in one `send` instead of a `writev`, which costs the kernel more
+/// (about 0.25 µs per 16 KiB response on loopback, docs/benchmarks.md), and
+/// the body is not copied. The head is `raw_head` itself when `out` is
+/// empty (the upstream's passes unchanged), else all of `out`, written over
+/// the tail of `raw_head`. Gives back `run` unchanged (`Err`) when no head
+/// is pending, the written head is longer than the upstream's, or `run`
+/// does not adjoin it; an unchanged head is then moved into `out`.
 fn join_head(
     out: &mut Vec<u8>,
     head_pending: usize,
     raw_head: &mut BytesMut,
     run: BytesMut,
 ) -> Result<BytesMut, BytesMut> {
-    let fits = head_pending > 0 && out.len() == head_pending && out.len() <= raw_head.len();
     // `unsplit` would copy `run` if the two did not adjoin.
-    if !fits || raw_head.as_ptr().wrapping_add(raw_head.len()) != run.as_ptr() {
+    let adjoins = raw_head.as_ptr().wrapping_add(raw_head.len()) == run.as_ptr();
+    if head_pending > 0 && out.is_empty() {
+        if !adjoins {
+            out.extend_from_slice(raw_head);
+            return Err(run);
+        }
+        let mut joined = std::mem::take(raw_head);
+        joined.unsplit(run);
+        return Ok(joined);
+    }
+    let fits = head_pending > 0 && out.len() == head_pending && out.len() <= raw_head.len();
+    if !fits || !adjoins {
         return Err(run);
     }
     let start = raw_head.len() - out.len();
@@ -360,6 +389,27 @@ mod tests {
             assert!(out.is_empty());
             assert!(raw_head.is_empty());
         }
+    }
+
+    #[test]
+    fn an_unchanged_head_carries_the_body_as_it_came() {
+        let upstream = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
+        let (mut raw_head, run) = read(upstream, b"body");
+        let head_at = raw_head.as_ptr();
+        let mut out = Vec::new();
+        let joined = join_head(&mut out, upstream.len(), &mut raw_head, run).unwrap();
+        assert_eq!(
+            &joined[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody"
+        );
+        assert_eq!(joined.as_ptr(), head_at, "neither head nor body copied");
+        assert!(out.is_empty() && raw_head.is_empty());
+        // A run that does not adjoin it: the head moves into `out`.
+        let (mut raw_head, _) = read(upstream, b"body");
+        let elsewhere = BytesMut::from(&b"more"[..]);
+        let run = join_head(&mut out, upstream.len(), &mut raw_head, elsewhere).unwrap_err();
+        assert_eq!(&run[..], b"more");
+        assert_eq!(&out[..], upstream);
     }
 
     #[test]

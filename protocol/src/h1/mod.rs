@@ -20,8 +20,8 @@ pub use fields::HeaderField;
 pub use request::{RequestHead, parse_request};
 pub use response::{ResponseHead, parse_response};
 pub use write::{
-    ClientResponse, HeaderEdit, UpstreamRequest, reason_phrase, write_request_head,
-    write_response_head, write_simple_response,
+    ClientResponse, HeaderEdit, UpstreamRequest, reason_phrase, response_head_passes_unchanged,
+    write_request_head, write_response_head, write_simple_response,
 };
 
 /// The protocol version of a message. Only these two are accepted (RFC 9112 §2.3).

@@ -149,17 +149,69 @@ pub fn write_response_head(out: &mut Vec<u8>, head: &ResponseHead, resp: &Client
     out.extend_from_slice(b"\r\n");
 }
 
+/// Whether `write_response_head` would write the upstream's head unchanged
+/// for `resp`, so that a proxy may send the raw head as it came and skip the
+/// writing: a keep-alive HTTP/1.1 client, no edits, not a 101, and a head
+/// whose status line is already `HTTP/1.1 <status> <reason>`, whose fields
+/// are all plain (`name ": " value` CRLF) and none hop-by-hop, and whose
+/// only Content-Length is its last field, written as ringway writes it. The
+/// common case for an application server's keep-alive answer; anything else
+/// is false, never a guess.
+pub fn response_head_passes_unchanged(head: &ResponseHead, resp: &ClientResponse<'_>) -> bool {
+    if resp.close
+        || resp.dechunk
+        || resp.client_version != Version::Http11
+        || !resp.edits.is_empty()
+        || head.status() == 101
+    {
+        return false;
+    }
+    let BodyFraming::Length(n) = head.framing() else {
+        return false;
+    };
+    let fields = head.fields();
+    let Some((last, rest)) = fields.list.split_last() else {
+        return false;
+    };
+    let passed =
+        |f: &HeaderField| f.plain && !f.known.is_hop_by_hop() && f.known != Name::ContentLength;
+    if status_line_end(head).is_none()
+        || !rest.iter().all(passed)
+        || !(last.plain && last.known == Name::ContentLength)
+    {
+        return false;
+    }
+    // The last line reads as `write_framing` writes it (the value is the
+    // length's decimal digits, so it is `n` written without leading zeros),
+    // and only the head's final CRLF follows it.
+    let raw = head.bytes();
+    let value = last.value.get(raw);
+    let canonical = match value {
+        [b'0'] => n == 0,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    canonical && last.name.get(raw) == b"Content-Length" && last.plain_end() + 2 == raw.len()
+}
+
+/// Where the upstream's status line ends (its CR), when it is already
+/// exactly `HTTP/1.1 <status> <reason>` CRLF.
+fn status_line_end(head: &ResponseHead) -> Option<usize> {
+    let raw = head.bytes();
+    // The reason span starts after "HTTP/1.x NNN " when the line has one.
+    let line_end = ResponseHead::REASON_START + head.reason().len();
+    let canonical = raw.starts_with(b"HTTP/1.1 ")
+        && raw.get(ResponseHead::REASON_START - 1) == Some(&b' ')
+        && raw.get(line_end) == Some(&b'\r');
+    canonical.then_some(line_end)
+}
+
 /// `HTTP/1.1 <status> <reason>` CRLF: the upstream's own line when it is
 /// already exactly that, else composed.
 fn write_status_line(out: &mut Vec<u8>, head: &ResponseHead) {
     let raw = head.bytes();
     let reason = head.reason();
-    // The reason span starts after "HTTP/1.x NNN " when the line has one.
-    let line_end = ResponseHead::REASON_START + reason.len();
-    if raw.starts_with(b"HTTP/1.1 ")
-        && raw.get(ResponseHead::REASON_START - 1) == Some(&b' ')
-        && raw.get(line_end) == Some(&b'\r')
-    {
+    if let Some(line_end) = status_line_end(head) {
         out.extend_from_slice(&raw[..line_end + 2]);
         return;
     }
@@ -359,19 +411,26 @@ fn named_in_connection(fields: Fields<'_>, field: &HeaderField) -> bool {
 fn write_framing(out: &mut Vec<u8>, framing: BodyFraming) {
     match framing {
         BodyFraming::Length(n) => {
-            // The whole line is composed on the stack, back to front, and
-            // appended with one copy.
-            const NAME: &[u8] = b"Content-Length: ";
-            let mut line = [0u8; NAME.len() + 20 + 2];
-            let end = line.len() - 2;
-            line[end..].copy_from_slice(b"\r\n");
-            let at = digits_ending_at(&mut line, end, n) - NAME.len();
-            line[at..at + NAME.len()].copy_from_slice(NAME);
-            out.extend_from_slice(&line[at..]);
+            let mut line = [0u8; CONTENT_LENGTH_LINE_MAX];
+            out.extend_from_slice(content_length_line(&mut line, n));
         }
         BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         BodyFraming::Empty | BodyFraming::UntilClose => {}
     }
+}
+
+const CONTENT_LENGTH: &[u8] = b"Content-Length: ";
+/// "Content-Length: ", 20 digits, CRLF.
+const CONTENT_LENGTH_LINE_MAX: usize = CONTENT_LENGTH.len() + 20 + 2;
+
+/// `Content-Length: n` CRLF, composed on the stack back to front in `line`
+/// (so that it is appended with one copy); returns the part written.
+fn content_length_line(line: &mut [u8; CONTENT_LENGTH_LINE_MAX], n: u64) -> &[u8] {
+    let end = line.len() - 2;
+    line[end..].copy_from_slice(b"\r\n");
+    let at = digits_ending_at(line, end, n) - CONTENT_LENGTH.len();
+    line[at..at + CONTENT_LENGTH.len()].copy_from_slice(CONTENT_LENGTH);
+    &line[at..]
 }
 
 fn write_edits(out: &mut Vec<u8>, edits: &[HeaderEdit<'_>]) {

@@ -1,6 +1,7 @@
 //! Proxying proper: methods, bodies both ways, upstream keep-alive, pipelining, HTTP/1.0,
 //! 100-continue, streaming, small buffers, IPv6 (DESIGN.md §1, §2.2).
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use ringway_tests::http::Fnv;
@@ -13,6 +14,7 @@ both_drivers!(
     methods_and_target_pass_unchanged,
     content_length_body_is_byte_exact,
     response_heads_shorter_and_longer_than_the_upstreams,
+    an_upstream_head_passes_unchanged_or_rewritten_as_the_client_needs,
     small_body_leaves_with_the_head,
     chunked_body_is_resent_chunked,
     three_mib_random_bodies_are_byte_exact,
@@ -140,6 +142,49 @@ fn response_heads_shorter_and_longer_than_the_upstreams(driver: Driver) {
         2,
         "one upstream connection per proxy, reused"
     );
+}
+
+/// An upstream head that needs no change (HTTP/1.1, plain fields, nothing hop-by-hop,
+/// Content-Length last) reaches an HTTP/1.1 keep-alive client byte for byte, sent from the
+/// upstream's buffer together with the body; an HTTP/1.0 client or a closing request gets it
+/// rewritten. Bodies from none to several reads' worth, on one connection each.
+fn an_upstream_head_passes_unchanged_or_rewritten_as_the_client_needs(driver: Driver) {
+    let backend = backend::sized_body_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), TEST_LIMITS), driver);
+    // Raw bytes, to see the head exactly as sent.
+    let mut client = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for len in [0, 100, 1024, 1025, 16 * 1024, 60_000, 100] {
+        let raw = format!("GET /{len} HTTP/1.1\r\nHost: t\r\n\r\n");
+        client.write_all(raw.as_bytes()).unwrap();
+        let expected_head = format!(
+            "HTTP/1.1 200 OK\r\nServer: sized\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
+        );
+        let mut got = vec![0; expected_head.len() + len];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got[..expected_head.len()]),
+            expected_head,
+            "{len}"
+        );
+        assert!(
+            got[expected_head.len()..] == pseudo_random_body(len, len as u64),
+            "{len}: body differs"
+        );
+    }
+    // The same head, rewritten: "Connection: close" for a closing request and for an
+    // HTTP/1.0 client.
+    for raw in [
+        "GET /1025 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "GET /1025 HTTP/1.0\r\n\r\n",
+    ] {
+        let resp = proxy.connect().roundtrip(raw.as_bytes());
+        assert_eq!(resp.header("connection"), Some("close"), "{raw}");
+        assert_eq!(resp.header("server"), Some("sized"));
+        assert!(resp.body == pseudo_random_body(1025, 1025), "{raw}");
+    }
 }
 
 /// A small body that arrives whole with its head goes upstream in the same write: one TCP

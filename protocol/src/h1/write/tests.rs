@@ -3,8 +3,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use bytes::BytesMut;
 
 use super::{
-    ClientResponse, HeaderEdit, UpstreamRequest, reason_phrase, write_request_head,
-    write_response_head, write_simple_response,
+    ClientResponse, HeaderEdit, UpstreamRequest, reason_phrase, response_head_passes_unchanged,
+    write_request_head, write_response_head, write_simple_response,
 };
 use crate::forward::Forwarded;
 use crate::h1::{
@@ -383,4 +383,120 @@ fn content_length_is_rewritten_digit_for_digit_at_every_width() {
             format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n")
         );
     }
+}
+
+/// Heads that `write_response_head` writes back unchanged to a keep-alive HTTP/1.1 client
+/// without edits, and heads it changes: the predicate says "unchanged" only for the first.
+#[test]
+fn a_head_passes_unchanged_only_when_writing_it_would_not_change_it() {
+    let unchanged: &[&[u8]] = &[
+        b"HTTP/1.1 200 OK\r\nServer: ringway-load\r\nContent-Type: text/plain\r\nContent-Length: 16384\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 404 \r\nX-A: 1\r\nContent-Length: 18446744073709551615\r\n\r\n",
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 12\r\n\r\n",
+    ];
+    let changed: &[&[u8]] = &[
+        // Hop-by-hop fields are dropped.
+        b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nX-Hop: 1\r\nContent-Length: 2\r\n\r\n",
+        // Content-Length is written last, in its canonical spelling.
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length:2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+        // Not plain: the line is rewritten.
+        b"HTTP/1.1 200 OK\r\nX-A:1\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-A: 1 \r\nContent-Length: 2\r\n\r\n",
+        // The status line is composed.
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\n",
+    ];
+    let check = |raw: &[u8], resp: &ClientResponse<'_>| {
+        let head = response(raw, Method::Get);
+        let mut out = Vec::new();
+        write_response_head(&mut out, &head, resp);
+        (response_head_passes_unchanged(&head, resp), out == raw)
+    };
+    for raw in unchanged {
+        let shown = String::from_utf8_lossy(raw);
+        assert_eq!(check(raw, &KEEP_11), (true, true), "{shown}");
+        // What the client or the route asks for changes it.
+        let close = ClientResponse {
+            close: true,
+            ..KEEP_11
+        };
+        assert_eq!(check(raw, &close), (false, false), "{shown}");
+        let http10 = ClientResponse {
+            client_version: Version::Http10,
+            ..KEEP_11
+        };
+        assert_eq!(check(raw, &http10), (false, false), "{shown}");
+        let edits = [HeaderEdit {
+            name: b"x-added",
+            value: Some(b"1"),
+        }];
+        let edited = ClientResponse {
+            edits: &edits,
+            ..KEEP_11
+        };
+        assert_eq!(check(raw, &edited), (false, false), "{shown}");
+    }
+    for raw in changed {
+        let shown = String::from_utf8_lossy(raw);
+        assert_eq!(check(raw, &KEEP_11), (false, false), "{shown}");
+    }
+    // Not framed by a length: chunked, close-delimited, bodiless.
+    for raw in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+    ] {
+        let head = response(raw, Method::Get);
+        assert!(!response_head_passes_unchanged(&head, &KEEP_11));
+    }
+}
+
+/// Every head of up to three field lines from a mixed set: whenever the predicate says
+/// "unchanged", `write_response_head` writes exactly the raw head.
+#[test]
+fn passing_unchanged_implies_writing_the_raw_head() {
+    const LINES: [&[u8]; 8] = [
+        b"Server: a\r\n",
+        b"Keep-Alive: 1\r\n",
+        b"content-length: 2\r\n",
+        b"Content-Length: 2\r\n",
+        b"Content-Length: 02\r\n",
+        b"X-A:1\r\n",
+        b"Connection: close\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+    ];
+    let mut passed = 0;
+    for count in 0..=3u32 {
+        for mut pick in 0..LINES.len().pow(count) {
+            let mut raw = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for _ in 0..count {
+                raw.extend_from_slice(LINES[pick % LINES.len()]);
+                pick /= LINES.len();
+            }
+            raw.extend_from_slice(b"\r\n");
+            let Ok(Some(head)) = parse_response(
+                &mut BytesMut::from(&raw[..]),
+                &LIMITS,
+                Method::Get,
+                Vec::new(),
+            ) else {
+                continue;
+            };
+            if response_head_passes_unchanged(&head, &KEEP_11) {
+                let mut out = Vec::new();
+                write_response_head(&mut out, &head, &KEEP_11);
+                assert_eq!(out, raw, "{}", String::from_utf8_lossy(&raw));
+                passed += 1;
+            }
+        }
+    }
+    // "Content-Length: 2" last, after nothing or "Server: a" once or twice.
+    assert_eq!(passed, 3);
 }
