@@ -62,6 +62,7 @@ fn forward_and_reparse(head: &RequestHead) {
         client: IpAddr::V4(Ipv4Addr::LOCALHOST),
         proto: b"http",
         trusted_peer: true,
+        lines: b"",
     };
     // Routing normalises; the target forwarded is the raw path and query.
     let _ = normalize_path(head.path());

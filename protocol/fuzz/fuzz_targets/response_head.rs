@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use ringway_protocol::{
     BodyFraming, ClientResponse, HeadLimits, Method, ProtocolError, Version, parse_response,
-    write_response_head,
+    response_head_passes_unchanged, write_response_head,
 };
 
 const LIMITS: HeadLimits = HeadLimits {
@@ -77,6 +77,10 @@ fuzz_target!(|input: &[u8]| {
     };
     let mut out = Vec::new();
     write_response_head(&mut out, &head, &resp);
+    // A head said to pass unchanged is exactly what would have been written.
+    if response_head_passes_unchanged(&head, &resp) {
+        assert_eq!(out, head.bytes(), "{:?}", String::from_utf8_lossy(&out));
+    }
     let limits = HeadLimits {
         max_head_size: 1 << 20,
         max_headers: 256,
