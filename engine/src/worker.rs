@@ -105,6 +105,8 @@ pub async fn run(
     listeners: Vec<WorkerListener>,
     inbox: mpsc::Receiver<Command>,
 ) {
+    let clock = worker.clone();
+    monoio::spawn(async move { clock.clock.expire_readings().await });
     let mut accepting: Vec<(SocketAddr, Rc<Shutdown>)> = Vec::with_capacity(listeners.len());
     for l in listeners {
         listen(&worker, l, &mut accepting);

@@ -1,11 +1,14 @@
 //! The access log (DESIGN.md §2 `[log]`): one line per request, combined format on stdout
 //! or JSON in a file, whatever bytes the client put in its fields.
 
+use std::time::{Duration, Instant};
+
 use ringway_tests::{Driver, Ringway, TEST_LIMITS, backend, both_drivers, proxy_config, request};
 
 both_drivers!(
     access_log_has_a_line_per_request,
     access_log_in_json_to_a_file,
+    request_time_covers_a_slow_upstream,
 );
 
 fn access_log_has_a_line_per_request(driver: Driver) {
@@ -84,4 +87,51 @@ fn access_log_in_json_to_a_file(driver: Driver) {
         values.contains("say \\\"hi\\\" \\\\"),
         "no user agent in {entry}"
     );
+}
+
+/// The worker reads its clock once per pass of its event loop: a request that
+/// spans passes (the upstream answers 300 ms later) is timed from the pass
+/// its head arrived in to the pass its response went out in.
+fn request_time_covers_a_slow_upstream(driver: Driver) {
+    let delay = Duration::from_millis(300);
+    let backend = backend::slow_head_backend(delay);
+    let log_dir = ringway_tests::proxy::TempDir::new();
+    let log_file = log_dir.path().join("access.json");
+    let config = proxy_config(backend.addr(), TEST_LIMITS).replace(
+        "access = \"stdout\"",
+        &format!(
+            "access = \"{}\"\naccess_format = \"json\"",
+            log_file.display()
+        ),
+    );
+    let proxy = Ringway::start(&config, driver);
+    let mut client = proxy.connect();
+    let mut took = Vec::new();
+    for path in ["/first", "/second"] {
+        let sent = Instant::now();
+        assert_eq!(client.roundtrip(&request::get(path)).status, 200);
+        took.push(sent.elapsed());
+        // Idle between requests: the next one is timed from its own arrival.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(client);
+    assert!(proxy.stop().status.success());
+    let text = std::fs::read_to_string(&log_file).expect("the access log file exists");
+    let times: Vec<f64> = text
+        .lines()
+        .map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            entry["request_time"]
+                .as_f64()
+                .expect("request_time is a number")
+        })
+        .collect();
+    assert_eq!(times.len(), 2, "one line per request:\n{text}");
+    for (time, took) in times.iter().zip(&took) {
+        assert!(
+            *time >= delay.as_secs_f64() - 0.001 && *time <= took.as_secs_f64() + 0.001,
+            "request_time {time} must cover the upstream's {delay:?} and not exceed the \
+             {took:?} the client waited; log:\n{text}"
+        );
+    }
 }
