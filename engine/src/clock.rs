@@ -11,11 +11,13 @@
 //! `now()` until it waits again gets the same reading: with 64 connections
 //! busy, one reading serves the dozen requests whose events one wait brought.
 //!
-//! How is the pass's end seen? monoio offers no hook, so the reading wakes a
-//! task of the worker's (`expire_readings`), which runs once the tasks woken
-//! before it have run and, monoio running every woken task before it waits
-//! again, always before that wait: it marks the reading stale. Until that
-//! task has been spawned, every `now()` reads the clock.
+//! How is the pass's end seen? monoio offers no hook, but it polls the
+//! future it runs the worker on (`block_on`'s, `worker::run`'s) whenever that
+//! future has been woken, after the tasks woken before and always before it
+//! waits for events again; waking it only sets a flag. So a reading wakes
+//! it, and `Clock::expiring`, wrapped around it, marks the reading stale
+//! each time it is polled. Until that future has first been polled, every
+//! `now()` reads the clock.
 //!
 //! How far from the truth is a reading? The events a pass handles all
 //! happened before the wait ended; a reading taken while handling them is
@@ -41,7 +43,7 @@ pub struct Clock {
     last: Cell<Instant>,
     /// `last` was read in this pass of the event loop.
     current: Cell<bool>,
-    /// Wakes `expire_readings`, which is waiting for the next reading.
+    /// Wakes the future `expiring` wraps, so that the reading expires.
     expire: Cell<Option<Waker>>,
 }
 
@@ -84,28 +86,34 @@ impl Clock {
         self.recent() + limit
     }
 
-    /// The task that ends each reading's pass; the worker spawns it once.
-    /// It never completes.
-    pub fn expire_readings(&self) -> ExpireReadings<'_> {
-        ExpireReadings { clock: self }
+    /// `future`, which the runtime polls after the tasks of each pass it has
+    /// been woken in: the worker's main future, run by `block_on`. Each poll
+    /// ends the current reading.
+    pub fn expiring<F: Future>(&self, future: F) -> Expiring<'_, F> {
+        Expiring {
+            clock: self,
+            future,
+        }
     }
 }
 
-/// See `Clock::expire_readings`: each time it is polled (woken by a reading
-/// and run before the worker waits for events again), the reading becomes
-/// stale and the next `now()` reads the clock.
-pub struct ExpireReadings<'a> {
+/// The future of `Clock::expiring`.
+pub struct Expiring<'a, F> {
     clock: &'a Clock,
+    future: F,
 }
 
-impl Future for ExpireReadings<'_> {
-    type Output = ();
+impl<F: Future> Future for Expiring<'_, F> {
+    type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let clock = self.clock;
-        clock.current.set(false);
-        clock.expire.set(Some(cx.waker().clone()));
-        Poll::Pending
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is pinned with `self` and never moved out of it;
+        // `clock` is a shared reference, never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.clock.current.set(false);
+        this.clock.expire.set(Some(cx.waker().clone()));
+        // SAFETY: see above.
+        unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
     }
 }
 
@@ -127,17 +135,13 @@ mod tests {
             .enable_timer()
             .build()
             .expect("runtime");
-        runtime.block_on(async {
-            let clock = Rc::new(Clock::new());
-            // No expiring task yet: every reading is exact.
-            let exact = clock.now();
-            spin(Duration::from_micros(50));
-            assert!(clock.now() >= exact + Duration::from_micros(50));
+        let clock = Rc::new(Clock::new());
+        // No future wrapped: every reading is exact.
+        let exact = clock.now();
+        spin(Duration::from_micros(50));
+        assert!(clock.now() >= exact + Duration::from_micros(50));
 
-            let expiring = clock.clone();
-            monoio::spawn(async move { expiring.expire_readings().await });
-            // The loop waits for the sleep; the task has run by then.
-            monoio::time::sleep(Duration::from_millis(1)).await;
+        runtime.block_on(clock.expiring(async {
             let first = clock.now();
             spin(Duration::from_micros(50));
             assert_eq!(clock.now(), first, "one pass, one reading");
@@ -149,7 +153,19 @@ mod tests {
             assert!(second >= first + Duration::from_millis(2));
             spin(Duration::from_micros(50));
             assert_eq!(clock.now(), second);
-        });
+
+            // A task's reading expires as well, and the main future, polled
+            // in the same pass, gets it.
+            monoio::time::sleep(Duration::from_millis(2)).await;
+            let task = monoio::spawn({
+                let clock = clock.clone();
+                async move { clock.now() }
+            });
+            let third = task.await;
+            assert!(third >= second + Duration::from_millis(2));
+            monoio::time::sleep(Duration::from_millis(2)).await;
+            assert!(clock.now() >= third + Duration::from_millis(2));
+        }));
     }
 
     #[test]

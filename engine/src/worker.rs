@@ -96,17 +96,29 @@ pub enum Command {
     Reloaded(mpsc::Sender<()>),
 }
 
-/// The worker's main future: accept on every listener until the stop flag is
-/// set, carrying out reload commands meanwhile; then drain: stop accepting,
-/// close idle keep-alive connections, and let requests in flight finish for
-/// up to `shutdown_timeout`.
+/// The worker's main future, for `block_on`: accept on every listener until
+/// the stop flag is set, carrying out reload commands meanwhile; then drain:
+/// stop accepting, close idle keep-alive connections, and let requests in
+/// flight finish for up to `shutdown_timeout`. The runtime polls it once
+/// per pass of the event loop in which the clock was read, which ends that
+/// reading (`Clock::expiring`).
 pub async fn run(
     worker: Rc<Worker>,
     listeners: Vec<WorkerListener>,
     inbox: mpsc::Receiver<Command>,
 ) {
     let clock = worker.clone();
-    monoio::spawn(async move { clock.clock.expire_readings().await });
+    clock
+        .clock
+        .expiring(accept_and_drain(worker, listeners, inbox))
+        .await;
+}
+
+async fn accept_and_drain(
+    worker: Rc<Worker>,
+    listeners: Vec<WorkerListener>,
+    inbox: mpsc::Receiver<Command>,
+) {
     let mut accepting: Vec<(SocketAddr, Rc<Shutdown>)> = Vec::with_capacity(listeners.len());
     for l in listeners {
         listen(&worker, l, &mut accepting);
