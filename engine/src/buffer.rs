@@ -108,20 +108,28 @@ const LINGER_MAX_BYTES: usize = 1024 * 1024;
 /// Write all of `bytes`: one `write` when the stream takes them all, as a
 /// socket nearly always does, and a loop over the rest when it does not.
 pub async fn write_all(stream: &mut impl AsyncWriteRent, bytes: Bytes) -> io::Result<()> {
-    let len = bytes.len();
+    write_buf(stream, bytes).await.0
+}
+
+/// `write_all` for any owned buffer, handed back afterwards.
+pub async fn write_buf<T: IoBuf + 'static>(
+    stream: &mut impl AsyncWriteRent,
+    buf: T,
+) -> (io::Result<()>, T) {
+    let len = buf.bytes_init();
     if len == 0 {
-        return Ok(());
+        return (Ok(()), buf);
     }
-    let (result, bytes) = stream.write(bytes).await;
+    let (result, buf) = stream.write(buf).await;
     let written = match result {
-        Ok(n) if n == len => return Ok(()),
-        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+        Ok(n) if n == len => return (Ok(()), buf),
+        Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-        Err(e) => return Err(e),
+        Err(e) => return (Err(e), buf),
     };
-    let (result, _) = stream.write_all(bytes.slice(written..)).await;
-    result.map(drop)
+    let (result, rest) = stream.write_all(buf.slice(written..)).await;
+    (result.map(drop), rest.into_inner())
 }
 
 /// Write all of `vec` and hand the (cleared) allocation back for reuse.

@@ -8,7 +8,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use ringway_protocol::h1::{BodyDecoder, BodyFraming, RequestHead, ResponseHead, Version};
 use ringway_protocol::{ClientResponse, response_head_passes_unchanged, write_response_head};
 
-use crate::buffer::{BodyReads, read_more, write_head_body, write_vec};
+use crate::buffer::{BodyReads, read_more, write_buf, write_head_body, write_vec};
 use crate::downstream::Connection;
 use crate::error::ProxyError;
 use crate::snapshot::{Route, Server};
@@ -106,31 +106,61 @@ pub(super) async fn relay_response(
                 decoder.advance(&up.buf, |_| {})
             }
             .map_err(|e| mid(e.reason().to_string(), sent))?;
-            let run = up.buf.split_to(n);
             if dechunk {
                 // The decoder has appended the payload to `out` already.
+                up.buf.advance(n);
             } else if n <= COPY_BEHIND_HEAD && head_pending > 0 {
                 if out.is_empty() {
                     // The unchanged head, copied: cheaper than joining
                     // buffers for so few body bytes.
                     out.extend_from_slice(&raw_head);
                 }
-                out.extend_from_slice(&run);
+                // Copied from where it is, not split off: a split and its
+                // drop are two atomic reference count updates.
+                out.extend_from_slice(&up.buf[..n]);
+                up.buf.advance(n);
             } else {
+                // A run that is all of the buffer is taken whole, spare room
+                // and all, rather than split off (two atomic reference count
+                // updates): joined to the head it is written and comes back,
+                // emptied, to be read into again.
+                let whole = n == up.buf.len();
+                let run = if whole {
+                    std::mem::take(&mut up.buf)
+                } else {
+                    up.buf.split_to(n)
+                };
                 match join_head(&mut out, head_pending, &mut raw_head, run) {
-                    Err(run) if n <= COALESCE_LIMIT && conn.stream.is_tls() => {
-                        out.extend_from_slice(&run);
+                    Ok(joined) if whole => {
+                        up.buf = send_whole(conn, route, joined, &mut head_pending, &mut sent)
+                            .await
+                            .map_err(|e| mid(e, sent))?;
                     }
-                    Ok(run) | Err(run) => send(
-                        conn,
-                        route,
-                        &mut out,
-                        run.freeze(),
-                        &mut head_pending,
-                        &mut sent,
-                    )
-                    .await
-                    .map_err(|e| mid(e, sent))?,
+                    Err(mut run) if n <= COALESCE_LIMIT && conn.stream.is_tls() => {
+                        out.extend_from_slice(&run);
+                        if whole {
+                            run.clear();
+                            up.buf = run;
+                        }
+                    }
+                    Ok(run) | Err(run) => {
+                        let run = if whole {
+                            up.buf = run;
+                            up.buf.split_to(n)
+                        } else {
+                            run
+                        };
+                        send(
+                            conn,
+                            route,
+                            &mut out,
+                            run.freeze(),
+                            &mut head_pending,
+                            &mut sent,
+                        )
+                        .await
+                        .map_err(|e| mid(e, sent))?
+                    }
                 }
             }
         }
@@ -325,6 +355,34 @@ fn join_head(
     joined.advance(start);
     out.clear();
     Ok(joined)
+}
+
+/// Write `joined` (the head `join_head` put in front of the body) to the
+/// client, counting body bytes (all but the `head_pending` first), and hand
+/// it back empty.
+async fn send_whole(
+    conn: &mut Connection<'_>,
+    route: &Route,
+    joined: BytesMut,
+    head_pending: &mut usize,
+    sent: &mut u64,
+) -> Result<BytesMut, String> {
+    let body_len = joined.len() - *head_pending;
+    let write = write_buf(&mut conn.stream, joined);
+    match conn
+        .deadline
+        .run(conn.worker.clock.deadline(route.send_timeout), write)
+        .await
+    {
+        Ok((result, mut joined)) => {
+            result.map_err(|e| format!("client: {e}"))?;
+            *head_pending = 0;
+            *sent += body_len as u64;
+            joined.clear();
+            Ok(joined)
+        }
+        Err(_) => Err("client write timed out".into()),
+    }
 }
 
 /// Write what `out` holds followed by `body` to the client in one vectored
