@@ -124,7 +124,13 @@ pub async fn serve(
             },
         };
         let keep_alive = match read {
-            HeadRead::Head(head, started) => conn.handle(&snapshot, head, started).await,
+            HeadRead::Head(head, started) => {
+                // Lent, not moved into `handle`'s future: a head is a few
+                // hundred bytes, copied on every move.
+                let keep_alive = conn.handle(&snapshot, &head, started).await;
+                conn.bufs.scratch = head.into_scratch();
+                keep_alive
+            }
             HeadRead::Closed => false,
             HeadRead::Rejected(error, started) => {
                 tracing::debug!(peer = %peer, "rejected request: {}", error.reason());
@@ -320,15 +326,15 @@ impl Connection<'_> {
 
     /// Route one request and answer it. Returns whether the connection may
     /// carry another request.
-    async fn handle(&mut self, snapshot: &Snapshot, head: RequestHead, started: Instant) -> bool {
-        let outcome = self.dispatch(snapshot, &head).await;
+    async fn handle(&mut self, snapshot: &Snapshot, head: &RequestHead, started: Instant) -> bool {
+        let outcome = self.dispatch(snapshot, head).await;
         let elapsed = self.worker.clock.now() - started;
         let metrics = &self.worker.metrics;
         metrics.request(self.metric, outcome.status, elapsed);
         metrics.response_bytes.add(outcome.body_bytes);
         if let Some(pending) = &mut self.upgrade {
             // Logged when the tunnel ends, as nginx does.
-            pending.log_head = crate::upgrade::compact(&head);
+            pending.log_head = crate::upgrade::compact(head);
             pending.started = started;
             return false;
         }
@@ -353,7 +359,6 @@ impl Connection<'_> {
                 upstream: outcome.upstream,
             });
         }
-        self.bufs.scratch = head.into_scratch();
         outcome.keep_alive
     }
 
