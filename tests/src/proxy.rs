@@ -75,10 +75,27 @@ impl Drop for TempDir {
     }
 }
 
-/// A free port on 127.0.0.1 right now: bound to port 0 and released at once.
+/// Ports handed out by `free_addr`: below Linux's ephemeral range (32768 and
+/// up by default), which port-0 binds and outgoing connections draw from.
+const FREE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free port on 127.0.0.1 right now, for ringway to bind. Found by binding
+/// it and released at once, so it is taken from outside the ephemeral range:
+/// there, a connection any test opens meanwhile could be given it (and an
+/// admin address, chosen before ringway starts, could never be retried).
+/// Each call tries the next port; the process id spreads the test binaries.
 pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address")
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let span = usize::from(FREE_PORTS.end - FREE_PORTS.start);
+    let offset = std::process::id() as usize * 97;
+    for _ in 0..span {
+        let n = (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = FREE_PORTS.start + n as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("local address");
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {FREE_PORTS:?}")
 }
 
 type Captured = Arc<Mutex<Vec<u8>>>;
