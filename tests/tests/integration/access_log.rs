@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use ringway_tests::proxy::TempDir;
 use ringway_tests::{Driver, Ringway, TEST_LIMITS, backend, both_drivers, proxy_config, request};
 
 both_drivers!(
@@ -10,6 +11,21 @@ both_drivers!(
     access_log_in_json_to_a_file,
     request_time_covers_a_slow_upstream,
 );
+
+/// ringway in front of `backend`, its access log in JSON in `access.json` of
+/// the directory returned.
+fn with_json_log(backend: &backend::Backend, driver: Driver) -> (Ringway, TempDir) {
+    let log_dir = TempDir::new();
+    let log_file = log_dir.path().join("access.json");
+    let config = proxy_config(backend.addr(), TEST_LIMITS).replace(
+        "access = \"stdout\"",
+        &format!(
+            "access = \"{}\"\naccess_format = \"json\"",
+            log_file.display()
+        ),
+    );
+    (Ringway::start(&config, driver), log_dir)
+}
 
 fn access_log_has_a_line_per_request(driver: Driver) {
     let backend = backend::echo_backend();
@@ -40,16 +56,8 @@ fn access_log_has_a_line_per_request(driver: Driver) {
 
 fn access_log_in_json_to_a_file(driver: Driver) {
     let backend = backend::echo_backend();
-    let log_dir = ringway_tests::proxy::TempDir::new();
+    let (proxy, log_dir) = with_json_log(&backend, driver);
     let log_file = log_dir.path().join("access.json");
-    let config = proxy_config(backend.addr(), TEST_LIMITS).replace(
-        "access = \"stdout\"",
-        &format!(
-            "access = \"{}\"\naccess_format = \"json\"",
-            log_file.display()
-        ),
-    );
-    let proxy = Ringway::start(&config, driver);
     let mut client = proxy.connect();
     // A User-Agent with quotes, a backslash and obs-text (bytes >= 0x80, legal in field
     // values, RFC 9110 §5.5) must not break the JSON line.
@@ -95,16 +103,8 @@ fn access_log_in_json_to_a_file(driver: Driver) {
 fn request_time_covers_a_slow_upstream(driver: Driver) {
     let delay = Duration::from_millis(300);
     let backend = backend::slow_head_backend(delay);
-    let log_dir = ringway_tests::proxy::TempDir::new();
+    let (proxy, log_dir) = with_json_log(&backend, driver);
     let log_file = log_dir.path().join("access.json");
-    let config = proxy_config(backend.addr(), TEST_LIMITS).replace(
-        "access = \"stdout\"",
-        &format!(
-            "access = \"{}\"\naccess_format = \"json\"",
-            log_file.display()
-        ),
-    );
-    let proxy = Ringway::start(&config, driver);
     let mut client = proxy.connect();
     let mut took = Vec::new();
     for path in ["/first", "/second"] {
