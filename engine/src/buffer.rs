@@ -1,11 +1,15 @@
 //! Owned-buffer I/O helpers on monoio's completion-style traits: read more into
 //! the unfilled tail of a `BytesMut`, write a whole `Bytes` back.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::buf::{IoBuf, IoBufMut, IoVecBuf};
+use monoio::BufResult;
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, SliceMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 /// Free space below which a read first makes room for another `buffer_size` bytes.
@@ -16,19 +20,46 @@ const MIN_READ_SPACE: usize = 1024;
 ///
 /// If the future is dropped (a timeout), `buf` is left empty: every caller
 /// closes the connection on a timeout, so the lost bytes cannot matter.
-pub async fn read_more(
-    stream: &mut impl AsyncReadRent,
-    buf: &mut BytesMut,
+pub fn read_more<'a, S: AsyncReadRent>(
+    stream: &'a mut S,
+    buf: &'a mut BytesMut,
     buffer_size: usize,
-) -> io::Result<usize> {
+) -> ReadMore<'a, impl Future<Output = BufResult<usize, SliceMut<BytesMut>>> + 'a> {
     if buf.capacity() - buf.len() < MIN_READ_SPACE {
         buf.reserve(buffer_size.max(MIN_READ_SPACE));
     }
     let owned = std::mem::take(buf);
     let (start, end) = (owned.len(), owned.capacity());
-    let (result, slice) = stream.read(owned.slice_mut(start..end)).await;
-    *buf = slice.into_inner();
-    result
+    ReadMore {
+        read: stream.read(owned.slice_mut(start..end)),
+        buf,
+    }
+}
+
+/// The future of `read_more`: the stream's read, polled in place, and the
+/// buffer put back when it is done. A future of its own rather than an
+/// `async fn`, so that it adds no state machine to every read.
+pub struct ReadMore<'a, F> {
+    read: F,
+    buf: &'a mut BytesMut,
+}
+
+impl<F: Future<Output = BufResult<usize, SliceMut<BytesMut>>>> Future for ReadMore<'_, F> {
+    type Output = io::Result<usize>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        // SAFETY: `read` is pinned with `self` and never moved out of it;
+        // `buf` is a plain reference, never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above.
+        let read = unsafe { Pin::new_unchecked(&mut this.read) };
+        let Poll::Ready((result, slice)) = read.poll(cx) else {
+            return Poll::Pending;
+        };
+        *this.buf = slice.into_inner();
+        Poll::Ready(result)
+    }
 }
 
 /// Reads of a body grow, from `--buffer-size`, up to this.
