@@ -299,8 +299,11 @@ async fn exchange(
                 .await
             {
                 Ok(up) => {
+                    // `opened` is an exact reading, the clock's is the
+                    // pass's: a connect done within its pass counts as 0.
+                    let connected = conn.worker.clock.now();
                     conn.worker.metrics.upstream_connect[upstream.metric]
-                        .observe(conn.worker.clock.now() - up.opened);
+                        .observe(connected.saturating_duration_since(up.opened));
                     up
                 }
                 Err(error) => {
