@@ -5,10 +5,11 @@
 use std::os::fd::AsRawFd;
 
 use bytes::{Buf, Bytes, BytesMut};
+use monoio::buf::IoBuf;
 use ringway_protocol::h1::{BodyDecoder, BodyFraming, RequestHead, ResponseHead, Version};
 use ringway_protocol::{ClientResponse, response_head_passes_unchanged, write_response_head};
 
-use crate::buffer::{BodyReads, read_more, write_buf, write_head_body, write_vec};
+use crate::buffer::{BodyReads, read_more, write_buf, write_head_body};
 use crate::downstream::Connection;
 use crate::error::ProxyError;
 use crate::snapshot::{Route, Server};
@@ -132,9 +133,12 @@ pub(super) async fn relay_response(
                 };
                 match join_head(&mut out, head_pending, &mut raw_head, run) {
                     Ok(joined) if whole => {
-                        up.buf = send_whole(conn, route, joined, &mut head_pending, &mut sent)
-                            .await
-                            .map_err(|e| mid(e, sent))?;
+                        let mut written =
+                            send_buf(conn, route, joined, &mut head_pending, &mut sent)
+                                .await
+                                .map_err(|e| mid(e, sent))?;
+                        written.clear();
+                        up.buf = written;
                     }
                     Err(mut run) if n <= COALESCE_LIMIT && conn.stream.is_tls() => {
                         out.extend_from_slice(&run);
@@ -300,22 +304,10 @@ async fn flush(
     if out.is_empty() {
         return Ok(());
     }
-    let body_len = out.len() - *head_pending;
-    let write = write_vec(&mut conn.stream, std::mem::take(out));
-    match conn
-        .deadline
-        .run(conn.worker.clock.deadline(route.send_timeout), write)
-        .await
-    {
-        Ok((result, buf)) => {
-            *out = buf;
-            result.map_err(|e| format!("client: {e}"))?;
-            *head_pending = 0;
-            *sent += body_len as u64;
-            Ok(())
-        }
-        Err(_) => Err("client write timed out".into()),
-    }
+    let mut written = send_buf(conn, route, std::mem::take(out), head_pending, sent).await?;
+    written.clear();
+    *out = written;
+    Ok(())
 }
 
 /// Give back the pending head and `run` as one buffer (taking `raw_head`,
@@ -357,29 +349,27 @@ fn join_head(
     Ok(joined)
 }
 
-/// Write `joined` (the head `join_head` put in front of the body) to the
-/// client, counting body bytes (all but the `head_pending` first), and hand
-/// it back empty.
-async fn send_whole(
+/// Write all of `buf` to the client, counting body bytes (all but the
+/// `head_pending` first), and hand it back.
+async fn send_buf<T: IoBuf + 'static>(
     conn: &mut Connection<'_>,
     route: &Route,
-    joined: BytesMut,
+    buf: T,
     head_pending: &mut usize,
     sent: &mut u64,
-) -> Result<BytesMut, String> {
-    let body_len = joined.len() - *head_pending;
-    let write = write_buf(&mut conn.stream, joined);
+) -> Result<T, String> {
+    let body_len = buf.bytes_init() - *head_pending;
+    let write = write_buf(&mut conn.stream, buf);
     match conn
         .deadline
         .run(conn.worker.clock.deadline(route.send_timeout), write)
         .await
     {
-        Ok((result, mut joined)) => {
+        Ok((result, buf)) => {
             result.map_err(|e| format!("client: {e}"))?;
             *head_pending = 0;
             *sent += body_len as u64;
-            joined.clear();
-            Ok(joined)
+            Ok(buf)
         }
         Err(_) => Err("client write timed out".into()),
     }
