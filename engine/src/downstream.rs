@@ -100,13 +100,17 @@ pub async fn serve(
         // workers finish their connections with the old configuration).
         // The wait for the head began under the previous request's snapshot,
         // so its limits bound it (one snapshot load per request, not two).
-        let read = match &previous {
-            Some(snapshot) => conn.read_head(&snapshot.limits, first).await,
+        // One call of `read_head`, not one per arm: a future polled from one
+        // place is inlined into this one (callgrind: 60-70 instructions per request).
+        let loaded;
+        let limits = match &previous {
+            Some(snapshot) => &snapshot.limits,
             None => {
-                let limits = worker.snapshots.load().limits.clone();
-                conn.read_head(&limits, first).await
+                loaded = worker.snapshots.load().limits.clone();
+                &loaded
             }
         };
+        let read = conn.read_head(limits, first).await;
         let current = worker.snapshot();
         // The listener's index changes only with the snapshot.
         let index = match &previous {
