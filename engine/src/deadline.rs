@@ -16,6 +16,8 @@ use std::time::Instant;
 
 use monoio::time::{Sleep, sleep_until};
 
+use crate::clock::Stamp;
+
 /// An operation did not complete before its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
@@ -25,23 +27,21 @@ pub struct Deadline {
     /// costs no timer.
     timer: Option<Pin<Box<Sleep>>>,
     /// When `timer` fires.
-    armed: Instant,
+    armed: Stamp,
+    /// What stamps count from (`Clock::base`).
+    base: Instant,
     /// `timer` has been polled since it was last armed, so it holds the
     /// task's waker: until it fires there is nothing to ask it.
     polled: bool,
 }
 
-impl Default for Deadline {
-    fn default() -> Deadline {
-        Deadline::new()
-    }
-}
-
 impl Deadline {
-    pub fn new() -> Deadline {
+    /// Deadlines are stamps of the clock made at `base` (`Clock::base`).
+    pub fn new(base: Instant) -> Deadline {
         Deadline {
             timer: None,
-            armed: Instant::now(),
+            armed: Stamp::default(),
+            base,
             polled: false,
         }
     }
@@ -50,7 +50,7 @@ impl Deadline {
     /// I/O) if it has not completed by `at`: the worker's recent time plus
     /// the operation's limit (`Clock::recent`). A future of its own rather
     /// than an `async fn`, so that `op` is not moved once more.
-    pub fn run<F: Future>(&mut self, at: Instant, op: F) -> Run<'_, F> {
+    pub fn run<F: Future>(&mut self, at: Stamp, op: F) -> Run<'_, F> {
         if self.timer.is_none() || at < self.armed {
             self.arm(at);
         }
@@ -61,8 +61,8 @@ impl Deadline {
         }
     }
 
-    fn arm(&mut self, at: Instant) {
-        let at_monoio = monoio::time::Instant::from_std(at);
+    fn arm(&mut self, at: Stamp) {
+        let at_monoio = monoio::time::Instant::from_std(at.instant(self.base));
         match self.timer.as_mut() {
             Some(timer) => timer.as_mut().reset(at_monoio),
             None => self.timer = Some(Box::pin(sleep_until(at_monoio))),
@@ -75,7 +75,7 @@ impl Deadline {
 /// The future of `Deadline::run`.
 pub struct Run<'d, F> {
     deadline: &'d mut Deadline,
-    at: Instant,
+    at: Stamp,
     op: F,
 }
 
@@ -101,7 +101,7 @@ impl<F: Future> Future for Run<'_, F> {
         while let Some(timer) = deadline.timer.as_mut()
             && timer.as_mut().poll(cx).is_ready()
         {
-            if Instant::now() >= this.at {
+            if Stamp::of(Instant::now(), deadline.base) >= this.at {
                 return Poll::Ready(Err(Elapsed));
             }
             // Armed for an earlier operation: wait for this one's deadline.
@@ -117,9 +117,18 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::{Deadline, Elapsed};
+    use crate::clock::Clock;
 
-    fn after(limit: Duration) -> Instant {
-        Instant::now() + limit
+    thread_local! {
+        static CLOCK: Clock = Clock::new();
+    }
+
+    fn after(limit: Duration) -> crate::clock::Stamp {
+        CLOCK.with(|clock| clock.exact() + limit)
+    }
+
+    fn deadline() -> Deadline {
+        Deadline::new(CLOCK.with(Clock::base))
     }
 
     fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
@@ -132,7 +141,7 @@ mod tests {
     #[test]
     fn an_operation_that_finishes_in_time_returns_its_output() {
         runtime().block_on(async {
-            let mut deadline = Deadline::new();
+            let mut deadline = deadline();
             let out = deadline
                 .run(after(Duration::from_secs(1)), async {
                     monoio::time::sleep(Duration::from_millis(5)).await;
@@ -146,7 +155,7 @@ mod tests {
     #[test]
     fn a_late_operation_fails_at_its_own_deadline() {
         runtime().block_on(async {
-            let mut deadline = Deadline::new();
+            let mut deadline = deadline();
             let start = Instant::now();
             let out = deadline
                 .run(
@@ -166,7 +175,7 @@ mod tests {
     #[test]
     fn a_timer_armed_early_by_a_short_operation_does_not_cut_a_long_one_short() {
         runtime().block_on(async {
-            let mut deadline = Deadline::new();
+            let mut deadline = deadline();
             // Arms the timer 30 ms out, then completes at once.
             assert_eq!(
                 deadline

@@ -10,7 +10,7 @@ use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ringway_protocol::h1::{
@@ -20,6 +20,7 @@ use ringway_protocol::{ProtocolError, normalize_path, parse_request, write_simpl
 
 use crate::access_log::{Entry, RequestLine};
 use crate::buffer::{self, IoVecPair, read_more, write_vec};
+use crate::clock::Stamp;
 use crate::deadline::Deadline;
 use crate::proxy;
 use crate::shutdown::Wait;
@@ -54,11 +55,11 @@ pub struct Connection<'w> {
 
 /// What came of reading a request head.
 enum HeadRead {
-    Head(RequestHead, Instant),
+    Head(RequestHead, Stamp),
     /// The client closed, or stayed idle past the keep-alive timeout.
     Closed,
-    Rejected(ProtocolError, Instant),
-    TimedOut(Instant),
+    Rejected(ProtocolError, Stamp),
+    TimedOut(Stamp),
 }
 
 /// How a request ended, for the access log and the keep-alive decision.
@@ -86,7 +87,7 @@ pub async fn serve(
         bufs: worker.take_buffers(),
         metric: 0,
         upgrade: None,
-        deadline: Deadline::new(),
+        deadline: Deadline::new(worker.clock.base()),
         stop: worker.shutdown.wait(),
     };
     let mut first = true;
@@ -330,7 +331,7 @@ impl Connection<'_> {
 
     /// Route one request and answer it. Returns whether the connection may
     /// carry another request.
-    async fn handle(&mut self, snapshot: &Snapshot, head: &RequestHead, started: Instant) -> bool {
+    async fn handle(&mut self, snapshot: &Snapshot, head: &RequestHead, started: Stamp) -> bool {
         let outcome = self.dispatch(snapshot, head).await;
         let elapsed = self.worker.clock.now() - started;
         let metrics = &self.worker.metrics;
@@ -502,7 +503,7 @@ impl Connection<'_> {
 
     /// Answer a request that never got as far as a parsed head (400, 408, 431):
     /// the default server's headers apply, the connection closes.
-    async fn answer_unrouted(&mut self, snapshot: &Snapshot, status: u16, started: Instant) {
+    async fn answer_unrouted(&mut self, snapshot: &Snapshot, status: u16, started: Stamp) {
         let listener = &snapshot.listeners[self.listener.min(snapshot.listeners.len() - 1)];
         let server = &snapshot.servers[listener.default_server];
         let page = error_page(status);

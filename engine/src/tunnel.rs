@@ -29,6 +29,7 @@ use ringway_protocol::h1::Version;
 
 use crate::access_log::{Entry, RequestLine};
 use crate::buffer::write_all;
+use crate::clock::Stamp;
 use crate::metrics::Counter;
 use crate::splice::{Failed, PipePool, Step, set_nonblocking};
 use crate::stream::ClientStream;
@@ -50,7 +51,7 @@ pub struct Pending {
     pub early: Bytes,
     pub idle_timeout: Duration,
     /// The 101 head was written to the client: the bytes count as headers.
-    pub started: Instant,
+    pub started: Stamp,
     /// A compact copy of the request head for the access log line, written
     /// when the tunnel ends (as nginx does).
     pub log_head: Option<RequestHead>,
@@ -152,7 +153,7 @@ pub async fn run(
         body_bytes: down_moved.get(),
         referer: head.and_then(|h| h.header(b"referer")),
         user_agent: head.and_then(|h| h.header(b"user-agent")),
-        duration: pending.started.elapsed(),
+        duration: worker.clock.now() - pending.started,
         upstream: Some(pending.addr),
     });
 }

@@ -2,8 +2,6 @@
 //! reach the upstream, and when the upstream switches protocols, answer the
 //! client with its 101 and hand both connections to `tunnel`.
 
-use std::time::Instant;
-
 use bytes::{Bytes, BytesMut};
 use ringway_protocol::h1::{HeadLimits, RequestHead, ResponseHead};
 use ringway_protocol::{
@@ -12,6 +10,7 @@ use ringway_protocol::{
 };
 
 use crate::buffer::write_vec;
+use crate::clock::Stamp;
 use crate::downstream::{Connection, Outcome, error_page};
 use crate::snapshot::{Route, Server};
 use crate::tunnel::Pending;
@@ -125,7 +124,7 @@ pub async fn switch(
         upstream: up.stream,
         addr,
         idle_timeout: route.idle_timeout,
-        started: Instant::now(),
+        started: Stamp::default(),
         log_head: None,
     });
     outcome

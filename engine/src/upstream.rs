@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 
+use crate::clock::Stamp;
 use crate::error::ProxyError;
 use crate::snapshot::Upstream;
 
@@ -54,20 +55,20 @@ struct IdleList {
 
 struct Idle {
     conn: Box<UpstreamConn>,
-    since: Instant,
+    since: Stamp,
 }
 
 impl IdleList {
     /// Close the longest-idle connections while more than `keepalive` are
     /// pooled and the oldest has been idle for `SURPLUS_IDLE`. The list is
     /// used last in, first out, so its front is what recent traffic did not need.
-    fn trim(&mut self, now: Instant) -> usize {
+    fn trim(&mut self, now: Stamp) -> usize {
         let before = self.conns.len();
         while self.conns.len() > self.keepalive
             && self
                 .conns
                 .front()
-                .is_some_and(|idle| now.duration_since(idle.since) >= SURPLUS_IDLE)
+                .is_some_and(|idle| now - idle.since >= SURPLUS_IDLE)
         {
             self.conns.pop_front();
         }
@@ -134,7 +135,7 @@ impl UpstreamPool {
     /// Keep `conn` for reuse (`keepalive = 0` never pools). More than
     /// `keepalive` idle connections to its server are kept only while traffic
     /// keeps reusing them (see `SURPLUS_IDLE`). `now` stamps it idle.
-    pub fn put(&mut self, conn: Box<UpstreamConn>, keepalive: usize, now: Instant) {
+    pub fn put(&mut self, conn: Box<UpstreamConn>, keepalive: usize, now: Stamp) {
         if keepalive == 0 || !conn.buf.is_empty() {
             return;
         }
@@ -158,7 +159,7 @@ impl UpstreamPool {
     /// Close the surplus idle connections that have not been reused for
     /// `SURPLUS_IDLE`; the worker calls this on its housekeeping tick, so the
     /// surplus goes also when traffic stops.
-    pub fn trim(&mut self, now: Instant) {
+    pub fn trim(&mut self, now: Stamp) {
         for list in &mut self.idle {
             self.idle_total -= list.trim(now);
         }

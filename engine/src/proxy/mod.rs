@@ -15,6 +15,7 @@ use ringway_protocol::{
 };
 
 use crate::buffer::{read_more, write_all, write_keep};
+use crate::clock::Stamp;
 use crate::downstream::{Connection, Outcome};
 use crate::error::ProxyError;
 use crate::route::Found;
@@ -303,7 +304,7 @@ async fn exchange(
                     // pass's: a connect done within its pass counts as 0.
                     let connected = conn.worker.clock.now();
                     conn.worker.metrics.upstream_connect[upstream.metric]
-                        .observe(connected.saturating_duration_since(up.opened));
+                        .observe(connected - Stamp::of(up.opened, conn.worker.clock.base()));
                     up
                 }
                 Err(error) => {
