@@ -53,9 +53,12 @@ pub struct Connection<'w> {
     stop: Wait<'w>,
 }
 
-/// What came of reading a request head.
+/// What came of reading a request head. The head itself goes into the slot
+/// `read_head` is given: moved along with this result out of its future and
+/// into the match, it was copied three times more per request (a `memcpy` of
+/// 150 bytes each, 87 instructions in all, callgrind).
 enum HeadRead {
-    Head(RequestHead, Stamp),
+    Head(Stamp),
     /// The client closed, or stayed idle past the keep-alive timeout.
     Closed,
     Rejected(ProtocolError, Stamp),
@@ -92,6 +95,7 @@ pub async fn serve(
     };
     let mut first = true;
     let mut previous: Option<Rc<Arc<Snapshot>>> = None;
+    let mut parsed: Option<RequestHead> = None;
     let upgrade = loop {
         // The snapshot is loaded once per request, when its head has arrived:
         // a reload takes effect on the next request of an existing keep-alive
@@ -111,7 +115,7 @@ pub async fn serve(
                 &loaded
             }
         };
-        let read = conn.read_head(limits, first).await;
+        let read = conn.read_head(limits, first, &mut parsed).await;
         let current = worker.snapshot();
         // The listener's index changes only with the snapshot.
         let index = match &previous {
@@ -129,11 +133,14 @@ pub async fn serve(
             },
         };
         let keep_alive = match read {
-            HeadRead::Head(head, started) => {
+            HeadRead::Head(started) => {
+                let head = parsed.as_ref().expect("read_head put the head in the slot");
                 // Lent, not moved into `handle`'s future: a head is a few
                 // hundred bytes, copied on every move.
-                let keep_alive = conn.handle(&snapshot, &head, started).await;
-                conn.bufs.scratch = head.into_scratch();
+                let keep_alive = conn.handle(&snapshot, head, started).await;
+                if let Some(head) = parsed.take() {
+                    conn.bufs.scratch = head.into_scratch();
+                }
                 keep_alive
             }
             HeadRead::Closed => false,
@@ -261,7 +268,13 @@ impl Worker {
 }
 
 impl Connection<'_> {
-    async fn read_head(&mut self, limits: &Limits, first: bool) -> HeadRead {
+    /// Read and parse the next request head into `slot`.
+    async fn read_head(
+        &mut self,
+        limits: &Limits,
+        first: bool,
+        slot: &mut Option<RequestHead>,
+    ) -> HeadRead {
         let timeouts = (limits.header_timeout, limits.keepalive_timeout);
         let limits = HeadLimits {
             max_head_size: limits.max_header_size,
@@ -280,7 +293,10 @@ impl Connection<'_> {
                     &limits,
                     std::mem::take(&mut self.bufs.scratch),
                 ) {
-                    Ok(Some(head)) => return HeadRead::Head(head, at),
+                    Ok(Some(head)) => {
+                        *slot = Some(head);
+                        return HeadRead::Head(at);
+                    }
                     Ok(None) => {}
                     Err(error) => return HeadRead::Rejected(error, at),
                 }
