@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
@@ -33,8 +33,6 @@ pub struct UpstreamConn {
     /// Taken from the pool: a failure before the response may mean the
     /// server closed it while idle, which is worth one retry.
     pub reused: bool,
-    /// When the connect began (for the connect-time metric).
-    pub opened: Instant,
 }
 
 /// Idle connections beyond an upstream's `keepalive` stay pooled while they
@@ -183,7 +181,6 @@ pub async fn connect(
     timeout: Duration,
     buffer_size: usize,
 ) -> Result<Box<UpstreamConn>, ProxyError> {
-    let opened = Instant::now();
     let stream = match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(ProxyError::Connect(e)),
@@ -195,7 +192,6 @@ pub async fn connect(
         addr,
         buf: BytesMut::with_capacity(buffer_size + RESPONSE_HEAD_ROOM),
         reused: false,
-        opened,
     }))
 }
 

@@ -15,7 +15,6 @@ use ringway_protocol::{
 };
 
 use crate::buffer::{read_more, write_all, write_keep};
-use crate::clock::Stamp;
 use crate::downstream::{Connection, Outcome};
 use crate::error::ProxyError;
 use crate::route::Found;
@@ -296,26 +295,29 @@ async fn exchange(
         };
         let mut up = match pooled {
             Some(up) => up,
-            None => match upstream::connect(addr, route.connect_timeout, conn.worker.buffer_size)
-                .await
-            {
-                Ok(up) => {
-                    // `opened` is an exact reading, the clock's is the
-                    // pass's: a connect done within its pass counts as 0.
-                    let connected = conn.worker.clock.now();
-                    conn.worker.metrics.upstream_connect[upstream.metric]
-                        .observe(connected - Stamp::of(up.opened, conn.worker.clock.base()));
-                    up
-                }
-                Err(error) => {
-                    tracing::debug!(upstream = %addr, "{error}");
-                    server_attempt += 1;
-                    if server_attempt < servers {
-                        continue;
+            None => {
+                // The connect's start is an exact reading, its end the pass's:
+                // a connect done within its pass counts as 0 (stamps saturate).
+                let opened = conn.worker.clock.exact();
+                let connecting =
+                    upstream::connect(addr, route.connect_timeout, conn.worker.buffer_size);
+                match connecting.await {
+                    Ok(up) => {
+                        let connected = conn.worker.clock.now();
+                        conn.worker.metrics.upstream_connect[upstream.metric]
+                            .observe(connected - opened);
+                        up
                     }
-                    return Err(error);
+                    Err(error) => {
+                        tracing::debug!(upstream = %addr, "{error}");
+                        server_attempt += 1;
+                        if server_attempt < servers {
+                            continue;
+                        }
+                        return Err(error);
+                    }
                 }
-            },
+            }
         };
         // The clock was read when the head arrived, or just now after a connect.
         let sent = conn.worker.clock.recent();
