@@ -214,11 +214,18 @@ fn parse_validated(
         Version::Http11 => !options.close,
         Version::Http10 => !options.close && options.keep_alive,
     };
-    let expect_continue = version == Version::Http11
-        && view
-            .first(Name::Expect)
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
-    let upgrade = view.first(Name::Upgrade).map(|v| Span::of(head, v));
+    // Most requests have neither field: one test of the summary skips both
+    // lookups.
+    let (expect_continue, upgrade) = if view.has(Name::Expect) || view.has(Name::Upgrade) {
+        let expect_continue = version == Version::Http11
+            && view
+                .first(Name::Expect)
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+        let upgrade = view.first(Name::Upgrade).map(|v| Span::of(head, v));
+        (expect_continue, upgrade)
+    } else {
+        (false, None)
+    };
     let wants_upgrade = version == Version::Http11 && upgrade.is_some() && options.upgrade;
 
     let head = RequestHead {
