@@ -66,7 +66,7 @@ impl Floor {
         self.servers.stop()
     }
 
-    /// Relays until a thread fails (the CLI runs until it is killed).
+    /// Relays until a thread fails or the process gets SIGTERM or SIGINT.
     pub fn wait(self) -> io::Result<()> {
         self.servers.wait()
     }

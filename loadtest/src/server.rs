@@ -14,6 +14,8 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use monoio::net::{TcpListener, TcpStream};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 
 use crate::runtime::{self, DriverChoice};
@@ -130,9 +132,25 @@ impl Servers {
         self.join()
     }
 
-    /// Serves until a thread fails (the CLI runs until it is killed).
+    /// Serves until a thread fails or the process gets SIGTERM or SIGINT,
+    /// which stop it as `stop` does: the process then exits normally, so
+    /// that exit handlers run (a profiling runtime writes its profile then;
+    /// `build_pgo.sh` trains the floor relay so).
     pub fn wait(mut self) -> io::Result<()> {
-        self.join()
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let signalled = signals.handle();
+        let stop = Arc::clone(&self.stop);
+        let watcher = thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if signals.forever().next().is_some() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            })?;
+        let result = self.join();
+        signalled.close();
+        let _ = watcher.join();
+        result
     }
 
     fn join(&mut self) -> io::Result<()> {

@@ -94,3 +94,66 @@ fn bytes_pass_unparsed_and_a_half_close_ends_the_exchange() {
     floor.stop().unwrap();
     backend.stop().unwrap();
 }
+
+/// `ringway-load floor` and `backend` as compare starts them: SIGTERM (what
+/// compare sends) and SIGINT stop them with a normal exit, so exit handlers
+/// run (the profiling runtime of `build_pgo.sh`'s training build writes its
+/// profile in one). A signal's default action would kill the process instead.
+#[test]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test's own thread waits for a child process, no worker is blocked"
+)]
+fn the_cli_servers_exit_normally_on_sigterm_and_sigint() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    let harness = env!("CARGO_BIN_EXE_ringway-load");
+    for (command, signal) in [
+        ("floor", "-TERM"),
+        ("floor", "-INT"),
+        ("backend", "-TERM"),
+        ("backend", "-INT"),
+    ] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec![command, "--listen", &listen];
+        if command == "floor" {
+            args.extend(["--upstream", "127.0.0.1:9"]);
+        }
+        let mut child = Command::new(harness)
+            .args(&args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while TcpStream::connect(&listen).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{command} never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                child.kill().unwrap();
+                panic!("{command} did not exit on {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{command} on {signal}: {status}");
+    }
+}

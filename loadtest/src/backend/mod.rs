@@ -75,7 +75,7 @@ impl Backend {
         self.servers.stop()
     }
 
-    /// Serves until a thread fails (the CLI runs until it is killed).
+    /// Serves until a thread fails or the process gets SIGTERM or SIGINT.
     pub fn wait(self) -> io::Result<()> {
         self.servers.wait()
     }
