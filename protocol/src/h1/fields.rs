@@ -65,11 +65,28 @@ pub(crate) struct ConnectionOptions {
 }
 
 /// What collecting a head's fields learned beyond the spans.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Summary {
     /// `Name::bit` of every recognised name present.
     pub(crate) present: u32,
     pub(crate) connection: ConnectionOptions,
+    /// The Content-Length when every line of it is one and the same number,
+    /// else `SCAN_LENGTH`: `content_length` then reads the lines again
+    /// (a list, a bad value, lines that disagree, or `u64::MAX` itself).
+    pub(crate) length: u64,
+}
+
+/// `Summary::length` when the lines must be read again.
+const SCAN_LENGTH: u64 = u64::MAX;
+
+impl Default for Summary {
+    fn default() -> Summary {
+        Summary {
+            present: 0,
+            connection: ConnectionOptions::default(),
+            length: SCAN_LENGTH,
+        }
+    }
 }
 
 /// A borrowed view of a head's fields with the lookups the decisions need.
@@ -133,16 +150,25 @@ pub(crate) fn collect_fields(
     out.clear();
     out.reserve(headers.len());
     let mut present = 0;
+    // The Content-Length while every line so far is one and the same number.
+    let mut length = None;
+    let mut scan_length = false;
     for h in headers {
         // httparse trims the value already; trim only what it left.
-        let value = match h.value {
+        let trimmed = match h.value {
             [b' ' | b'\t', ..] | [.., b' ' | b'\t'] => trim_ows(h.value),
             value => value,
         };
         let name = Span::of(base, h.name.as_bytes());
-        let value = Span::of(base, value);
+        let value = Span::of(base, trimmed);
         let known = Name::classify(h.name.as_bytes());
         present |= known.bit();
+        if known == Name::ContentLength {
+            match parse_decimal(trimmed) {
+                Some(n) if length.is_none_or(|first| first == n) => length = Some(n),
+                _ => scan_length = true,
+            }
+        }
         let (colon, end) = (name.end as usize, value.end as usize);
         let plain = value.start as usize == colon + 2
             && base.get(colon + 1) == Some(&b' ')
@@ -157,6 +183,10 @@ pub(crate) fn collect_fields(
     let mut summary = Summary {
         present,
         connection: ConnectionOptions::default(),
+        length: match length {
+            Some(n) if !scan_length => n,
+            _ => SCAN_LENGTH,
+        },
     };
     let fields = Fields {
         bytes: base,
@@ -226,31 +256,53 @@ pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Content-Length (RFC 9112 §6.3 p5, RFC 9110 §8.6): every value of every
 /// Content-Length line must be 1*DIGIT without sign, inner space or overflow,
 /// and all must be the same number. `None` when the field is absent.
+///
+/// The common cases cost a bit test: no field (most requests), or lines that
+/// `collect_fields` found to be one number (most responses). Only the others
+/// read the lines again.
+#[inline]
 pub(crate) fn content_length(fields: Fields<'_>) -> Result<Option<u64>, ProtocolError> {
     if !fields.has(Name::ContentLength) {
         return Ok(None);
     }
+    match fields.summary.length {
+        SCAN_LENGTH => present_length(fields).map(Some),
+        n => Ok(Some(n)),
+    }
+}
+
+/// `content_length` of a head whose lines `collect_fields` could not settle.
+fn present_length(fields: Fields<'_>) -> Result<u64, ProtocolError> {
     let mut found = None;
     for field in fields.list {
         if field.known != Name::ContentLength {
             continue;
         }
         let value = field.value.get(fields.bytes);
-        // Nearly always one number. A list has a comma, which no number has,
-        // so only a value that is not one is split.
-        if let Some(n) = parse_decimal(value) {
-            found = Some(agree(found, n)?);
-            continue;
-        }
-        if !value.contains(&b',') {
-            return Err(ProtocolError::BadContentLength);
-        }
-        for element in list_elements(value) {
-            let n = parse_decimal(element).ok_or(ProtocolError::BadContentLength)?;
-            found = Some(agree(found, n)?);
-        }
+        // Nearly always one number; a list is taken apart out of line.
+        let n = match parse_decimal(value) {
+            Some(n) => n,
+            None => list_length(value)?,
+        };
+        found = Some(agree(found, n)?);
     }
-    Ok(found)
+    found.ok_or(ProtocolError::BadContentLength)
+}
+
+/// The one number of a Content-Length value that is a list of the same
+/// number ("42, 42"). A list has a comma, which no number has, so any other
+/// value that is not a number is refused.
+#[cold]
+fn list_length(value: &[u8]) -> Result<u64, ProtocolError> {
+    if !value.contains(&b',') {
+        return Err(ProtocolError::BadContentLength);
+    }
+    let mut found = None;
+    for element in list_elements(value) {
+        let n = parse_decimal(element).ok_or(ProtocolError::BadContentLength)?;
+        found = Some(agree(found, n)?);
+    }
+    found.ok_or(ProtocolError::BadContentLength)
 }
 
 /// `n`, when it is the first length or the same as the one found before.

@@ -132,6 +132,17 @@ fn content_length_twice_identical_is_one_length_rfc9112_6_3_p5() {
 fn content_length_list_with_different_values_rfc9112_6_3_p5() {
     let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,2\r\n\r\n";
     assert_eq!(refused(raw), ProtocolError::BadContentLength);
+    // A list that agrees with itself must agree with the other lines too,
+    // whichever comes first.
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nContent-Length: 6\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nContent-Length: 5,5\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5,5\r\n\r\n";
+    assert_eq!(framing(raw), Ok(BodyFraming::Length(5)));
+    // An empty element is not a number.
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,,5\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
 }
 
 #[test]
@@ -153,6 +164,18 @@ fn content_length_empty_or_overflowing_rfc9110_8_6() {
     let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n";
     assert_eq!(refused(raw), ProtocolError::BadContentLength);
     let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n";
+    assert_eq!(refused(raw), ProtocolError::BadContentLength);
+}
+
+#[test]
+fn content_length_of_u64_max_is_a_length_rfc9110_8_6() {
+    // The largest length there is, which the parser's summary cannot hold
+    // (it marks lines to be read again), and the same written twice.
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n";
+    assert_eq!(framing(raw), Ok(BodyFraming::Length(u64::MAX)));
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\nContent-Length: 18446744073709551615\r\n\r\n";
+    assert_eq!(framing(raw), Ok(BodyFraming::Length(u64::MAX)));
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\nContent-Length: 5\r\n\r\n";
     assert_eq!(refused(raw), ProtocolError::BadContentLength);
 }
 
