@@ -154,11 +154,11 @@ pub(crate) fn collect_fields(
     let mut length = None;
     let mut scan_length = false;
     for h in headers {
-        // httparse trims the value already; trim only what it left.
-        let trimmed = match h.value {
-            [b' ' | b'\t', ..] | [.., b' ' | b'\t'] => trim_ows(h.value),
-            value => value,
-        };
+        // httparse trims the value (RFC 9110 §5.5: OWS around it is not
+        // part of it) and refuses obs-fold, so no whitespace is left at
+        // either end; `values_are_trimmed_of_ows_rfc9110_5_5` holds it to that.
+        let trimmed = h.value;
+        debug_assert_eq!(trim_ows(trimmed), trimmed);
         let name = Span::of(base, h.name.as_bytes());
         let value = Span::of(base, trimmed);
         let known = Name::classify(h.name.as_bytes());

@@ -53,6 +53,24 @@ fn parses_origin_form_request_rfc9112_3() {
 }
 
 #[test]
+fn values_are_trimmed_of_ows_rfc9110_5_5() {
+    // Spaces and tabs on either side of a value, inside it kept.
+    let raw = b"GET / HTTP/1.1\r\nHost:\t a \t\r\nX-A: \t\tb c\t\r\nX-B:\t \r\nX-C:d\r\n\r\n";
+    let head = parse(raw).unwrap();
+    let headers: Vec<_> = head.headers().collect();
+    assert_eq!(
+        headers,
+        [
+            (&b"Host"[..], &b"a"[..]),
+            (b"X-A", b"b c"),
+            (b"X-B", b""),
+            (b"X-C", b"d"),
+        ]
+    );
+    assert_eq!(head.host(), Some(&b"a"[..]));
+}
+
+#[test]
 fn leading_empty_lines_are_skipped_rfc9112_2_2() {
     let mut buf = BytesMut::from(&b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
     let head = parse_request(&mut buf, &LIMITS, Vec::new())

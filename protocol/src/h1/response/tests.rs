@@ -38,6 +38,18 @@ fn parses_status_line_and_fields_rfc9112_4() {
 }
 
 #[test]
+fn values_are_trimmed_of_ows_rfc9110_5_5() {
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length:\t 3 \t\r\nX-A: \tb c\t\r\n\r\nabc";
+    let head = parse(raw).unwrap();
+    let headers: Vec<_> = head.headers().collect();
+    assert_eq!(
+        headers,
+        [(&b"Content-Length"[..], &b"3"[..]), (b"X-A", b"b c")]
+    );
+    assert_eq!(head.framing(), BodyFraming::Length(3));
+}
+
+#[test]
 fn reason_may_be_empty_or_obs_text_rfc9112_4() {
     assert_eq!(
         parse(b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n")
