@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, Version,
 };
-use ringway_protocol::{ProtocolError, normalize_path, parse_request, write_simple_response};
+use ringway_protocol::{ProtocolError, normalize_path, parse_request_into, write_simple_response};
 
 use crate::access_log::{Entry, RequestLine};
 use crate::buffer::{self, IoVecPair, read_more, write_vec};
@@ -288,16 +288,10 @@ impl Connection<'_> {
         loop {
             if !self.bufs.buf.is_empty() {
                 let at = *started.get_or_insert_with(|| clock.now());
-                match parse_request(
-                    &mut self.bufs.buf,
-                    &limits,
-                    std::mem::take(&mut self.bufs.scratch),
-                ) {
-                    Ok(Some(head)) => {
-                        *slot = Some(head);
-                        return HeadRead::Head(at);
-                    }
-                    Ok(None) => {}
+                match parse_request_into(&mut self.bufs.buf, &limits, &mut self.bufs.scratch, slot)
+                {
+                    Ok(true) => return HeadRead::Head(at),
+                    Ok(false) => {}
                     Err(error) => return HeadRead::Rejected(error, at),
                 }
             }

@@ -17,7 +17,7 @@ pub mod write;
 
 pub use body::BodyDecoder;
 pub use fields::HeaderField;
-pub use request::{RequestHead, parse_request};
+pub use request::{RequestHead, parse_request, parse_request_into};
 pub use response::{ResponseHead, parse_response};
 pub use write::{
     ClientResponse, HeaderEdit, UpstreamRequest, reason_phrase, response_head_passes_unchanged,

@@ -1,6 +1,6 @@
 use bytes::BytesMut;
 
-use super::{RequestHead, parse_request};
+use super::{RequestHead, parse_request, parse_request_into};
 use crate::error::ProtocolError;
 use crate::h1::head::generated_heads;
 use crate::h1::{BodyFraming, HeadLimits, Method, Version};
@@ -113,6 +113,56 @@ fn pipelined_requests_leave_the_rest_in_buf_rfc9112_9_3_2() {
 }
 
 // DESIGN.md §1: no per-request allocation in steady state.
+
+#[test]
+fn parse_into_a_slot_keeps_the_scratch_until_a_head_is_whole() {
+    let mut scratch = Vec::with_capacity(8);
+    let mut slot = None;
+    // Incomplete, in both the fast and the exact path: nothing taken.
+    let partial = b"GET /a HTTP/1.1\r\nHost: a\r\n";
+    let mut buf = BytesMut::from(&partial[..]);
+    assert_eq!(
+        parse_request_into(&mut buf, &LIMITS, &mut scratch, &mut slot),
+        Ok(false)
+    );
+    assert!(slot.is_none());
+    assert!(scratch.capacity() >= 8, "the scratch is kept");
+    assert_eq!(&buf[..], partial, "buf is untouched");
+    // Refused: buf untouched, scratch kept, slot still empty.
+    let refused = b"GET /a HTTP/1.1\r\n\r\n";
+    let mut bad = BytesMut::from(&refused[..]);
+    assert_eq!(
+        parse_request_into(&mut bad, &LIMITS, &mut scratch, &mut slot),
+        Err(ProtocolError::MissingHost)
+    );
+    assert!(slot.is_none() && scratch.capacity() >= 8);
+    assert_eq!(&bad[..], refused);
+    // Whole, with a pipelined request behind it: the head is in the slot
+    // with the scratch as its field list, buf starts at the next request.
+    buf.extend_from_slice(b"X: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n");
+    assert_eq!(
+        parse_request_into(&mut buf, &LIMITS, &mut scratch, &mut slot),
+        Ok(true)
+    );
+    assert_eq!(scratch.capacity(), 0, "the head took the scratch");
+    let head = slot.take().unwrap();
+    assert_eq!(head.path(), b"/a");
+    assert_eq!(head.header(b"x"), Some(&b"1"[..]));
+    assert_eq!(
+        &head.bytes()[..],
+        b"GET /a HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n"
+    );
+    // The next one, after leading empty lines (the exact path).
+    scratch = head.into_scratch();
+    let mut buf2 = BytesMut::from(&b"\r\n"[..]);
+    buf2.extend_from_slice(&buf);
+    assert_eq!(
+        parse_request_into(&mut buf2, &LIMITS, &mut scratch, &mut slot),
+        Ok(true)
+    );
+    assert_eq!(slot.as_ref().unwrap().path(), b"/b");
+    assert!(buf2.is_empty());
+}
 
 #[test]
 fn into_scratch_returns_a_cleared_vec() {
@@ -625,10 +675,22 @@ fn parse_exact(raw: &[u8]) -> Result<Option<(RequestHead, usize)>, ProtocolError
         return Ok(None);
     };
     let head = &raw[extent.skip..extent.skip + extent.len];
-    let mut fields = Vec::new();
-    let bytes = bytes::Bytes::copy_from_slice(head);
-    super::parse_validated(head, Delimited::Exact, LIMITS.max_headers, &mut fields)
-        .map(|parsed| parsed.map(|(head, len)| (RequestHead { bytes, ..head }, extent.skip + len)))
+    validated(head, Delimited::Exact)
+        .map(|parsed| parsed.map(|(head, len)| (head, extent.skip + len)))
+}
+
+/// `parse_validated` of `input`, the head given the bytes it parsed.
+fn validated(
+    input: &[u8],
+    delimited: crate::h1::head::Delimited,
+) -> Result<Option<(RequestHead, usize)>, ProtocolError> {
+    let (mut fields, mut slot) = (Vec::new(), None);
+    let len = super::parse_validated(input, delimited, LIMITS.max_headers, &mut fields, &mut slot)?;
+    Ok(len.map(|len| {
+        let head = slot.expect("a length comes with a head");
+        let bytes = bytes::Bytes::copy_from_slice(&input[..len]);
+        (RequestHead { bytes, ..head }, len)
+    }))
 }
 
 #[test]
@@ -662,19 +724,7 @@ fn the_fast_path_agrees_with_find_head_and_the_exact_parse() {
     ) {
         for cut in 0..=raw.len() {
             let part = &raw[..cut];
-            let mut fields = Vec::new();
-            let fast = super::parse_validated(
-                part,
-                crate::h1::head::Delimited::Window,
-                LIMITS.max_headers,
-                &mut fields,
-            )
-            .map(|parsed| {
-                parsed.map(|(head, len)| {
-                    let bytes = bytes::Bytes::copy_from_slice(&part[..len]);
-                    (RequestHead { bytes, ..head }, len)
-                })
-            });
+            let fast = validated(part, crate::h1::head::Delimited::Window);
             let exact = parse_exact(part);
             let summary = |r: &Result<Option<(RequestHead, usize)>, ProtocolError>| match r {
                 Ok(Some((h, len))) => Ok(Some((
