@@ -20,8 +20,8 @@ pub use forward::{Forwarded, connection_lines, is_forwarding_header, is_hop_by_h
 pub use h1::{
     BodyDecoder, BodyFraming, ClientResponse, HeadLimits, HeaderEdit, HeaderField, Method,
     RequestHead, ResponseHead, UpstreamRequest, Version, parse_request, parse_request_into,
-    parse_response, reason_phrase, response_head_passes_unchanged, write_request_head,
-    write_response_head, write_simple_response,
+    parse_response, parse_response_into, reason_phrase, response_head_passes_unchanged,
+    write_request_head, write_response_head, write_simple_response,
 };
 pub use path::normalize_path;
 pub use upgrade::{HandshakeError, UpgradeRequest, classify_upgrade};

@@ -11,7 +11,7 @@ use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, Method, RequestHead, ResponseHead, Version,
 };
 use ringway_protocol::{
-    Forwarded, UpstreamRequest, connection_lines, parse_response, write_request_head,
+    Forwarded, UpstreamRequest, connection_lines, parse_response_into, write_request_head,
 };
 
 use crate::buffer::{read_more, write_all, write_keep};
@@ -121,6 +121,10 @@ pub async fn forward(
 
     let coalesced = copy_whole_body(&mut request_head, &conn.bufs.buf, &body);
     let coalesced = coalesced.as_ref();
+    // The response head is parsed into this slot, where it stays until it
+    // has been relayed: returned up through `exchange` it was copied at
+    // every level (callgrind).
+    let mut response = None;
     let result = exchange(
         conn,
         route,
@@ -131,6 +135,7 @@ pub async fn forward(
         &mut request_head,
         coalesced,
         upgrading,
+        &mut response,
     )
     .await;
     if request_head.capacity() > UPSTREAM_HEAD_KEEP {
@@ -140,12 +145,14 @@ pub async fn forward(
     }
     conn.bufs.upstream_head = request_head;
     conn.worker.metrics.request_bytes.add(body.payload_len());
-    let (mut up, response) = match result {
-        Ok(pair) => pair,
-        Err(error) => return fail(conn, head, server, route, &body, error).await,
+    let (mut up, status) = match (result, &response) {
+        (Ok(up), Some(response)) => (up, response.status()),
+        (Err(error), _) => return fail(conn, head, server, route, &body, error).await,
+        (Ok(_), None) => unreachable!("an exchange that succeeds fills the slot"),
     };
     let addr = up.addr;
-    if response.status() == 101 {
+    if status == 101 {
+        let response = response.take().expect("the exchange filled the slot");
         // RFC 9110 §7.8: the new protocol starts after the request body.
         let outcome = if body.is_done() {
             upgrade::switch(conn, server, route, head, path, up, &response).await
@@ -159,7 +166,6 @@ pub async fn forward(
     // An early answer (see `send_body`) leaves the rest of the request body
     // unread on both connections: neither can carry another request.
     let body_unsent = !body.is_done();
-    let status = response.status();
     let outcome = relay_response(
         conn,
         route,
@@ -167,7 +173,7 @@ pub async fn forward(
         head,
         path,
         &mut up,
-        response,
+        &mut response,
         body_unsent,
     )
     .await;
@@ -269,7 +275,8 @@ async fn exchange(
     request_head: &mut Vec<u8>,
     coalesced: Option<&(usize, BodyDecoder)>,
     upgrading: bool,
-) -> Result<(Box<UpstreamConn>, ResponseHead), ProxyError> {
+    response: &mut Option<ResponseHead>,
+) -> Result<Box<UpstreamConn>, ProxyError> {
     let first = conn.worker.pool.borrow_mut().pick(upstream_index, upstream);
     let servers = upstream.servers.len();
     let replayable = head.method().is_idempotent() && head.framing() == BodyFraming::Empty;
@@ -330,12 +337,13 @@ async fn exchange(
             request_head,
             coalesced,
             upgrading,
+            response,
         );
         match exchanged.await {
-            Ok(response) => {
+            Ok(()) => {
                 let arrived = conn.worker.clock.now();
                 conn.worker.metrics.upstream_response[upstream.metric].observe(arrived - sent);
-                return Ok((up, response));
+                return Ok(up);
             }
             Err(ProxyError::UpstreamClosed {
                 source,
@@ -364,7 +372,8 @@ fn sent_body(body: &BodyDecoder, head: &RequestHead) -> bool {
 }
 
 /// Write `request_head` (with a body copied behind it when `coalesced`, see
-/// `copy_whole_body`), the rest of the body, and read the response head.
+/// `copy_whole_body`), the rest of the body, and read the response head into
+/// `response`.
 #[allow(clippy::too_many_arguments)]
 async fn send_and_receive(
     conn: &mut Connection<'_>,
@@ -375,7 +384,8 @@ async fn send_and_receive(
     request_head: &mut Vec<u8>,
     coalesced: Option<&(usize, BodyDecoder)>,
     upgrading: bool,
-) -> Result<ResponseHead, ProxyError> {
+    response: &mut Option<ResponseHead>,
+) -> Result<(), ProxyError> {
     // A failed write means no response byte arrived: retryable if replayable.
     let closed = |source: std::io::Error| ProxyError::UpstreamClosed {
         source,
@@ -401,7 +411,15 @@ async fn send_and_receive(
     if !body.is_done() {
         send_body(conn, route, up, body).await?;
     }
-    read_response_head(up, route.read_timeout, head.method(), upgrading, conn).await
+    read_response_head(
+        up,
+        route.read_timeout,
+        head.method(),
+        upgrading,
+        conn,
+        response,
+    )
+    .await
 }
 
 async fn read_response_head(
@@ -410,7 +428,8 @@ async fn read_response_head(
     method: Method,
     upgrading: bool,
     conn: &mut Connection<'_>,
-) -> Result<ResponseHead, ProxyError> {
+    slot: &mut Option<ResponseHead>,
+) -> Result<(), ProxyError> {
     // The buffer of a reused connection is empty but may have only the tail
     // of its allocation left: take all of it back (nothing else holds it by
     // now, so this neither allocates nor copies).
@@ -419,30 +438,26 @@ async fn read_response_head(
     }
     loop {
         if !up.buf.is_empty() {
-            match parse_response(
-                &mut up.buf,
-                &RESPONSE_HEAD_LIMITS,
-                method,
-                std::mem::take(&mut conn.bufs.response_scratch),
-            ) {
-                Ok(Some(response)) if response.status() == 101 && upgrading => {
-                    return Ok(response);
-                }
-                Ok(Some(response)) if response.status() == 101 => {
+            let scratch = &mut conn.bufs.response_scratch;
+            let parsed =
+                parse_response_into(&mut up.buf, &RESPONSE_HEAD_LIMITS, method, scratch, slot);
+            match (parsed, slot.as_ref().map(ResponseHead::status)) {
+                (Ok(true), Some(101)) if upgrading => return Ok(()),
+                (Ok(true), Some(101)) => {
                     // A 101 to a request that asked for no upgrade (RFC 9110 §15.2.2).
-                    conn.bufs.response_scratch = response.into_scratch();
+                    *scratch = slot.take().expect("parsed").into_scratch();
                     return Err(ProxyError::UpstreamProtocol(
                         ringway_protocol::ProtocolError::BadStatus,
                     ));
                 }
-                Ok(Some(response)) if response.status() < 200 => {
+                (Ok(true), Some(status)) if status < 200 => {
                     // Interim responses (100, 103) are not relayed; the final one follows.
-                    conn.bufs.response_scratch = response.into_scratch();
+                    *scratch = slot.take().expect("parsed").into_scratch();
                     continue;
                 }
-                Ok(Some(response)) => return Ok(response),
-                Ok(None) => {}
-                Err(e) => return Err(ProxyError::UpstreamProtocol(e)),
+                (Ok(true), _) => return Ok(()),
+                (Ok(false), _) => {}
+                (Err(e), _) => return Err(ProxyError::UpstreamProtocol(e)),
             }
         }
         let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);

@@ -38,9 +38,10 @@ pub(super) async fn relay_response(
     head: &RequestHead,
     path: &[u8],
     up: &mut UpstreamConn,
-    response: ResponseHead,
+    slot: &mut Option<ResponseHead>,
     force_close: bool,
 ) -> Result<(u64, bool, bool), (ProxyError, u64)> {
+    let response = slot.take().expect("the exchange filled the slot");
     let framing = response.framing();
     let keep_alive = response.keep_alive();
     // An HTTP/1.0 client cannot read chunked framing: de-chunk and close.

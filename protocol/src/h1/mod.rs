@@ -18,7 +18,7 @@ pub mod write;
 pub use body::BodyDecoder;
 pub use fields::HeaderField;
 pub use request::{RequestHead, parse_request, parse_request_into};
-pub use response::{ResponseHead, parse_response};
+pub use response::{ResponseHead, parse_response, parse_response_into};
 pub use write::{
     ClientResponse, HeaderEdit, UpstreamRequest, reason_phrase, response_head_passes_unchanged,
     write_request_head, write_response_head, write_simple_response,

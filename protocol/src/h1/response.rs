@@ -106,6 +106,20 @@ pub fn parse_response(
     request_method: Method,
     mut scratch: Vec<HeaderField>,
 ) -> Result<Option<ResponseHead>, ProtocolError> {
+    let mut slot = None;
+    parse_response_into(buf, limits, request_method, &mut scratch, &mut slot)?;
+    Ok(slot)
+}
+
+/// `parse_response`, with the head written into `slot` (`Ok(true)`) instead
+/// of returned; same contract as `parse_request_into`.
+pub fn parse_response_into(
+    buf: &mut BytesMut,
+    limits: &HeadLimits,
+    request_method: Method,
+    scratch: &mut Vec<HeaderField>,
+    slot: &mut Option<ResponseHead>,
+) -> Result<bool, ProtocolError> {
     let max_head_size = limits.max_head_size.min(u32::MAX as usize);
     // The common case first: a complete, clean head, delimited by httparse.
     let window = &buf[..buf.len().min(max_head_size)];
@@ -114,14 +128,15 @@ pub fn parse_response(
         Delimited::Window,
         limits.max_headers,
         request_method,
-        &mut scratch,
+        scratch,
+        slot,
     )?;
-    if let Some((parsed, len)) = fast {
-        let bytes = buf.split_to(len);
-        return Ok(Some(ResponseHead { bytes, ..parsed }));
+    if let (Some(len), Some(head)) = (fast, slot.as_mut()) {
+        head.bytes = buf.split_to(len);
+        return Ok(true);
     }
     let Some(extent) = find_head(buf, max_head_size, LeadingEmptyLines::Reject)? else {
-        return Ok(None);
+        return Ok(false);
     };
     debug_assert_eq!(extent.skip, 0);
     let parsed = parse_validated(
@@ -129,22 +144,27 @@ pub fn parse_response(
         Delimited::Exact,
         limits.max_headers,
         request_method,
-        &mut scratch,
+        scratch,
+        slot,
     )?;
-    let (parsed, _) = parsed.expect("an exact head is parsed or refused");
-    let bytes = buf.split_to(extent.len);
-    Ok(Some(ResponseHead { bytes, ..parsed }))
+    let (Some(_), Some(head)) = (parsed, slot.as_mut()) else {
+        unreachable!("an exact head is parsed or refused");
+    };
+    head.bytes = buf.split_to(extent.len);
+    Ok(true)
 }
 
-/// As `request::parse_validated`: the head (its `bytes` still empty) and its
-/// length, or `None` when a `Window` holds no complete tidy head.
+/// As `request::parse_validated`: the head (its `bytes` still empty) into
+/// `slot` and its length, or `None` when a `Window` holds no complete tidy
+/// head.
 fn parse_validated(
     input: &[u8],
     delimited: Delimited,
     max_headers: usize,
     request_method: Method,
     fields: &mut Vec<HeaderField>,
-) -> Result<Option<(ResponseHead, usize)>, ProtocolError> {
+    slot: &mut Option<ResponseHead>,
+) -> Result<Option<usize>, ProtocolError> {
     let mut storage = header_storage();
     let mut resp = httparse::Response::new(&mut []);
     let n = max_headers.min(MAX_HEADERS);
@@ -194,7 +214,7 @@ fn parse_validated(
     let tunnel =
         status == 101 || (request_method == Method::Connect && (200..300).contains(&status));
     let keep_alive = persistent && framing != BodyFraming::UntilClose && !tunnel;
-    let head = ResponseHead {
+    *slot = Some(ResponseHead {
         bytes: BytesMut::new(),
         version,
         status,
@@ -203,8 +223,8 @@ fn parse_validated(
         summary,
         framing,
         keep_alive,
-    };
-    Ok(Some((head, head_len)))
+    });
+    Ok(Some(head_len))
 }
 
 /// reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ) after "HTTP/1.x NNN "

@@ -273,6 +273,34 @@ fn oversized_response_head() {
     );
 }
 
+#[test]
+fn parse_into_a_slot_keeps_the_scratch_until_a_head_is_whole() {
+    let mut scratch = Vec::with_capacity(8);
+    let mut slot = None;
+    let partial = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n";
+    let mut buf = BytesMut::from(&partial[..]);
+    let into = super::parse_response_into;
+    assert_eq!(
+        into(&mut buf, &LIMITS, Method::Get, &mut scratch, &mut slot),
+        Ok(false)
+    );
+    assert!(slot.is_none() && scratch.capacity() >= 8);
+    assert_eq!(&buf[..], partial);
+    buf.extend_from_slice(b"\r\nabc");
+    assert_eq!(
+        into(&mut buf, &LIMITS, Method::Get, &mut scratch, &mut slot),
+        Ok(true)
+    );
+    assert_eq!(scratch.capacity(), 0, "the head took the scratch");
+    let head = slot.take().unwrap();
+    assert_eq!(head.framing(), BodyFraming::Length(3));
+    assert_eq!(
+        head.bytes(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
+    );
+    assert_eq!(&buf[..], b"abc");
+}
+
 type Parsed = Result<Option<(ResponseHead, usize)>, ProtocolError>;
 
 /// The head as `find_head` delimits it, parsed the exact (slow) way.
@@ -281,17 +309,25 @@ fn parse_exact(raw: &[u8]) -> Parsed {
     let Some(extent) = find_head(raw, LIMITS.max_head_size, LeadingEmptyLines::Reject)? else {
         return Ok(None);
     };
-    let head = &raw[..extent.len];
-    let bytes = bytes::BytesMut::from(head);
-    let mut fields = Vec::new();
-    super::parse_validated(
-        head,
-        Delimited::Exact,
+    validated(&raw[..extent.len], Delimited::Exact)
+}
+
+/// `parse_validated` of `input`, the head given the bytes it parsed.
+fn validated(input: &[u8], delimited: crate::h1::head::Delimited) -> Parsed {
+    let (mut fields, mut slot) = (Vec::new(), None);
+    let len = super::parse_validated(
+        input,
+        delimited,
         LIMITS.max_headers,
         Method::Get,
         &mut fields,
-    )
-    .map(|parsed| parsed.map(|(head, len)| (ResponseHead { bytes, ..head }, len)))
+        &mut slot,
+    )?;
+    Ok(len.map(|len| {
+        let head = slot.expect("a length comes with a head");
+        let bytes = bytes::BytesMut::from(&input[..len]);
+        (ResponseHead { bytes, ..head }, len)
+    }))
 }
 
 #[test]
@@ -338,20 +374,7 @@ fn the_fast_path_agrees_with_find_head_and_the_exact_parse() {
     ) {
         for cut in 0..=raw.len() {
             let part = &raw[..cut];
-            let mut fields = Vec::new();
-            let fast: Parsed = super::parse_validated(
-                part,
-                crate::h1::head::Delimited::Window,
-                LIMITS.max_headers,
-                Method::Get,
-                &mut fields,
-            )
-            .map(|parsed| {
-                parsed.map(|(head, len)| {
-                    let bytes = bytes::BytesMut::from(&part[..len]);
-                    (ResponseHead { bytes, ..head }, len)
-                })
-            });
+            let fast = validated(part, crate::h1::head::Delimited::Window);
             let exact = parse_exact(part);
             if !matches!(fast, Ok(None)) {
                 fast_hits += 1;
