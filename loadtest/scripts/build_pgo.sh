@@ -47,6 +47,20 @@ if (( ${#profiles[@]} == 0 )); then
   exit 1
 fi
 "$profdata" merge -o "$work/ringway.profdata" "${profiles[@]}"
+# A process that dies of a signal writes no profile, and the build would
+# then lay its code out as if it never ran (the floor relay did, until it
+# learnt to exit on SIGTERM): both proxies' request paths must have counts.
+trained() {
+  "$profdata" show --all-functions --counts "$work/ringway.profdata" |
+    awk -v name="$1" '/^  [^ ]/ { f = index($0, name) > 0 }
+      f && /Block counts: \[[1-9]/ { found = 1 } END { exit !found }'
+}
+for path in ringway..proxy..forward ringway_load..floor..; do
+  if ! trained "$path"; then
+    echo "the training run left no counts for $path: its process wrote no profile" >&2
+    exit 1
+  fi
+done
 
 echo "== optimised build"
 RUSTFLAGS="-Cprofile-use=$work/ringway.profdata" \
