@@ -150,9 +150,9 @@ pub(crate) fn collect_fields(
     out.clear();
     out.reserve(headers.len());
     let mut present = 0;
-    // The Content-Length while every line so far is one and the same number.
+    // The Content-Length while every line so far is one and the same
+    // number; `SCAN_LENGTH` from the first that is not.
     let mut length = None;
-    let mut scan_length = false;
     for h in headers {
         // httparse trims the value (RFC 9110 §5.5: OWS around it is not
         // part of it) and refuses obs-fold, so no whitespace is left at
@@ -164,10 +164,11 @@ pub(crate) fn collect_fields(
         let known = Name::classify(h.name.as_bytes());
         present |= known.bit();
         if known == Name::ContentLength {
-            match parse_decimal(trimmed) {
-                Some(n) if length.is_none_or(|first| first == n) => length = Some(n),
-                _ => scan_length = true,
-            }
+            length = match (length, parse_decimal(trimmed)) {
+                (None, Some(n)) => Some(n),
+                (Some(first), Some(n)) if first == n => Some(n),
+                _ => Some(SCAN_LENGTH),
+            };
         }
         let (colon, end) = (name.end as usize, value.end as usize);
         let plain = value.start as usize == colon + 2
@@ -183,10 +184,7 @@ pub(crate) fn collect_fields(
     let mut summary = Summary {
         present,
         connection: ConnectionOptions::default(),
-        length: match length {
-            Some(n) if !scan_length => n,
-            _ => SCAN_LENGTH,
-        },
+        length: length.unwrap_or(SCAN_LENGTH),
     };
     let fields = Fields {
         bytes: base,
