@@ -63,7 +63,7 @@ pub async fn forward(
             Ok(upgrading) => upgrading,
             Err(refused) => return refused,
         };
-    build_target(
+    let rewritten = build_target(
         &mut conn.bufs.target,
         head,
         path,
@@ -92,7 +92,11 @@ pub async fn forward(
     request_head.clear();
     {
         let vars = conn.vars(head, path);
-        let target_bytes = &conn.bufs.target;
+        let target_bytes = if rewritten {
+            &conn.bufs.target[..]
+        } else {
+            head.target()
+        };
         with_edits(
             &[&route.request_headers],
             Some(&vars),
@@ -235,30 +239,30 @@ fn copy_whole_body(
 
 /// The target sent upstream: nginx's `proxy_pass` URI rule when the route has
 /// one (the matched part of the normalised path is replaced), else the client's
-/// target in origin-form.
+/// target in origin-form. Written into `out` and true, or false when it is
+/// the client's target as sent (origin-form, no rule): that is sent from the
+/// head itself, uncopied.
 fn build_target(
     out: &mut Vec<u8>,
     head: &RequestHead,
     path: &[u8],
     matched_len: usize,
     replace_uri: Option<&Bytes>,
-) {
+) -> bool {
     out.clear();
     match replace_uri {
         Some(uri) => {
             out.extend_from_slice(uri);
             out.extend_from_slice(&path[matched_len.min(path.len())..]);
         }
-        None if head.target().first() == Some(&b'/') => {
-            out.extend_from_slice(head.target());
-            return;
-        }
+        None if head.target().first() == Some(&b'/') => return false,
         None => out.extend_from_slice(head.path()),
     }
     if let Some(query) = head.query() {
         out.push(b'?');
         out.extend_from_slice(query);
     }
+    true
 }
 
 /// Send the request and read the response head, retrying where DESIGN.md §4

@@ -60,15 +60,25 @@ pub struct ClientResponse<'a> {
 pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, req: &UpstreamRequest<'_>) {
     let fields = head.fields();
     out.reserve(head.bytes().len() + 256);
-    out.extend_from_slice(head.method_bytes());
-    out.push(b' ');
-    out.extend_from_slice(req.target);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    if !is_edited(req.edits, b"host") {
+    let host_edited = is_edited(req.edits, b"host");
+    let mut lines = Lines::new(fields.bytes);
+    // The client's own request line and Host line, when they read as they
+    // would be written, start the first run of lines passed whole.
+    let start = verbatim_start(head, req.target, host_edited);
+    match start {
+        Some(run) => lines.end = run.end,
+        None => {
+            out.extend_from_slice(head.method_bytes());
+            out.push(b' ');
+            out.extend_from_slice(req.target);
+            out.extend_from_slice(b" HTTP/1.1\r\n");
+        }
+    }
+    if !host_edited && !start.is_some_and(|run| run.host) {
+        lines.flush(out);
         write_field(out, b"Host", head.host().unwrap_or(req.default_host));
     }
     let names_fields = connection_names_fields(fields);
-    let mut lines = Lines::new(fields.bytes);
     for field in fields.list {
         let dropped = matches!(field.known, Name::Host | Name::Expect | Name::ContentLength)
             || field.known.is_hop_by_hop()
@@ -94,6 +104,57 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, req: &UpstreamR
     }
     write_edits(out, req.edits);
     out.extend_from_slice(b"\r\n");
+}
+
+/// The start of a request head that goes upstream as the client sent it.
+#[derive(Debug, Clone, Copy)]
+struct StartRun {
+    /// Where the run ends: after the request line, or after the Host line.
+    end: usize,
+    /// The Host line is in the run.
+    host: bool,
+}
+
+/// The request line as the client sent it, when it is already exactly
+/// `METHOD target HTTP/1.1` CRLF with `target` (the head's own bytes, not a
+/// rewritten target) in it; with the Host line after it when that is the
+/// first field, reads `Host: value` CRLF and is not edited. Those bytes are
+/// then the ones `write_request_head` would compose, and are copied as one
+/// run with the plain fields that follow.
+fn verbatim_start(head: &RequestHead, target: &[u8], host_edited: bool) -> Option<StartRun> {
+    let raw = &head.bytes()[..];
+    let sent = head.target();
+    if target.as_ptr() != sent.as_ptr() || target.len() != sent.len() {
+        return None;
+    }
+    let method = head.method_bytes();
+    let target_start = sent.as_ptr() as usize - raw.as_ptr() as usize;
+    let line_end = target_start + sent.len() + b" HTTP/1.1\r\n".len();
+    let verbatim = method.as_ptr() == raw.as_ptr()
+        && target_start == method.len() + 1
+        && raw.get(target_start + sent.len()..line_end) == Some(b" HTTP/1.1\r\n");
+    if !verbatim {
+        return None;
+    }
+    let fields = head.fields();
+    let host = fields.list.first().filter(|f| {
+        !host_edited
+            && f.known == Name::Host
+            && f.plain
+            && f.name.start as usize == line_end
+            && f.name.get(raw) == b"Host"
+            && head.host().map(|h| h.as_ptr()) == Some(f.value.get(raw).as_ptr())
+    });
+    Some(match host {
+        Some(f) => StartRun {
+            end: f.plain_end(),
+            host: true,
+        },
+        None => StartRun {
+            end: line_end,
+            host: false,
+        },
+    })
 }
 
 /// Write the head sent to the client: `HTTP/1.1 <status> <reason>` (always

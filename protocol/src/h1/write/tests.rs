@@ -500,3 +500,99 @@ fn passing_unchanged_implies_writing_the_raw_head() {
     // "Content-Length: 2" last, after nothing or "Server: a" once or twice.
     assert_eq!(passed, 3);
 }
+
+/// The request line and a leading Host line are passed as the client's own
+/// bytes only when those read exactly as `write_request_head` would compose
+/// them: for every head here, the head written from the client's target
+/// (eligible) equals the one written from a copy of it (always composed).
+#[test]
+fn request_line_and_host_pass_verbatim_only_when_composing_would_match() {
+    let heads: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        b"GET /x?y HTTP/1.1\r\nHost: a.example:8080\r\nAccept: */*\r\nUser-Agent: t\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: a.example\r\nAccept: */*\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHOST: a.example\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost:a.example\r\nAccept: */*\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: \t a.example \r\n\r\n",
+        b"GET / HTTP/1.1\r\nAccept: */*\r\nHost: a.example\r\n\r\n",
+        b"GET / HTTP/1.1\r\nConnection: close\r\nHost: a.example\r\nAccept: */*\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\nAccept: */*\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: a.example\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"GET http://b.example/p HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        b"POST /f HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3\r\n\r\n",
+        b"\r\nGET / HTTP/1.1\r\nHost: a.example\r\n\r\n",
+    ];
+    let host_edit = [HeaderEdit {
+        name: b"host",
+        value: Some(b"edited.example"),
+    }];
+    let other_edit = [HeaderEdit {
+        name: b"x-added",
+        value: Some(b"1"),
+    }];
+    for &raw in heads {
+        let head = request(raw);
+        let copy = head.target().to_vec();
+        for edits in [&[][..], &host_edit[..], &other_edit[..]] {
+            let write = |target: &[u8]| {
+                let req = UpstreamRequest {
+                    target,
+                    forwarded: &FWD,
+                    default_host: b"default.example",
+                    pass_upgrade: false,
+                    edits,
+                };
+                let mut out = Vec::new();
+                write_request_head(&mut out, &head, &req);
+                String::from_utf8(out).unwrap()
+            };
+            assert_eq!(
+                write(head.target()),
+                write(&copy),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+}
+
+#[test]
+fn request_line_and_host_pass_verbatim_when_already_canonical() {
+    let run = |raw: &[u8], host_edited: bool| {
+        let head = request(raw);
+        super::verbatim_start(&head, head.target(), host_edited).map(|r| (r.end, r.host))
+    };
+    let raw = b"GET /x HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n\r\n";
+    let line = b"GET /x HTTP/1.1\r\n".len();
+    let host = line + b"Host: a.example\r\n".len();
+    assert_eq!(run(raw, false), Some((host, true)));
+    assert_eq!(run(raw, true), Some((line, false)));
+    // Host not first, not spelt "Host", or not "Host: value": the line alone.
+    assert_eq!(
+        run(b"GET /x HTTP/1.1\r\nAccept: */*\r\nHost: a\r\n\r\n", false),
+        Some((line, false))
+    );
+    assert_eq!(
+        run(b"GET /x HTTP/1.1\r\nhost: a\r\n\r\n", false),
+        Some((line, false))
+    );
+    assert_eq!(
+        run(b"GET /x HTTP/1.1\r\nHost:a\r\n\r\n", false),
+        Some((line, false))
+    );
+    // HTTP/1.0 is sent as HTTP/1.1.
+    assert_eq!(run(b"GET /x HTTP/1.0\r\nHost: a\r\n\r\n", false), None);
+    // The authority of an absolute-form target is the Host sent, not the
+    // Host line (the engine sends such a target in origin-form, rewritten).
+    let absolute = b"GET http://b/x HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(
+        run(absolute, false),
+        Some((b"GET http://b/x HTTP/1.1\r\n".len(), false))
+    );
+    // A target that is not the head's own bytes is never assumed equal.
+    let head = request(raw);
+    let copy = head.target().to_vec();
+    assert!(super::verbatim_start(&head, &copy, false).is_none());
+}
