@@ -64,7 +64,7 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, req: &UpstreamR
     let mut lines = Lines::new(fields.bytes);
     // The client's own request line and Host line, when they read as they
     // would be written, start the first run of lines passed whole.
-    let start = verbatim_start(head, req.target, host_edited);
+    let start = verbatim_start(head, fields, req.target, host_edited);
     match start {
         Some(run) => lines.end = run.end,
         None => {
@@ -121,7 +121,12 @@ struct StartRun {
 /// first field, reads `Host: value` CRLF and is not edited. Those bytes are
 /// then the ones `write_request_head` would compose, and are copied as one
 /// run with the plain fields that follow.
-fn verbatim_start(head: &RequestHead, target: &[u8], host_edited: bool) -> Option<StartRun> {
+fn verbatim_start(
+    head: &RequestHead,
+    fields: Fields<'_>,
+    target: &[u8],
+    host_edited: bool,
+) -> Option<StartRun> {
     let raw = &head.bytes()[..];
     let sent = head.target();
     if target.as_ptr() != sent.as_ptr() || target.len() != sent.len() {
@@ -136,7 +141,6 @@ fn verbatim_start(head: &RequestHead, target: &[u8], host_edited: bool) -> Optio
     if !verbatim {
         return None;
     }
-    let fields = head.fields();
     let host = fields.list.first().filter(|f| {
         !host_edited
             && f.known == Name::Host

@@ -562,7 +562,8 @@ fn request_line_and_host_pass_verbatim_only_when_composing_would_match() {
 fn request_line_and_host_pass_verbatim_when_already_canonical() {
     let run = |raw: &[u8], host_edited: bool| {
         let head = request(raw);
-        super::verbatim_start(&head, head.target(), host_edited).map(|r| (r.end, r.host))
+        super::verbatim_start(&head, head.fields(), head.target(), host_edited)
+            .map(|r| (r.end, r.host))
     };
     let raw = b"GET /x HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n\r\n";
     let line = b"GET /x HTTP/1.1\r\n".len();
@@ -594,5 +595,5 @@ fn request_line_and_host_pass_verbatim_when_already_canonical() {
     // A target that is not the head's own bytes is never assumed equal.
     let head = request(raw);
     let copy = head.target().to_vec();
-    assert!(super::verbatim_start(&head, &copy, false).is_none());
+    assert!(super::verbatim_start(&head, head.fields(), &copy, false).is_none());
 }
