@@ -37,7 +37,7 @@ echo "== training: every compare scenario through the instrumented binaries"
 # Each process writes its own profile when it exits (compare stops the
 # proxies with SIGTERM, a clean exit); the merged profile serves both builds.
 LLVM_PROFILE_FILE="$work/profiles/%p-%m.profraw" \
-  "$work/instrumented/release/ringway-load" compare --proxies ringway,floor --scenarios all \
+  "$work/instrumented/release/ringway-load" compare --proxies ringway,floor,http-floor --scenarios all \
   --quick --reps 1 --ws-idle 1000 --ringway "$work/instrumented/release/ringway" \
   --json "$work/training.json" --svg "$work/training.svg"
 shopt -s nullglob
@@ -55,7 +55,7 @@ trained() {
     awk -v name="$1" '/^  [^ ]/ { f = index($0, name) > 0 }
       f && /Block counts: \[[1-9]/ { found = 1 } END { exit !found }'
 }
-for path in ringway..proxy..forward ringway_load..floor..; do
+for path in ringway..proxy..forward ringway_load..floor.. ringway_load..http_floor..; do
   if ! trained "$path"; then
     echo "the training run left no counts for $path: its process wrote no profile" >&2
     exit 1

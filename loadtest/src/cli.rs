@@ -173,6 +173,12 @@ pub struct FloorArgs {
     /// I/O driver; auto tries io_uring and falls back to epoll.
     #[arg(long, value_enum, default_value = "auto")]
     pub driver: DriverChoice,
+    /// The HTTP floor: parse each request and response head with httparse
+    /// and write the upstream head as the least HTTP/1.1 proxy would,
+    /// instead of relaying bytes. Bodyless requests and length-delimited
+    /// responses only.
+    #[arg(long)]
+    pub http: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -30,6 +30,9 @@ pub struct FloorConfig {
     /// Thread i is pinned to `pin_cpus[i % len]`.
     pub pin_cpus: Option<Vec<usize>>,
     pub driver: DriverChoice,
+    /// Parse each request and response as the least HTTP/1.1 proxy would
+    /// (`http_floor`) instead of relaying bytes.
+    pub http: bool,
 }
 
 /// A running relay; dropping it leaves the threads relaying.
@@ -48,10 +51,17 @@ impl Floor {
             name: "ringway-floor",
         };
         let upstream = config.upstream;
+        let http = config.http;
         let servers = Servers::start(
             &serve,
             move || upstream,
-            |upstream, client| async move { relay(client, *upstream).await },
+            move |upstream, client| async move {
+                if http {
+                    crate::http_floor::relay(client, *upstream).await
+                } else {
+                    relay(client, *upstream).await
+                }
+            },
         )?;
         Ok(Floor { servers })
     }

@@ -17,6 +17,7 @@ pub mod floor;
 pub mod framing;
 pub mod headers;
 pub mod histogram;
+pub mod http_floor;
 pub mod report;
 pub mod request;
 pub mod response;
@@ -168,6 +169,7 @@ fn run_floor(args: &FloorArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         pin_cpus: args.pin_cpus.clone().map(|cpus| cpus.0),
         driver: args.driver,
+        http: args.http,
     })?;
     eprintln!(
         "ringway-load floor relaying {} -> {} ({} threads)",

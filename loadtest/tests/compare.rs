@@ -5,13 +5,23 @@
 //! nginx when on PATH; each is skipped with a printed message otherwise).
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ringway_load::compare::proxy::{ProxyKind, find_on_path};
 use ringway_load::compare::{self, CompareConfig, SCENARIOS};
 
+/// One `compare` at a time, as users run it: two at once pin their proxies
+/// on the same CPU and starve each other's short runs (nginx then missed its
+/// start-up deadline, or used too little CPU in 300 ms for the clock-tick
+/// counters to see).
+static ONE_COMPARE: Mutex<()> = Mutex::new(());
+
 #[test]
 fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
+    let _one = ONE_COMPARE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let cpus = core_affinity::get_core_ids().unwrap_or_default().len();
     if cpus < 2 {
         println!("skipped: compare needs 2 CPUs, this machine has {cpus}");
@@ -36,7 +46,12 @@ fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
     let out = std::env::temp_dir().join(format!("ringway-compare-test-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     let config = CompareConfig {
-        proxies: vec![ProxyKind::Ringway, ProxyKind::Floor, ProxyKind::Nginx],
+        proxies: vec![
+            ProxyKind::Ringway,
+            ProxyKind::Floor,
+            ProxyKind::Nginx,
+            ProxyKind::HttpFloor,
+        ],
         workers: 1,
         reps: 1,
         connections: 4,
@@ -55,15 +70,21 @@ fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
     assert_eq!(results.layout.proxy, vec![0]);
     assert!(!results.layout.client.contains(&0));
     for scenario in &SCENARIOS[..5] {
-        let floor = results
-            .cells
-            .iter()
-            .find(|cell| cell.scenario == scenario.name && cell.proxy == ProxyKind::Floor)
-            .unwrap_or_else(|| panic!("no floor figures for {}", scenario.name));
-        let m = floor.median;
-        assert!(m.requests_per_sec > 0.0, "{}: {m:?}", scenario.name);
-        assert_eq!(m.errors, 0.0, "{}: {m:?}", scenario.name);
-        assert!(m.cpu_us_per_request > 0.0 && m.peak_rss_mib > 0.0, "{m:?}");
+        for kind in [ProxyKind::Floor, ProxyKind::HttpFloor] {
+            let floor = results
+                .cells
+                .iter()
+                .find(|cell| cell.scenario == scenario.name && cell.proxy == kind)
+                .unwrap_or_else(|| panic!("no {kind:?} figures for {}", scenario.name));
+            let m = floor.median;
+            assert!(
+                m.requests_per_sec > 0.0,
+                "{kind:?} {}: {m:?}",
+                scenario.name
+            );
+            assert_eq!(m.errors, 0.0, "{kind:?} {}: {m:?}", scenario.name);
+            assert!(m.cpu_us_per_request > 0.0 && m.peak_rss_mib > 0.0, "{m:?}");
+        }
     }
     // The open loop ran at 60 % of a measured closed-loop rate, and held it.
     let rate = results.open_loop_rate.expect("no open-loop rate");
@@ -165,11 +186,15 @@ fn generated_configs_pass_the_proxies_own_checks() {
 }
 
 /// The TLS and WebSocket scenarios, briefly: nginx (when installed) and
-/// the floor (WebSockets only; it has a `—` row for TLS) give figures;
+/// the floor (WebSockets only; it has a `—` row for TLS) give figures, the
+/// HTTP floor a `—` row for each;
 /// ringway gives figures or, until its TLS and WebSocket support is there,
 /// a row with its error; compare itself never fails for it.
 #[test]
 fn tls_and_websocket_scenarios_give_figures_or_error_rows() {
+    let _one = ONE_COMPARE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let cpus = core_affinity::get_core_ids().unwrap_or_default().len();
     if cpus < 2 || find_on_path("taskset").is_none() || find_on_path("openssl").is_none() {
         println!("skipped: needs 2 CPUs, taskset and openssl");
@@ -183,7 +208,12 @@ fn tls_and_websocket_scenarios_give_figures_or_error_rows() {
         .map(str::to_owned)
         .to_vec();
     let config = CompareConfig {
-        proxies: vec![ProxyKind::Ringway, ProxyKind::Floor, ProxyKind::Nginx],
+        proxies: vec![
+            ProxyKind::Ringway,
+            ProxyKind::Floor,
+            ProxyKind::Nginx,
+            ProxyKind::HttpFloor,
+        ],
         workers: 1,
         reps: 1,
         connections: 4,
@@ -208,6 +238,14 @@ fn tls_and_websocket_scenarios_give_figures_or_error_rows() {
     for key in ["tls-keepalive", "tls-handshake"] {
         let floor = cell(key, ProxyKind::Floor).expect("a floor row");
         assert!(floor.failure.as_deref().unwrap().starts_with('—'));
+    }
+    // The HTTP floor neither terminates TLS nor carries upgrades: a `—` row each.
+    for key in ["tls-keepalive", "tls-handshake", "ws-echo", "ws-idle"] {
+        let http = cell(key, ProxyKind::HttpFloor).expect("an HTTP floor row");
+        assert!(
+            http.failure.as_deref().unwrap().starts_with('—'),
+            "{http:?}"
+        );
     }
     let floor_echo = cell("ws-echo", ProxyKind::Floor).unwrap();
     assert!(floor_echo.median.per_cpu_second > 0.0, "{floor_echo:?}");

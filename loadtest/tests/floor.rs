@@ -13,6 +13,10 @@ use ringway_load::request::RequestSpec;
 use ringway_load::runtime::DriverChoice;
 
 fn start(body_size: usize) -> (Backend, Floor) {
+    start_floor(body_size, false, DriverChoice::Auto)
+}
+
+fn start_floor(body_size: usize, http: bool, driver: DriverChoice) -> (Backend, Floor) {
     let backend = Backend::start(&BackendConfig {
         tls: None,
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -27,7 +31,8 @@ fn start(body_size: usize) -> (Backend, Floor) {
         upstream: backend.addr(),
         threads: 2,
         pin_cpus: None,
-        driver: DriverChoice::Auto,
+        driver,
+        http,
     })
     .unwrap();
     (backend, floor)
@@ -72,6 +77,151 @@ fn http_through_the_floor_to_the_backend() {
     }
     floor.stop().unwrap();
     backend.stop().unwrap();
+}
+
+/// The HTTP floor carries the load generator's requests like a proxy, on
+/// both drivers: keep-alive and a new connection per request, a body that
+/// fits one read and one that takes many.
+#[test]
+fn http_floor_carries_keep_alive_and_new_connections() {
+    for driver in [DriverChoice::IoUring, DriverChoice::Epoll] {
+        for body in [100, 1024 * 1024] {
+            let (backend, floor) = start_floor(body, true, driver);
+            for close in [false, true] {
+                let report = client::run(&load(floor.addr(), close)).unwrap();
+                assert!(report.requests > 5, "only {} requests", report.requests);
+                assert_eq!(
+                    report.errors.total(),
+                    0,
+                    "{driver:?} {body} {:?}",
+                    report.errors
+                );
+                assert_eq!(report.bytes_read % report.requests, 0);
+                assert!(report.bytes_read / report.requests > body as u64);
+            }
+            floor.stop().unwrap();
+            backend.stop().unwrap();
+        }
+    }
+}
+
+/// A backend of the test's own: answers each request head with `answer`,
+/// on every connection, and sends every head it read down `heads`.
+fn recording_backend(answer: &'static [u8]) -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (send, heads) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let (Ok(mut conn), send) = (conn, send.clone()) else {
+                return;
+            };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head: Vec<u8> = buf.drain(..end + 4).collect();
+                        let _ = send.send(String::from_utf8(head).unwrap());
+                        if conn.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, heads)
+}
+
+fn http_floor(upstream: SocketAddr, driver: DriverChoice) -> Floor {
+    Floor::start(&FloorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream,
+        threads: 1,
+        pin_cpus: None,
+        driver,
+        http: true,
+    })
+    .unwrap()
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
+/// Heads split anywhere and pipelined go upstream rewritten as a proxy
+/// writes them, one response per request comes back, and `Connection:
+/// close` ends the connection after its response.
+#[test]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test's own thread pauses between two writes of one head; no worker is blocked"
+)]
+fn http_floor_rewrites_heads_and_keeps_pipelined_requests_in_order() {
+    for driver in [DriverChoice::IoUring, DriverChoice::Epoll] {
+        let (upstream, heads) =
+            recording_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        let floor = http_floor(upstream, driver);
+        let mut stream = connect(floor.addr());
+        stream.write_all(b"GET /a HTTP/1.1\r\nHo").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        stream
+            .write_all(
+                b"st: x.test\r\nConnection: keep-alive\r\nX-Real-IP: 6.6.6.6\r\n\r\n\
+                  GET /b HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert_eq!(
+            answer,
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".repeat(2)
+        );
+        let forwarded = "X-Forwarded-For: 127.0.0.1\r\nX-Real-IP: 127.0.0.1\r\n\
+                         X-Forwarded-Proto: http\r\nX-Forwarded-Host: x.test\r\n\r\n";
+        for path in ["/a", "/b"] {
+            let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(
+                head,
+                format!("GET {path} HTTP/1.1\r\nHost: x.test\r\n{forwarded}"),
+                "{driver:?}"
+            );
+        }
+        floor.stop().unwrap();
+    }
+}
+
+/// A request body is refused with 501, a response the floor cannot frame
+/// with 502; both close the connection, and nothing is relayed half.
+#[test]
+fn http_floor_refuses_what_it_does_not_carry() {
+    let (upstream, _heads) = recording_backend(b"HTTP/1.1 200 OK\r\n\r\nuntil close");
+    let floor = http_floor(upstream, DriverChoice::Auto);
+    let mut stream = connect(floor.addr());
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 501 "), "{answer}");
+    let mut stream = connect(floor.addr());
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
+    assert!(!answer.contains("until close"), "{answer}");
+    floor.stop().unwrap();
 }
 
 #[test]

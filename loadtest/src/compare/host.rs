@@ -31,7 +31,7 @@ pub fn find_binaries(config: &CompareConfig) -> anyhow::Result<BTreeMap<ProxyKin
     let mut found = BTreeMap::new();
     for &kind in &config.proxies {
         match kind {
-            ProxyKind::Floor => {
+            ProxyKind::Floor | ProxyKind::HttpFloor => {
                 found.insert(kind, me.clone());
             }
             ProxyKind::Ringway => {
@@ -80,7 +80,9 @@ pub fn machine(cpus: usize, binaries: &BTreeMap<ProxyKind, PathBuf>) -> Machine 
         let version = match kind {
             ProxyKind::Nginx => command_line(Command::new(path).arg("-v")),
             ProxyKind::Ringway => command_line(Command::new(path).arg("--version")),
-            ProxyKind::Floor => format!("ringway-load {}", env!("CARGO_PKG_VERSION")),
+            ProxyKind::Floor | ProxyKind::HttpFloor => {
+                format!("ringway-load {}", env!("CARGO_PKG_VERSION"))
+            }
         };
         versions.insert(kind.name(), version);
     }

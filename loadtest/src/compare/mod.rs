@@ -382,12 +382,19 @@ impl Session<'_> {
         let mut order = proxies.to_vec();
         order.rotate_left((rep + index) % proxies.len());
         for kind in order {
-            if scenario.tls && kind == ProxyKind::Floor {
+            if scenario.tls && matches!(kind, ProxyKind::Floor | ProxyKind::HttpFloor) {
                 // The floor would carry TLS end to end between client and
                 // backend: no termination, so no comparable figure.
                 self.failures.insert(
                     (index, kind),
                     "— (TLS would run end to end through a relay)".into(),
+                );
+                continue;
+            }
+            if scenario.workload != Workload::Http && kind == ProxyKind::HttpFloor {
+                self.failures.insert(
+                    (index, kind),
+                    "— (the HTTP floor carries no upgrades)".into(),
                 );
                 continue;
             }

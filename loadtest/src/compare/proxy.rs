@@ -32,6 +32,9 @@ pub enum ProxyKind {
     Ringway,
     Floor,
     Nginx,
+    /// `ringway-load floor --http`: the least an HTTP/1.1 proxy does. Not
+    /// run unless asked for.
+    HttpFloor,
 }
 
 impl ProxyKind {
@@ -40,6 +43,7 @@ impl ProxyKind {
             ProxyKind::Ringway => "ringway",
             ProxyKind::Floor => "floor",
             ProxyKind::Nginx => "nginx",
+            ProxyKind::HttpFloor => "http-floor",
         }
     }
 }
@@ -105,12 +109,15 @@ impl ProxyProcess {
                     .arg("--workers")
                     .arg(setup.workers.to_string());
             }
-            ProxyKind::Floor => {
+            ProxyKind::Floor | ProxyKind::HttpFloor => {
                 if setup.tls.is_some() {
                     bail!("the floor relays bytes; with TLS end to end it would not be comparable");
                 }
+                command.arg("floor");
+                if setup.kind == ProxyKind::HttpFloor {
+                    command.arg("--http");
+                }
                 command
-                    .arg("floor")
                     .arg("--listen")
                     .arg(setup.listen.to_string())
                     .arg("--upstream")

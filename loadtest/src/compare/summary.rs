@@ -147,8 +147,9 @@ pub fn median(samples: &[Figures]) -> Figures {
     }
 }
 
-/// ringway ÷ nginx and ringway ÷ floor for every scenario and ratio figure
-/// where both sides were measured and the divisor is not zero.
+/// ringway ÷ nginx, ringway ÷ floor and ringway ÷ HTTP floor for every
+/// scenario and ratio figure where both sides were measured and the divisor
+/// is not zero.
 pub fn ratios(cells: &[Cell]) -> Vec<Ratio> {
     let find = |scenario: &str, proxy| {
         cells
@@ -160,7 +161,7 @@ pub fn ratios(cells: &[Cell]) -> Vec<Ratio> {
         .iter()
         .filter(|cell| cell.proxy == ProxyKind::Ringway && cell.failure.is_none())
     {
-        for versus in [ProxyKind::Nginx, ProxyKind::Floor] {
+        for versus in [ProxyKind::Nginx, ProxyKind::Floor, ProxyKind::HttpFloor] {
             let Some(other) = find(cell.scenario, versus).filter(|c| c.failure.is_none()) else {
                 continue;
             };
@@ -231,12 +232,23 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
     if ratios.is_empty() {
         return out;
     }
+    // The HTTP floor's column only when it ran.
+    let http_floor = ratios.iter().any(|r| r.versus == ProxyKind::HttpFloor);
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| scenario | figure | ringway ÷ nginx | ringway ÷ floor |"
+        "| scenario | figure | ringway ÷ nginx | ringway ÷ floor |{}",
+        if http_floor {
+            " ringway ÷ HTTP floor |"
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(out, "|---|---|---:|---:|");
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|{}",
+        if http_floor { "---:|" } else { "" }
+    );
     let show = |scenario: &str, figure: &str, versus| {
         ratios
             .iter()
@@ -247,8 +259,18 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
         for figure in RATIO_FIGURES {
             let nginx = show(scenario, figure.key, ProxyKind::Nginx);
             let floor = show(scenario, figure.key, ProxyKind::Floor);
-            if nginx != "—" || floor != "—" {
-                let _ = writeln!(out, "| {scenario} | {} | {nginx} | {floor} |", figure.label);
+            let http = show(scenario, figure.key, ProxyKind::HttpFloor);
+            if nginx != "—" || floor != "—" || http != "—" {
+                let _ = write!(out, "| {scenario} | {} | {nginx} | {floor} |", figure.label);
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    if http_floor {
+                        format!(" {http} |")
+                    } else {
+                        String::new()
+                    }
+                );
             }
         }
     }
@@ -313,6 +335,34 @@ mod tests {
             table.contains("| ka | CPU µs/req | 0.75 | 1.20 |"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn the_http_floor_gets_a_column_only_when_it_ran() {
+        let mut cells = vec![
+            Cell::new("ka", ProxyKind::Ringway, vec![figures(100.0, 9.0)]),
+            Cell::new("ka", ProxyKind::Floor, vec![figures(125.0, 7.5)]),
+        ];
+        let table = markdown(&["ka"], &cells, &ratios(&cells));
+        assert!(
+            table.contains("| ka | CPU µs/req | — | 1.20 |\n"),
+            "{table}"
+        );
+        cells.push(Cell::new(
+            "ka",
+            ProxyKind::HttpFloor,
+            vec![figures(110.0, 8.0)],
+        ));
+        let table = markdown(&["ka"], &cells, &ratios(&cells));
+        assert!(
+            table.contains("| ringway ÷ floor | ringway ÷ HTTP floor |\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| ka | CPU µs/req | — | 1.20 | 1.12 |\n"),
+            "{table}"
+        );
+        assert!(table.contains("| ka | http-floor | 110 |"), "{table}");
     }
 
     #[test]
