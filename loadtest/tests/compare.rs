@@ -4,6 +4,11 @@
 //! when they are there (ringway when built in the same target directory,
 //! nginx when on PATH; each is skipped with a printed message otherwise).
 
+#![expect(
+    clippy::disallowed_types,
+    reason = "one Mutex between this file's tests (`ONE_COMPARE`), on no data path"
+)]
+
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
