@@ -13,7 +13,7 @@
 # misses per request (every event is then printed per request).
 # BODY=N makes the backend answer N body bytes instead of 100.
 # PROXY=floor profiles `ringway-load floor` (BIN is then ignored but for its
-# directory) instead of ringway.
+# directory) instead of ringway; PROXY=http-floor the HTTP floor (`floor --http`).
 # Each mode runs twice (small and large load) and prints
 # (total_large - total_small) / (requests_large - requests_small), so start-up
 # cancels out. Needs valgrind, python3, wrk (wrk mode); loopback only.
@@ -79,6 +79,8 @@ run() {
   local cmd=("$BIN" run --config "$OUT/ringway.toml" --workers 1 --driver "$driver")
   if [ "${PROXY:-ringway}" = floor ]; then
     cmd=("$LOAD" floor --listen 127.0.0.1:$PORT --upstream 127.0.0.1:$BPORT --driver "$driver")
+  elif [ "${PROXY:-ringway}" = http-floor ]; then
+    cmd=("$LOAD" floor --http --listen 127.0.0.1:$PORT --upstream 127.0.0.1:$BPORT --driver "$driver")
   fi
   valgrind --tool=callgrind ${VG_ARGS:-} --callgrind-out-file="$OUT/$tag.out" "${cmd[@]}" >/dev/null 2>"$OUT/$tag.log" &
   local vg=$!

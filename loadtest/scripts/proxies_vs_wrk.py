@@ -5,7 +5,8 @@ Starts the benchmark backend, then ringway, the floor relay and nginx in turn
 (each alone on CPU 0, wrk and the backend on CPU 1, with the configs compare
 runs, from `ringway-load config`), runs `wrk -t1 -c64` against each and reads the proxy's CPU time
 (utime + stime of all its processes, /proc) over the wrk run, and its split
-into user and kernel time.
+into user and kernel time. `--proxies ringway,floor,http-floor` adds the HTTP floor
+(`ringway-load floor --http`).
 Prints requests/s and proxy CPU microseconds per request, repetitions
 interleaved, and the medians.
 
@@ -122,6 +123,10 @@ def main():
         "floor": ["taskset", "-c", "0", f"{args.bin}/ringway-load", "floor", "--listen",
                   f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{bport}", "--threads", "1"],
         "nginx": ["nginx", "-c", f"{work}/nginx.conf", "-e", f"{work}/error.log"],
+        # The HTTP floor (`floor --http`): only when asked for in --proxies.
+        "http-floor": ["taskset", "-c", "0", f"{args.bin}/ringway-load", "floor", "--http",
+                       "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{bport}",
+                       "--threads", "1"],
     }
     proxies = args.proxies.split(",")
     results = {p: [] for p in proxies}
@@ -141,7 +146,7 @@ def main():
                 kernel_us = (after[1] - before[1]) * 1e6 / max(done, 1)
                 cpu_us = user_us + kernel_us
                 results[name].append((done / args.duration, cpu_us))
-                print(f"rep {rep + 1} {name:8} {done / args.duration:9.0f} req/s "
+                print(f"rep {rep + 1} {name:10} {done / args.duration:9.0f} req/s "
                       f"{cpu_us:7.2f} proxy CPU us/req (user {user_us:.2f}, "
                       f"kernel {kernel_us:.2f})"
                       + (f"  non-2xx {errors.group(1)}" if errors else ""), flush=True)
@@ -151,7 +156,7 @@ def main():
     print(f"\nmedians, {args.body} B body, wrk -t1 -c64 -d{args.duration}s, {args.reps} reps:")
     med = {p: statistics.median(c for _, c in results[p]) for p in proxies}
     for p in proxies:
-        line = f"  {p:8} {statistics.median(r for r, _ in results[p]):9.0f} req/s {med[p]:7.2f} us/req"
+        line = f"  {p:10} {statistics.median(r for r, _ in results[p]):9.0f} req/s {med[p]:7.2f} us/req"
         if p == "ringway":
             line += "".join(f"  {med[p] / med[q]:.2f}x {q}" for q in proxies if q != p)
         print(line)

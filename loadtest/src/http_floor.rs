@@ -14,6 +14,7 @@
 //! than `MAX_HEAD` (431 to the client, 502 for the upstream's).
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -37,7 +38,8 @@ const DROPPED: [&str; 11] = [
     "x-forwarded-proto",
     "x-forwarded-host",
 ];
-/// Fields per head, as ringway's default `max_headers`.
+/// Fields per head, as ringway's default `max_headers`. httparse writes
+/// only those it fills (uninitialised storage, as ringway's parser).
 const MAX_FIELDS: usize = 100;
 /// A head larger than this is refused.
 const MAX_HEAD: usize = 64 * 1024;
@@ -99,9 +101,9 @@ pub fn upstream_head(
     forwarding: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<Option<Request>, Refusal> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut req = httparse::Request::new(&mut fields);
-    let head_len = match req.parse(buf) {
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_FIELDS];
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut fields) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
             return Err(Refusal::HeadTooLarge);
@@ -178,9 +180,10 @@ pub struct Response {
 /// Parse the response head at the start of `buf`. None while incomplete;
 /// Err for what the floor does not relay.
 pub fn response_head(buf: &[u8], head_only: bool) -> Result<Option<Response>, Unrelayable> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut resp = httparse::Response::new(&mut fields);
-    let head_len = match resp.parse(buf) {
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_FIELDS];
+    let mut resp = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let head_len = match config.parse_response_with_uninit_headers(&mut resp, buf, &mut fields) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
         _ => return Err(Unrelayable),
