@@ -112,6 +112,14 @@ fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&config.json).unwrap()).unwrap();
     assert_eq!(json["cells"].as_array().unwrap().len(), results.cells.len());
+    // Proxies are named in the JSON as on the command line.
+    for name in ["floor", "http-floor"] {
+        let cells = json["cells"].as_array().unwrap();
+        assert!(
+            cells.iter().any(|cell| cell["proxy"] == name),
+            "no {name} cell"
+        );
+    }
     assert_eq!(json["scenarios"].as_array().unwrap().len(), 5);
     let svg = std::fs::read_to_string(&config.svg).unwrap();
     assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>\n"));

@@ -34,6 +34,7 @@ pub enum ProxyKind {
     Nginx,
     /// `ringway-load floor --http`: the least an HTTP/1.1 proxy does. Not
     /// run unless asked for.
+    #[serde(rename = "http-floor")]
     HttpFloor,
 }
 
