@@ -149,9 +149,12 @@ pub fn upstream_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(forwarding);
-    out.extend_from_slice(b"X-Forwarded-Host: ");
-    out.extend_from_slice(host);
-    out.extend_from_slice(b"\r\n\r\n");
+    if !host.is_empty() {
+        out.extend_from_slice(b"X-Forwarded-Host: ");
+        out.extend_from_slice(host);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
     Ok(Some(Request {
         head_len,
         keep_alive: if minor == 1 {
@@ -376,6 +379,12 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
         ));
         assert!(!keep(b"GET / HTTP/1.0\r\n\r\n"));
+        // Without a Host there is no X-Forwarded-Host either.
+        assert!(
+            head(b"GET / HTTP/1.0\r\n\r\n")
+                .1
+                .ends_with("X-Forwarded-Proto: http\r\n\r\n")
+        );
         assert!(keep(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
         assert!(
             head(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
