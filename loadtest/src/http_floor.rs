@@ -10,8 +10,10 @@
 //! pool, timers or metrics: it is a reference for `compare`, between the byte
 //! relay (the physical floor) and a full proxy, not a proxy to deploy. What it
 //! cannot carry it refuses and closes, never guesses: a request body (501), a
-//! response without a length or with an interim status (502), a head larger
-//! than `MAX_HEAD` (431 to the client, 502 for the upstream's).
+//! response without a length or with an interim status, or followed by
+//! bytes it did not announce (502), a head larger than `MAX_HEAD` (431 to
+//! the client, 502 for the upstream's). A response that ends short after its
+//! head went out closes the connection, as any proxy must.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -299,8 +301,10 @@ impl Connection {
                 return Ok(false);
             }
         };
-        // An upstream that sends more than the response is out of step.
+        // An upstream that sends more than the response is out of step:
+        // nothing of it reaches the client.
         if self.from_server.len() > response.total {
+            write(&mut self.client, BAD_GATEWAY).await?;
             return Ok(false);
         }
         let mut left = response.total;

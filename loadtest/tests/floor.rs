@@ -201,7 +201,8 @@ fn http_floor_rewrites_heads_and_keeps_pipelined_requests_in_order() {
 }
 
 /// A request body is refused with 501, a response the floor cannot frame
-/// with 502; both close the connection, and nothing is relayed half.
+/// or one followed by unannounced bytes with 502; each closes the
+/// connection, and nothing is relayed half.
 #[test]
 fn http_floor_refuses_what_it_does_not_carry() {
     let (upstream, _heads) = recording_backend(b"HTTP/1.1 200 OK\r\n\r\nuntil close");
@@ -221,6 +222,21 @@ fn http_floor_refuses_what_it_does_not_carry() {
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
     assert!(!answer.contains("until close"), "{answer}");
+    floor.stop().unwrap();
+
+    // An answer followed by bytes it did not announce (sent in one write,
+    // so they arrive with it): none of it is relayed.
+    let (upstream, _heads) =
+        recording_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200");
+    let floor = http_floor(upstream, DriverChoice::Auto);
+    let mut stream = connect(floor.addr());
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
+    assert!(!answer.contains("200 OK"), "{answer}");
     floor.stop().unwrap();
 }
 

@@ -262,15 +262,10 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
             let http = show(scenario, figure.key, ProxyKind::HttpFloor);
             if nginx != "—" || floor != "—" || http != "—" {
                 let _ = write!(out, "| {scenario} | {} | {nginx} | {floor} |", figure.label);
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    if http_floor {
-                        format!(" {http} |")
-                    } else {
-                        String::new()
-                    }
-                );
+                if http_floor {
+                    let _ = write!(out, " {http} |");
+                }
+                let _ = writeln!(out);
             }
         }
     }

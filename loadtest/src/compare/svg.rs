@@ -18,6 +18,14 @@ const BASELINES: [(ProxyKind, &str); 2] =
     [(ProxyKind::Nginx, "#2b6cb0"), (ProxyKind::Floor, "#a0aec0")];
 
 pub fn chart(title: &str, scenarios: &[&'static str], ratios: &[Ratio]) -> String {
+    // The chart draws ringway against its two baselines; ratios to the HTTP
+    // floor stay in the tables.
+    let drawn: Vec<Ratio> = ratios
+        .iter()
+        .filter(|r| BASELINES.iter().any(|&(kind, _)| kind == r.versus))
+        .cloned()
+        .collect();
+    let ratios = &drawn[..];
     let rows: Vec<(&str, &str, &str)> = scenarios
         .iter()
         .flat_map(|scenario| {
@@ -149,6 +157,20 @@ mod tests {
         // The axis runs 0 to 2 in half steps, 1.0 drawn in red.
         assert!(svg.contains(">2.0</text>") && !svg.contains(">2.5</text>"));
         assert_eq!(svg.matches("#c53030").count(), 1);
+    }
+
+    #[test]
+    fn ratios_to_the_http_floor_are_not_drawn() {
+        let ratios = [
+            ratio("cpu_us_per_request", ProxyKind::Floor, 1.1),
+            ratio("cpu_us_per_request", ProxyKind::HttpFloor, 1.4),
+            ratio("requests_per_sec", ProxyKind::HttpFloor, 9.0),
+        ];
+        let svg = chart("t", &["keep-alive 100 B"], &ratios);
+        // One row (CPU), one bar (the floor's); the axis ignores 9.0.
+        assert_eq!(svg.matches("keep-alive 100 B · ").count(), 1);
+        assert_eq!(svg.matches("<rect x=").count(), 2 + 1);
+        assert!(!svg.contains(">1.40</text>") && !svg.contains(">2.5</text>"));
     }
 
     #[test]
