@@ -205,23 +205,24 @@ fn http_floor_rewrites_heads_and_keeps_pipelined_requests_in_order() {
 /// connection, and nothing is relayed half.
 #[test]
 fn http_floor_refuses_what_it_does_not_carry() {
+    // One request on a connection of its own; all the floor answers until it closes.
+    let answer = |floor: &Floor, request: &[u8]| {
+        let mut stream = connect(floor.addr());
+        stream.write_all(request).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
     let (upstream, _heads) = recording_backend(b"HTTP/1.1 200 OK\r\n\r\nuntil close");
     let floor = http_floor(upstream, DriverChoice::Auto);
-    let mut stream = connect(floor.addr());
-    stream
-        .write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 501 "), "{answer}");
-    let mut stream = connect(floor.addr());
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
-    assert!(!answer.contains("until close"), "{answer}");
+    let refused = answer(
+        &floor,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi",
+    );
+    assert!(refused.starts_with("HTTP/1.1 501 "), "{refused}");
+    let unframed = answer(&floor, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(unframed.starts_with("HTTP/1.1 502 "), "{unframed}");
+    assert!(!unframed.contains("until close"), "{unframed}");
     floor.stop().unwrap();
 
     // An answer followed by bytes it did not announce (sent in one write,
@@ -229,14 +230,9 @@ fn http_floor_refuses_what_it_does_not_carry() {
     let (upstream, _heads) =
         recording_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200");
     let floor = http_floor(upstream, DriverChoice::Auto);
-    let mut stream = connect(floor.addr());
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
-    assert!(!answer.contains("200 OK"), "{answer}");
+    let overrun = answer(&floor, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(overrun.starts_with("HTTP/1.1 502 "), "{overrun}");
+    assert!(!overrun.contains("200 OK"), "{overrun}");
     floor.stop().unwrap();
 }
 
