@@ -14,7 +14,7 @@ use monoio::net::TcpStream;
 use monoio::time::timeout;
 
 use crate::runtime::DriverChoice;
-use crate::server::{ServeConfig, ServeError, Servers};
+use crate::server::{ServeConfig, ServeError, Servers, StopSignals};
 
 /// Bytes moved per read; as large as a proxy's body buffer, so that large
 /// bodies cross in few operations.
@@ -77,8 +77,8 @@ impl Floor {
     }
 
     /// Relays until a thread fails or the process gets SIGTERM or SIGINT.
-    pub fn wait(self) -> io::Result<()> {
-        self.servers.wait()
+    pub fn wait(self, signals: StopSignals) -> io::Result<()> {
+        self.servers.wait(signals)
     }
 }
 

@@ -38,6 +38,7 @@ use cli::{BackendArgs, Cli, Command, CompareArgs, FloorArgs, LoadArgs};
 use client::{LoadConfig, Mode};
 use floor::{Floor, FloorConfig};
 use request::RequestSpec;
+use server::StopSignals;
 use target::Target;
 use tls::{ClientTls, Trust};
 
@@ -139,6 +140,7 @@ fn run_backend(args: &BackendArgs) -> anyhow::Result<ExitCode> {
         _ => anyhow::bail!("--tls-cert and --tls-key go together"),
     };
     socket::raise_nofile(65_536);
+    let signals = StopSignals::catch()?;
     let backend = Backend::start(&BackendConfig {
         tls,
         listen: args.listen,
@@ -158,11 +160,12 @@ fn run_backend(args: &BackendArgs) -> anyhow::Result<ExitCode> {
         args.threads,
         args.body_size
     );
-    backend.wait()?;
+    backend.wait(signals)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn run_floor(args: &FloorArgs) -> anyhow::Result<ExitCode> {
+    let signals = StopSignals::catch()?;
     let floor = Floor::start(&FloorConfig {
         listen: args.listen,
         upstream: args.upstream,
@@ -177,7 +180,7 @@ fn run_floor(args: &FloorArgs) -> anyhow::Result<ExitCode> {
         args.upstream,
         args.threads
     );
-    floor.wait()?;
+    floor.wait(signals)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -56,6 +56,18 @@ pub struct Servers {
     threads: Vec<JoinHandle<io::Result<()>>>,
 }
 
+/// SIGTERM and SIGINT, caught from when this is made. A command makes it
+/// before it binds its listeners: a signal sent as soon as the port answers
+/// (compare's, or a test's) then stops the server through `Servers::wait`
+/// instead of killing the process with the signal's default action.
+pub struct StopSignals(Signals);
+
+impl StopSignals {
+    pub fn catch() -> io::Result<StopSignals> {
+        Ok(StopSignals(Signals::new([SIGTERM, SIGINT])?))
+    }
+}
+
 impl Servers {
     /// Binds every thread's listener, then starts serving: each thread calls
     /// `setup()` once on its runtime and `handle(state, stream)` for every
@@ -132,12 +144,13 @@ impl Servers {
         self.join()
     }
 
-    /// Serves until a thread fails or the process gets SIGTERM or SIGINT,
-    /// which stop it as `stop` does: the process then exits normally, so
-    /// that exit handlers run (a profiling runtime writes its profile then;
-    /// `build_pgo.sh` trains the floor relay so).
-    pub fn wait(mut self) -> io::Result<()> {
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    /// Serves until a thread fails or the process gets SIGTERM or SIGINT
+    /// (caught since `signals` was made), which stop it as `stop` does: the
+    /// process then exits normally, so that exit handlers run (a profiling
+    /// runtime writes its profile then; `build_pgo.sh` trains the floor
+    /// relay so).
+    pub fn wait(mut self, signals: StopSignals) -> io::Result<()> {
+        let StopSignals(mut signals) = signals;
         let signalled = signals.handle();
         let stop = Arc::clone(&self.stop);
         let watcher = thread::Builder::new()

@@ -13,7 +13,7 @@ use monoio_rustls::TlsAcceptor;
 use rustls::ServerConfig;
 
 use crate::runtime::DriverChoice;
-use crate::server::{ServeConfig, ServeError, Servers};
+use crate::server::{ServeConfig, ServeError, Servers, StopSignals};
 use connection::Responses;
 
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ impl Backend {
     }
 
     /// Serves until a thread fails or the process gets SIGTERM or SIGINT.
-    pub fn wait(self) -> io::Result<()> {
-        self.servers.wait()
+    pub fn wait(self, signals: StopSignals) -> io::Result<()> {
+        self.servers.wait(signals)
     }
 }
