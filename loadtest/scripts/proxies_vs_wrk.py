@@ -15,6 +15,7 @@ usage: loadtest/scripts/proxies_vs_wrk.py [--body 100] [--reps 3] [--duration 5]
 """
 import argparse
 import os
+import random
 import re
 import signal
 import statistics
@@ -158,8 +159,37 @@ def main():
     for p in proxies:
         line = f"  {p:10} {statistics.median(r for r, _ in results[p]):9.0f} req/s {med[p]:7.2f} us/req"
         if p == "ringway":
-            line += "".join(f"  {med[p] / med[q]:.2f}x {q}" for q in proxies if q != p)
+            for q in proxies:
+                if q != p:
+                    line += f"  {med[p] / med[q]:.2f}x {q}"
+                    interval = ratio_interval([c for _, c in results[p]],
+                                              [c for _, c in results[q]])
+                    if interval:
+                        line += f" ({interval[0]:.2f}-{interval[1]:.2f})"
         print(line)
+    if args.reps >= 3:
+        print("  (in brackets: the 90 % interval of the ratio, a bootstrap over the "
+              "repetitions paired by repetition, as `compare` gives it)")
+
+
+def ratio_interval(top, bottom, resamples=4000, level=0.90):
+    """The central `level` of median(top) / median(bottom) over paired
+    resamples of the repetitions (the same draws for both: repetition i of
+    the two proxies ran side by side), or None under three repetitions.
+    The method of `compare` (loadtest/src/compare/interval.rs); the random
+    draws differ, so the last digit may."""
+    n = len(top)
+    if n < 3 or len(bottom) != n or min(bottom) <= 0:
+        return None
+    draw = random.Random(0x5EED0FC0FFEE)
+    ratios = []
+    for _ in range(resamples):
+        picks = [draw.randrange(n) for _ in range(n)]
+        ratios.append(statistics.median(top[i] for i in picks)
+                      / statistics.median(bottom[i] for i in picks))
+    ratios.sort()
+    tail = (1 - level) / 2
+    return ratios[int(tail * resamples)], ratios[min(int((1 - tail) * resamples), resamples - 1)]
 
 if __name__ == "__main__":
     main()

@@ -121,6 +121,11 @@ fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
         );
     }
     assert_eq!(json["scenarios"].as_array().unwrap().len(), 5);
+    // One repetition: ratios without an interval (three give one).
+    if let Some(ratio) = json["ratios"].as_array().unwrap().first() {
+        assert!(ratio["interval"].is_null(), "{ratio}");
+        assert!(ratio["ratio"].as_f64().is_some(), "{ratio}");
+    }
     let svg = std::fs::read_to_string(&config.svg).unwrap();
     assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>\n"));
     let _ = std::fs::remove_dir_all(&out);

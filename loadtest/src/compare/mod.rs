@@ -15,6 +15,7 @@
 //! fails a scenario gets a row saying so instead of figures.
 
 pub mod host;
+pub mod interval;
 pub mod procstat;
 pub mod proxy;
 mod run;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::interval::{self, ratio_interval};
 use super::proxy::ProxyKind;
 
 /// What one run through one proxy measured.
@@ -119,6 +120,9 @@ pub struct Ratio {
     pub label: &'static str,
     pub versus: ProxyKind,
     pub ratio: f64,
+    /// Where the ratio lies with 90 % confidence, by a bootstrap over the
+    /// repetitions (`interval`); `None` with fewer than three of them.
+    pub interval: Option<(f64, f64)>,
 }
 
 /// Each figure's median on its own (the run with the median rate need not
@@ -126,12 +130,7 @@ pub struct Ratio {
 pub fn median(samples: &[Figures]) -> Figures {
     let of = |get: fn(&Figures) -> f64| {
         let mut values: Vec<f64> = samples.iter().map(get).collect();
-        values.sort_by(f64::total_cmp);
-        match values.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => values[n / 2],
-            n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-        }
+        interval::median(&mut values)
     };
     Figures {
         requests_per_sec: of(|f| f.requests_per_sec),
@@ -168,12 +167,14 @@ pub fn ratios(cells: &[Cell]) -> Vec<Ratio> {
             for figure in RATIO_FIGURES {
                 let divisor = (figure.get)(&other.median);
                 if divisor > 0.0 {
+                    let values = |c: &Cell| c.samples.iter().map(figure.get).collect::<Vec<_>>();
                     out.push(Ratio {
                         scenario: cell.scenario,
                         figure: figure.key,
                         label: figure.label,
                         versus,
                         ratio: (figure.get)(&cell.median) / divisor,
+                        interval: ratio_interval(&values(cell), &values(other)),
                     });
                 }
             }
@@ -253,7 +254,7 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
         ratios
             .iter()
             .find(|r| r.scenario == scenario && r.figure == figure && r.versus == versus)
-            .map_or_else(|| "—".to_owned(), |r| format!("{:.2}", r.ratio))
+            .map_or_else(|| "—".to_owned(), format_ratio)
     };
     for scenario in scenarios {
         for figure in RATIO_FIGURES {
@@ -269,7 +270,22 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
             }
         }
     }
+    if ratios.iter().any(|r| r.interval.is_some()) {
+        let _ = writeln!(
+            out,
+            "\nRatios of the medians; in brackets where the ratio lies with {:.0} % confidence (a bootstrap over the repetitions, paired by repetition).",
+            interval::LEVEL * 100.0
+        );
+    }
     out
+}
+
+/// "0.94", or "0.94 (0.89–1.01)" with the 90 % interval when there is one.
+pub fn format_ratio(ratio: &Ratio) -> String {
+    match ratio.interval {
+        Some((low, high)) => format!("{:.2} ({low:.2}–{high:.2})", ratio.ratio),
+        None => format!("{:.2}", ratio.ratio),
+    }
 }
 
 #[cfg(test)]
@@ -358,6 +374,53 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| ka | http-floor | 110 |"), "{table}");
+    }
+
+    #[test]
+    fn ratios_of_three_or_more_repetitions_carry_their_interval() {
+        let cells = vec![
+            Cell::new(
+                "ka",
+                ProxyKind::Ringway,
+                vec![
+                    figures(100.0, 9.0),
+                    figures(100.0, 9.0),
+                    figures(100.0, 9.0),
+                ],
+            ),
+            Cell::new(
+                "ka",
+                ProxyKind::Floor,
+                vec![
+                    figures(125.0, 7.5),
+                    figures(125.0, 7.5),
+                    figures(125.0, 7.5),
+                ],
+            ),
+        ];
+        let ratios = ratios(&cells);
+        let cpu = ratios
+            .iter()
+            .find(|r| r.figure == "cpu_us_per_request")
+            .unwrap();
+        assert_eq!(cpu.interval, Some((1.2, 1.2)));
+        let table = markdown(&["ka"], &cells, &ratios);
+        assert!(
+            table.contains("| ka | CPU µs/req | — | 1.20 (1.20–1.20) |\n"),
+            "{table}"
+        );
+        assert!(table.contains("90 % confidence"), "{table}");
+        // One repetition: the ratio alone, and no footnote.
+        let single = vec![
+            Cell::new("ka", ProxyKind::Ringway, vec![figures(100.0, 9.0)]),
+            Cell::new("ka", ProxyKind::Floor, vec![figures(125.0, 7.5)]),
+        ];
+        let table = markdown(&["ka"], &single, &super::ratios(&single));
+        assert!(
+            table.contains("| ka | CPU µs/req | — | 1.20 |\n"),
+            "{table}"
+        );
+        assert!(!table.contains("confidence"), "{table}");
     }
 
     #[test]

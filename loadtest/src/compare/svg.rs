@@ -1,7 +1,8 @@
 //! A horizontal bar chart of ringway's ratios, written as plain SVG: one
 //! row per scenario and figure, one bar per baseline (nginx, floor), and a
 //! line at 1.0 where ringway equals the baseline. Below 1 ringway uses less
-//! (CPU, p99, memory) or serves less (requests/s).
+//! (CPU, p99, memory) or serves less (requests/s). A whisker across a
+//! bar's end spans the ratio's 90 % interval where there is one.
 
 use std::fmt::Write as _;
 
@@ -39,7 +40,10 @@ pub fn chart(title: &str, scenarios: &[&'static str], ratios: &[Ratio]) -> Strin
                 .any(|r| r.scenario == *scenario && r.figure == *key)
         })
         .collect();
-    let largest = ratios.iter().map(|r| r.ratio).fold(0.0, f64::max);
+    let largest = ratios
+        .iter()
+        .map(|r| r.interval.map_or(r.ratio, |(_, high)| high.max(r.ratio)))
+        .fold(0.0, f64::max);
     // The axis ends on a half step past the largest ratio, at least at 2.
     let x_max = ((largest * 1.1) / 0.5).ceil().max(4.0) * 0.5;
     let x = |value: f64| LABEL_WIDTH + value / x_max * PLOT_WIDTH;
@@ -63,6 +67,15 @@ pub fn chart(title: &str, scenarios: &[&'static str], ratios: &[Ratio]) -> Strin
             r#"<rect x="{lx}" y="34" width="12" height="12" fill="{color}"/><text x="{}" y="44">ringway ÷ {}</text>"#,
             lx + 18.0,
             proxy.name()
+        );
+    }
+    if ratios.iter().any(|r| r.interval.is_some()) {
+        let lx = LABEL_WIDTH + BASELINES.len() as f64 * 170.0;
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{lx}" y1="40" x2="{}" y2="40" stroke="#1a202c"/><text x="{}" y="44">90 % interval</text>"##,
+            lx + 12.0,
+            lx + 18.0
         );
     }
     let mut tick = 0.0;
@@ -100,12 +113,28 @@ pub fn chart(title: &str, scenarios: &[&'static str], ratios: &[Ratio]) -> Strin
             };
             let by = y + 4.0 + index as f64 * BAR;
             let end = x(ratio.ratio);
-            let _ = writeln!(
+            let _ = write!(
                 svg,
-                r#"<rect x="{LABEL_WIDTH}" y="{by:.1}" width="{:.1}" height="{:.1}" fill="{color}"/><text x="{:.1}" y="{:.1}" font-size="10">{:.2}</text>"#,
+                r#"<rect x="{LABEL_WIDTH}" y="{by:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
                 end - LABEL_WIDTH,
                 BAR - 1.0,
-                end + 4.0,
+            );
+            // The 90 % interval as a whisker across the bar's end.
+            let mut label_at = end;
+            if let Some((low, high)) = ratio.interval {
+                let wy = by + (BAR - 1.0) / 2.0;
+                let _ = write!(
+                    svg,
+                    r##"<line class="interval" x1="{:.1}" y1="{wy:.1}" x2="{:.1}" y2="{wy:.1}" stroke="#1a202c"/>"##,
+                    x(low),
+                    x(high)
+                );
+                label_at = label_at.max(x(high));
+            }
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" font-size="10">{:.2}</text>"#,
+                label_at + 4.0,
                 by + BAR - 2.0,
                 ratio.ratio
             );
@@ -137,6 +166,7 @@ mod tests {
             label,
             versus,
             ratio,
+            interval: None,
         }
     }
 
@@ -157,6 +187,7 @@ mod tests {
         // The axis runs 0 to 2 in half steps, 1.0 drawn in red.
         assert!(svg.contains(">2.0</text>") && !svg.contains(">2.5</text>"));
         assert_eq!(svg.matches("#c53030").count(), 1);
+        assert!(!svg.contains("interval"));
     }
 
     #[test]
@@ -171,6 +202,22 @@ mod tests {
         assert_eq!(svg.matches("keep-alive 100 B · ").count(), 1);
         assert_eq!(svg.matches("<rect x=").count(), 2 + 1);
         assert!(!svg.contains(">1.40</text>") && !svg.contains(">2.5</text>"));
+    }
+
+    #[test]
+    fn intervals_are_drawn_as_whiskers_and_widen_the_axis() {
+        let mut with = ratio("cpu_us_per_request", ProxyKind::Floor, 1.0);
+        with.interval = Some((0.9, 2.6));
+        let without = ratio("cpu_us_per_request", ProxyKind::Nginx, 0.6);
+        let svg = chart("t", &["keep-alive 100 B"], &[with, without]);
+        assert_eq!(svg.matches(r#"<line class="interval""#).count(), 1);
+        assert!(svg.contains(">90 % interval</text>"));
+        // x(0.9) and x(2.6) on an axis that now runs to 3.0.
+        assert!(svg.contains(">3.0</text>") && !svg.contains(">3.5</text>"));
+        assert!(
+            svg.contains(r#"x1="462.0""#) && svg.contains(r#"x2="768.0""#),
+            "{svg}"
+        );
     }
 
     #[test]
