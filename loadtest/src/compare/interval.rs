@@ -35,7 +35,7 @@ pub fn ratio_interval(numerator: &[f64], denominator: &[f64]) -> Option<(f64, f6
         return None;
     }
     let paired = numerator.len() == denominator.len();
-    let mut random = SplitMix64(0x5eed_0f_c0ffee);
+    let mut random = SplitMix64(0x5eed_0fc0_ffee);
     let mut top = Vec::with_capacity(numerator.len());
     let mut bottom = Vec::with_capacity(denominator.len());
     let mut ratios = Vec::with_capacity(RESAMPLES);
