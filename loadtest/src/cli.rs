@@ -231,6 +231,15 @@ pub struct CompareArgs {
     /// Connections of the ws-idle scenario.
     #[arg(long, default_value_t = 10_000)]
     pub ws_idle: usize,
+    /// A run in which the hypervisor took more than this share of the
+    /// measured window from one of the run's CPUs (steal time, /proc/stat),
+    /// in percent, is run again: on a shared VM such a run measures the host.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_steal: f64,
+    /// How many times a run is repeated for steal; 0 keeps every run. When
+    /// every try was robbed, the one robbed least is kept and marked.
+    #[arg(long, default_value_t = 2)]
+    pub steal_retries: usize,
 }
 
 /// CPU ids, in the order threads are pinned to them.
@@ -470,6 +479,7 @@ mod tests {
             panic!("compare subcommand not parsed");
         };
         assert_eq!(defaults.proxies.len(), 3);
+        assert_eq!((defaults.max_steal, defaults.steal_retries), (1.0, 2));
         assert!(Cli::try_parse_from(["ringway-load", "compare", "--proxies", "apache"]).is_err());
     }
 

@@ -201,6 +201,8 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     compare::run(&compare::CompareConfig {
         scenarios,
         ws_idle: args.ws_idle,
+        max_steal: args.max_steal,
+        steal_retries: args.steal_retries,
         proxies: args.proxies,
         workers: args.workers,
         reps: args.reps,

@@ -69,6 +69,8 @@ fn every_scenario_through_the_floor_and_whatever_else_is_installed() {
         svg: out.join("compare.svg"),
         scenarios: compare::select_scenarios(&compare::QUICK_SCENARIOS.map(str::to_owned)).unwrap(),
         ws_idle: 10,
+        max_steal: 1.0,
+        steal_retries: 0,
     };
     let results = compare::run(&config).unwrap();
 
@@ -244,6 +246,8 @@ fn tls_and_websocket_scenarios_give_figures_or_error_rows() {
         svg: out.join("compare.svg"),
         scenarios: compare::select_scenarios(&keys).unwrap(),
         ws_idle: 20,
+        max_steal: 1.0,
+        steal_retries: 1,
     };
     let results = compare::run(&config).unwrap();
     let cell = |key: &str, kind| {

@@ -1,6 +1,7 @@
 //! What a proxy costs, read from /proc: CPU time and peak resident memory
 //! (VmHWM, from /proc/PID/status), summed over the proxy's process and its
-//! descendants, so that nginx's master and workers count together.
+//! descendants, so that nginx's master and workers count together; and how
+//! much time a hypervisor took from the CPUs of a run (/proc/stat).
 //!
 //! CPU time comes from each thread's run time in nanoseconds
 //! (/proc/PID/task/TID/schedstat), split into user and kernel time in the
@@ -147,6 +148,26 @@ pub fn rss_kib(pids: &[u32]) -> u64 {
         .sum()
 }
 
+/// Time the hypervisor ran something else while each of `cpus` had work
+/// (the steal column of /proc/stat), in clock ticks; 0 for a CPU the file
+/// does not list, and on bare metal.
+pub fn steal_ticks(cpus: &[usize]) -> Vec<u64> {
+    let text = fs::read_to_string("/proc/stat").unwrap_or_default();
+    cpus.iter()
+        .map(|&cpu| parse_steal(&text, cpu).unwrap_or(0))
+        .collect()
+}
+
+/// The steal field of `cpuN` in /proc/stat: the eighth number after the
+/// name (user, nice, system, idle, iowait, irq, softirq, steal; proc(5)).
+fn parse_steal(text: &str, cpu: usize) -> Option<u64> {
+    let name = format!("cpu{cpu}");
+    let line = text
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(name.as_str()))?;
+    line.split_whitespace().nth(8)?.parse().ok()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stat {
     parent: u32,
@@ -194,6 +215,24 @@ mod tests {
             })
         );
         assert_eq!(parse_stat("12 (short) S 1"), None);
+    }
+
+    #[test]
+    fn steal_is_the_eighth_number_of_a_cpu_line() {
+        let text = "cpu  100 0 50 900 3 0 7 12 0 0\n\
+                    cpu0 60 0 30 450 1 0 4 5 0 0\n\
+                    cpu1 40 0 20 450 2 0 3 7 0 0\n\
+                    cpu10 1 0 1 1 0 0 0 99 0 0\n\
+                    intr 12345\n";
+        assert_eq!(parse_steal(text, 0), Some(5));
+        assert_eq!(parse_steal(text, 1), Some(7));
+        // cpu1 is not cpu10's prefix.
+        assert_eq!(parse_steal(text, 10), Some(99));
+        assert_eq!(parse_steal(text, 2), None);
+        assert_eq!(parse_steal("cpu0 1 2 3\n", 0), None);
+        // This machine lists its first CPU.
+        assert!(fs::read_to_string("/proc/stat").is_ok_and(|t| parse_steal(&t, 0).is_some()));
+        assert_eq!(steal_ticks(&[0, 100_000]).len(), 2);
     }
 
     #[test]

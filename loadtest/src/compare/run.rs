@@ -49,6 +49,8 @@ struct Usage {
     cpu: procstat::CpuTimes,
     /// VmRSS halfway through the window.
     rss_mid_kib: u64,
+    /// Steal time on the run's CPU robbed most, in ms.
+    steal_ms: f64,
 }
 
 impl Run<'_> {
@@ -90,6 +92,7 @@ impl Run<'_> {
             per_cpu_second: 0.0,
             rss_kib_per_conn: 0.0,
             ws_open: 0.0,
+            steal_ms: usage.steal_ms,
         };
         match self.scenario.workload {
             Workload::Http if self.scenario.tls && self.scenario.close => {
@@ -171,10 +174,18 @@ impl Run<'_> {
         };
         let root = proxy.root_pid();
         let ticks = self.ticks;
+        let layout = self.layout;
+        let mut cpus: Vec<usize> = [&layout.proxy, &layout.client, &layout.backend]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        cpus.sort_unstable();
+        cpus.dedup();
         let (usage_tx, usage_rx) = mpsc::channel();
         let report = client::run_observed(&load, |from, until| {
             thread::spawn(move || {
-                let _ = usage_tx.send(usage_over(root, ticks, from, until));
+                let _ = usage_tx.send(usage_over(root, &cpus, ticks, from, until));
             });
         })?;
         let usage = usage_rx
@@ -184,22 +195,30 @@ impl Run<'_> {
     }
 }
 
-/// CPU time the proxy's processes spent between `from` and `until`, and
-/// their resident memory halfway.
+/// CPU time the proxy's processes spent between `from` and `until`, their
+/// resident memory halfway, and the most steal time one of `cpus` saw.
 #[expect(
     clippy::disallowed_methods,
     reason = "a sampling thread of the harness, not a worker: it sleeps to the window's ends"
 )]
-fn usage_over(root: u32, ticks: u64, from: Instant, until: Instant) -> Usage {
+fn usage_over(root: u32, cpus: &[usize], ticks: u64, from: Instant, until: Instant) -> Usage {
     thread::sleep(from.saturating_duration_since(Instant::now()));
+    let steal_before = procstat::steal_ticks(cpus);
     let before = procstat::CpuReading::take(&procstat::process_tree(root));
     thread::sleep((from + (until - from) / 2).saturating_duration_since(Instant::now()));
     let rss_mid_kib = procstat::rss_kib(&procstat::process_tree(root));
     thread::sleep(until.saturating_duration_since(Instant::now()));
     let after = procstat::CpuReading::take(&procstat::process_tree(root));
+    let stolen = procstat::steal_ticks(cpus)
+        .into_iter()
+        .zip(steal_before)
+        .map(|(after, before)| after.saturating_sub(before))
+        .max()
+        .unwrap_or(0);
     Usage {
         cpu: after.since(before, ticks),
         rss_mid_kib,
+        steal_ms: stolen as f64 * 1000.0 / ticks.max(1) as f64,
     }
 }
 

@@ -33,6 +33,10 @@ pub struct Figures {
     pub rss_kib_per_conn: f64,
     /// Idle WebSockets open at the end of the run; 0 elsewhere.
     pub ws_open: f64,
+    /// Time the hypervisor ran something else in the measured window, on
+    /// the CPU of the run (proxy, load generator or backend) it took most
+    /// from, in ms (/proc/stat's steal, in 10 ms ticks); 0 on bare metal.
+    pub steal_ms: f64,
 }
 
 /// The figures a ratio is taken of, with how they are named and whether
@@ -143,6 +147,7 @@ pub fn median(samples: &[Figures]) -> Figures {
         per_cpu_second: of(|f| f.per_cpu_second),
         rss_kib_per_conn: of(|f| f.rss_kib_per_conn),
         ws_open: of(|f| f.ws_open),
+        steal_ms: of(|f| f.steal_ms),
     }
 }
 
@@ -189,11 +194,11 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
-        "| scenario | proxy | requests/s | p50 | p99 | proxy CPU µs/req | of it user | per proxy CPU-s | RSS/conn | peak RSS | errors |"
+        "| scenario | proxy | requests/s | p50 | p99 | proxy CPU µs/req | of it user | per proxy CPU-s | RSS/conn | peak RSS | errors | host steal |"
     );
     let _ = writeln!(
         out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let optional = |value: f64, unit: &str| {
         if value > 0.0 {
@@ -207,7 +212,7 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
             if let Some(failure) = &cell.failure {
                 let _ = writeln!(
                     out,
-                    "| {scenario} | {} | {} | — | — | — | — | — | — | — | — |",
+                    "| {scenario} | {} | {} | — | — | — | — | — | — | — | — | — |",
                     cell.proxy.name(),
                     failure.replace('|', "/").replace('\n', " ")
                 );
@@ -216,7 +221,7 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
             let m = &cell.median;
             let _ = writeln!(
                 out,
-                "| {scenario} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {} | {} | {:.1} MiB | {:.0} |",
+                "| {scenario} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {} | {} | {:.1} MiB | {:.0} | {:.0} ms |",
                 cell.proxy.name(),
                 m.requests_per_sec,
                 crate::report::format_micros(m.p50_us),
@@ -227,6 +232,7 @@ pub fn markdown(scenarios: &[&'static str], cells: &[Cell], ratios: &[Ratio]) ->
                 optional(m.rss_kib_per_conn, " KiB"),
                 m.peak_rss_mib,
                 m.errors,
+                m.steal_ms,
             );
         }
     }
@@ -304,6 +310,7 @@ mod tests {
             per_cpu_second: 0.0,
             rss_kib_per_conn: 0.0,
             ws_open: 0.0,
+            steal_ms: 0.0,
         }
     }
 
@@ -338,7 +345,7 @@ mod tests {
         let table = markdown(&["ka"], &cells, &ratios);
         assert!(
             table.contains(
-                "| ka | ringway | 100 | 100.00us | 400.00us | 9.00 | 2.25 | — | — | 10.0 MiB | 0 |"
+                "| ka | ringway | 100 | 100.00us | 400.00us | 9.00 | 2.25 | — | — | 10.0 MiB | 0 | 0 ms |"
             ),
             "{table}"
         );
