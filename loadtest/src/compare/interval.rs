@@ -9,7 +9,9 @@
 //! the same state of the machine. Drawing the same repetitions for both
 //! keeps that: a machine that slowed down for a while moves both sides of a
 //! resample alike instead of widening the interval. When a repetition failed
-//! on one side the pairing is lost and each side is drawn on its own.
+//! on one side the pairing is lost and each side is drawn on its own. (Two
+//! sides with one failed repetition each, in different repetitions, have
+//! the same count and are paired one off; compare prints every failure.)
 
 /// The share of resampled ratios the interval holds.
 pub const LEVEL: f64 = 0.90;

@@ -6,7 +6,9 @@
 //! samples the proxy's CPU time at both ends of the window, and stops it.
 //! Proxies take turns run by run, repetition by repetition, so that drift of
 //! a noisy machine hits all alike; each figure is the median over the
-//! repetitions, and ratios are only ever taken within one invocation. The
+//! repetitions, and ratios are only ever taken within one invocation, each
+//! with its 90 % interval (`interval`). A run from which the hypervisor
+//! took more than `max_steal` percent of the window is run again. The
 //! closed-loop scenarios run first; the open-loop one then runs at 60 % of
 //! the rate nginx reached, so that no proxy is saturated. The TLS scenarios
 //! give every proxy the same self-signed ECDSA P-256 certificate (made
@@ -453,9 +455,7 @@ impl Session<'_> {
             }
         }
     }
-}
 
-impl Session<'_> {
     /// One run, repeated while the hypervisor took more than `max_steal`
     /// percent of the measured window from one of its CPUs, up to
     /// `steal_retries` times; the run robbed least is kept. A proxy stalled
