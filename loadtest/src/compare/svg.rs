@@ -40,11 +40,10 @@ pub fn chart(title: &str, scenarios: &[&'static str], ratios: &[Ratio]) -> Strin
                 .any(|r| r.scenario == *scenario && r.figure == *key)
         })
         .collect();
-    let largest = ratios
-        .iter()
-        .map(|r| r.interval.map_or(r.ratio, |(_, high)| high.max(r.ratio)))
-        .fold(0.0, f64::max);
-    // The axis ends on a half step past the largest ratio, at least at 2.
+    // The axis ends on a half step past the largest ratio, at least at 2;
+    // an interval reaching past it is cut at its end (one stalled
+    // repetition can put an interval's top at 40).
+    let largest = ratios.iter().map(|r| r.ratio).fold(0.0, f64::max);
     let x_max = ((largest * 1.1) / 0.5).ceil().max(4.0) * 0.5;
     let x = |value: f64| LABEL_WIDTH + value / x_max * PLOT_WIDTH;
     let height = TOP + ROW * rows.len() as f64 + 40.0;
@@ -119,21 +118,26 @@ pub fn chart(title: &str, scenarios: &[&'static str], ratios: &[Ratio]) -> Strin
                 end - LABEL_WIDTH,
                 BAR - 1.0,
             );
-            // The 90 % interval as a whisker across the bar's end.
+            // The 90 % interval as a whisker across the bar's end; one cut
+            // at the axis's end says where it really ends.
             let mut label_at = end;
+            let mut cut = String::new();
             if let Some((low, high)) = ratio.interval {
                 let wy = by + (BAR - 1.0) / 2.0;
                 let _ = write!(
                     svg,
                     r##"<line class="interval" x1="{:.1}" y1="{wy:.1}" x2="{:.1}" y2="{wy:.1}" stroke="#1a202c"/>"##,
-                    x(low),
-                    x(high)
+                    x(low.min(x_max)),
+                    x(high.min(x_max))
                 );
-                label_at = label_at.max(x(high));
+                label_at = label_at.max(x(high.min(x_max)));
+                if high > x_max {
+                    cut = format!(" →{high:.1}");
+                }
             }
             let _ = writeln!(
                 svg,
-                r#"<text x="{:.1}" y="{:.1}" font-size="10">{:.2}</text>"#,
+                r#"<text x="{:.1}" y="{:.1}" font-size="10">{:.2}{cut}</text>"#,
                 label_at + 4.0,
                 by + BAR - 2.0,
                 ratio.ratio
@@ -205,19 +209,27 @@ mod tests {
     }
 
     #[test]
-    fn intervals_are_drawn_as_whiskers_and_widen_the_axis() {
+    fn intervals_are_drawn_as_whiskers_cut_at_the_axis() {
         let mut with = ratio("cpu_us_per_request", ProxyKind::Floor, 1.0);
-        with.interval = Some((0.9, 2.6));
+        with.interval = Some((0.9, 1.5));
+        let mut wide = ratio("p99_us", ProxyKind::Floor, 1.2);
+        wide.interval = Some((0.4, 44.37));
         let without = ratio("cpu_us_per_request", ProxyKind::Nginx, 0.6);
-        let svg = chart("t", &["keep-alive 100 B"], &[with, without]);
-        assert_eq!(svg.matches(r#"<line class="interval""#).count(), 1);
+        let svg = chart("t", &["keep-alive 100 B"], &[with, wide, without]);
+        assert_eq!(svg.matches(r#"<line class="interval""#).count(), 2);
         assert!(svg.contains(">90 % interval</text>"));
-        // x(0.9) and x(2.6) on an axis that now runs to 3.0.
-        assert!(svg.contains(">3.0</text>") && !svg.contains(">3.5</text>"));
+        // The axis still runs to 2.0: x(0.9) and x(1.5) as they are...
+        assert!(svg.contains(">2.0</text>") && !svg.contains(">2.5</text>"));
         assert!(
-            svg.contains(r#"x1="462.0""#) && svg.contains(r#"x2="768.0""#),
+            svg.contains(r#"x1="543.0""#) && svg.contains(r#"x2="705.0""#),
             "{svg}"
         );
+        // ...and the wide one cut at x(2.0), its end given in the label.
+        assert!(
+            svg.contains(r#"x2="840.0""#) && svg.contains(">1.20 →44.4</text>"),
+            "{svg}"
+        );
+        assert!(svg.contains(">1.00</text>"), "{svg}");
     }
 
     #[test]
