@@ -291,7 +291,7 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
 
     let mut cells: Vec<Cell> = samples
         .into_iter()
-        .map(|((index, kind), runs)| Cell::new(SCENARIOS[index].name, kind, runs))
+        .map(|((index, kind), runs)| Cell::of_runs(SCENARIOS[index].name, kind, runs))
         .collect();
     for ((index, kind), failure) in failures {
         let name = SCENARIOS[index].name;
@@ -345,16 +345,17 @@ const OPEN_LOOP_SHARE: f64 = 0.6;
 const OPEN_LOOP_REFERENCE: &str = "keep-alive 100 B";
 
 fn open_loop_rate(
-    samples: &BTreeMap<(usize, ProxyKind), Vec<Figures>>,
+    samples: &BTreeMap<(usize, ProxyKind), Vec<(usize, Figures)>>,
     proxies: &[ProxyKind],
 ) -> Option<f64> {
     let reference = SCENARIOS
         .iter()
         .position(|s| s.name == OPEN_LOOP_REFERENCE)?;
     let rate_of = |kind| {
-        samples
-            .get(&(reference, kind))
-            .map(|runs| summary::median(runs).requests_per_sec)
+        samples.get(&(reference, kind)).map(|runs| {
+            let figures: Vec<Figures> = runs.iter().map(|&(_, f)| f).collect();
+            summary::median(&figures).requests_per_sec
+        })
     };
     let rate = rate_of(ProxyKind::Nginx).or_else(|| {
         proxies
@@ -377,7 +378,8 @@ struct Session<'a> {
     ticks: u64,
     /// Runs started, for their directories' names.
     runs: std::cell::Cell<usize>,
-    samples: BTreeMap<(usize, ProxyKind), Vec<Figures>>,
+    /// Each proxy's figures per scenario, with the repetition they came from.
+    samples: BTreeMap<(usize, ProxyKind), Vec<(usize, Figures)>>,
     /// The last error of each proxy and scenario that failed.
     failures: BTreeMap<(usize, ProxyKind), String>,
 }
@@ -438,7 +440,10 @@ impl Session<'_> {
                             figures.rss_kib_per_conn
                         );
                     }
-                    self.samples.entry((index, kind)).or_default().push(figures);
+                    self.samples
+                        .entry((index, kind))
+                        .or_default()
+                        .push((rep, figures));
                 }
                 Err(error) => {
                     eprintln!(

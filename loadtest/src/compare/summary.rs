@@ -88,18 +88,30 @@ pub struct Cell {
     pub proxy: ProxyKind,
     pub median: Figures,
     pub samples: Vec<Figures>,
+    /// The repetition each of `samples` came from, counted from 0: a
+    /// repetition that failed has none, and ratios pair the samples of two
+    /// proxies by it (`interval`).
+    pub reps: Vec<usize>,
     /// Why there are no figures: every repetition failed (the last error),
     /// or the proxy does not apply to the scenario.
     pub failure: Option<String>,
 }
 
 impl Cell {
+    /// A row of repetitions 0, 1, 2, ... none failed.
     pub fn new(scenario: &'static str, proxy: ProxyKind, samples: Vec<Figures>) -> Self {
+        Cell::of_runs(scenario, proxy, samples.into_iter().enumerate().collect())
+    }
+
+    /// A row of the runs that succeeded, each with its repetition.
+    pub fn of_runs(scenario: &'static str, proxy: ProxyKind, runs: Vec<(usize, Figures)>) -> Self {
+        let (reps, samples): (Vec<usize>, Vec<Figures>) = runs.into_iter().unzip();
         Cell {
             scenario,
             proxy,
             median: median(&samples),
             samples,
+            reps,
             failure: None,
         }
     }
@@ -111,6 +123,7 @@ impl Cell {
             proxy,
             median: Figures::default(),
             samples: Vec::new(),
+            reps: Vec::new(),
             failure: Some(failure),
         }
     }
@@ -172,7 +185,10 @@ pub fn ratios(cells: &[Cell]) -> Vec<Ratio> {
             for figure in RATIO_FIGURES {
                 let divisor = (figure.get)(&other.median);
                 if divisor > 0.0 {
-                    let values = |c: &Cell| c.samples.iter().map(figure.get).collect::<Vec<_>>();
+                    let values = |c: &Cell| {
+                        let figures = c.samples.iter().map(figure.get);
+                        c.reps.iter().copied().zip(figures).collect::<Vec<_>>()
+                    };
                     out.push(Ratio {
                         scenario: cell.scenario,
                         figure: figure.key,
