@@ -291,7 +291,7 @@ pub fn run(config: &CompareConfig) -> anyhow::Result<Results> {
 
     let mut cells: Vec<Cell> = samples
         .into_iter()
-        .map(|((index, kind), runs)| Cell::of_runs(SCENARIOS[index].name, kind, runs))
+        .map(|((index, kind), runs)| Cell::new(SCENARIOS[index].name, kind, runs))
         .collect();
     for ((index, kind), failure) in failures {
         let name = SCENARIOS[index].name;

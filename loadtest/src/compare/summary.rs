@@ -98,13 +98,8 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// A row of repetitions 0, 1, 2, ... none failed.
-    pub fn new(scenario: &'static str, proxy: ProxyKind, samples: Vec<Figures>) -> Self {
-        Cell::of_runs(scenario, proxy, samples.into_iter().enumerate().collect())
-    }
-
     /// A row of the runs that succeeded, each with its repetition.
-    pub fn of_runs(scenario: &'static str, proxy: ProxyKind, runs: Vec<(usize, Figures)>) -> Self {
+    pub fn new(scenario: &'static str, proxy: ProxyKind, runs: Vec<(usize, Figures)>) -> Self {
         let (reps, samples): (Vec<usize>, Vec<Figures>) = runs.into_iter().unzip();
         Cell {
             scenario,
@@ -314,6 +309,10 @@ pub fn format_ratio(ratio: &Ratio) -> String {
 mod tests {
     use super::*;
 
+    /// A row of repetitions 0, 1, 2, ..., none failed.
+    fn cell(scenario: &'static str, proxy: ProxyKind, samples: Vec<Figures>) -> Cell {
+        Cell::new(scenario, proxy, samples.into_iter().enumerate().collect())
+    }
     fn figures(rate: f64, cpu: f64) -> Figures {
         Figures {
             requests_per_sec: rate,
@@ -342,9 +341,9 @@ mod tests {
     #[test]
     fn ratios_divide_ringway_by_each_other_proxy() {
         let cells = vec![
-            Cell::new("ka", ProxyKind::Ringway, vec![figures(100.0, 9.0)]),
-            Cell::new("ka", ProxyKind::Nginx, vec![figures(80.0, 12.0)]),
-            Cell::new("ka", ProxyKind::Floor, vec![figures(125.0, 7.5)]),
+            cell("ka", ProxyKind::Ringway, vec![figures(100.0, 9.0)]),
+            cell("ka", ProxyKind::Nginx, vec![figures(80.0, 12.0)]),
+            cell("ka", ProxyKind::Floor, vec![figures(125.0, 7.5)]),
         ];
         let ratios = ratios(&cells);
         let find = |figure: &str, versus| {
@@ -374,19 +373,15 @@ mod tests {
     #[test]
     fn the_http_floor_gets_a_column_only_when_it_ran() {
         let mut cells = vec![
-            Cell::new("ka", ProxyKind::Ringway, vec![figures(100.0, 9.0)]),
-            Cell::new("ka", ProxyKind::Floor, vec![figures(125.0, 7.5)]),
+            cell("ka", ProxyKind::Ringway, vec![figures(100.0, 9.0)]),
+            cell("ka", ProxyKind::Floor, vec![figures(125.0, 7.5)]),
         ];
         let table = markdown(&["ka"], &cells, &ratios(&cells));
         assert!(
             table.contains("| ka | CPU µs/req | — | 1.20 |\n"),
             "{table}"
         );
-        cells.push(Cell::new(
-            "ka",
-            ProxyKind::HttpFloor,
-            vec![figures(110.0, 8.0)],
-        ));
+        cells.push(cell("ka", ProxyKind::HttpFloor, vec![figures(110.0, 8.0)]));
         let table = markdown(&["ka"], &cells, &ratios(&cells));
         assert!(
             table.contains("| ringway ÷ floor | ringway ÷ HTTP floor |\n"),
@@ -402,7 +397,7 @@ mod tests {
     #[test]
     fn ratios_of_three_or_more_repetitions_carry_their_interval() {
         let cells = vec![
-            Cell::new(
+            cell(
                 "ka",
                 ProxyKind::Ringway,
                 vec![
@@ -411,7 +406,7 @@ mod tests {
                     figures(100.0, 9.0),
                 ],
             ),
-            Cell::new(
+            cell(
                 "ka",
                 ProxyKind::Floor,
                 vec![
@@ -435,8 +430,8 @@ mod tests {
         assert!(table.contains("90 % confidence"), "{table}");
         // One repetition: the ratio alone, and no footnote.
         let single = vec![
-            Cell::new("ka", ProxyKind::Ringway, vec![figures(100.0, 9.0)]),
-            Cell::new("ka", ProxyKind::Floor, vec![figures(125.0, 7.5)]),
+            cell("ka", ProxyKind::Ringway, vec![figures(100.0, 9.0)]),
+            cell("ka", ProxyKind::Floor, vec![figures(125.0, 7.5)]),
         ];
         let table = markdown(&["ka"], &single, &super::ratios(&single));
         assert!(
@@ -448,16 +443,12 @@ mod tests {
 
     #[test]
     fn missing_proxies_leave_no_ratio() {
-        let cells = vec![Cell::new(
-            "ka",
-            ProxyKind::Ringway,
-            vec![figures(100.0, 9.0)],
-        )];
+        let cells = vec![cell("ka", ProxyKind::Ringway, vec![figures(100.0, 9.0)])];
         assert!(ratios(&cells).is_empty());
         assert!(!markdown(&["ka"], &cells, &[]).contains("ringway ÷"));
         let failed = vec![
             Cell::failed("tls", ProxyKind::Ringway, "exited at start".into()),
-            Cell::new("tls", ProxyKind::Nginx, vec![figures(80.0, 12.0)]),
+            cell("tls", ProxyKind::Nginx, vec![figures(80.0, 12.0)]),
         ];
         assert!(ratios(&failed).is_empty());
         let table = markdown(&["tls"], &failed, &[]);
