@@ -517,7 +517,8 @@ impl Session<'_> {
 
 /// Measure until a run's steal time is at most `limit_ms`, at most
 /// `retries` times more; the run robbed least is returned. `robbed` hears
-/// of each run over the limit, and whether another follows.
+/// of each run over the limit, and whether another follows. A first run
+/// that fails fails the whole; a retry that fails ends the retries.
 fn least_robbed(
     limit_ms: f64,
     retries: usize,
@@ -526,7 +527,16 @@ fn least_robbed(
 ) -> anyhow::Result<Figures> {
     let mut kept: Option<Figures> = None;
     for attempt in 0..=retries {
-        let figures = measure()?;
+        let figures = match (measure(), kept) {
+            (Ok(figures), _) => figures,
+            // A retry that fails takes nothing from the robbed but valid
+            // run before it: that run stands, as if no retry were allowed.
+            (Err(error), Some(kept)) => {
+                eprintln!("a run again for host steal failed ({error:#}): kept the robbed run");
+                return Ok(kept);
+            }
+            (Err(error), None) => return Err(error),
+        };
         if kept.is_none_or(|k| figures.steal_ms < k.steal_ms) {
             kept = Some(figures);
         }
@@ -578,6 +588,15 @@ mod tests {
         // A failed run fails the whole.
         let failed = least_robbed(50.0, 2, || anyhow::bail!("exited"), |_, _| {});
         assert!(failed.is_err());
+        // A failed retry keeps the robbed run before it.
+        let mut runs = vec![Ok(run(300.0, 7.0)), Err(anyhow::anyhow!("exited"))].into_iter();
+        let kept = least_robbed(
+            50.0,
+            2,
+            || runs.next().expect("two runs at most"),
+            |_, _| {},
+        );
+        assert_eq!(kept.unwrap().p99_us, 7.0);
     }
 
     #[test]
