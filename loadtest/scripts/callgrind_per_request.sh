@@ -6,6 +6,7 @@
 # seq: one keep-alive connection, N sequential GETs of a 100 B response, epoll
 #      driver (repeatable within ~60 instructions on an idle machine).
 # wrk: wrk -t1 -c64 against one io_uring worker, as `compare` loads it
+#      (CONNECTIONS=N for another count)
 #      (moves by a few hundred between runs with the batching).
 # WRK_ARGS="-H Connection: close" (wrk mode) measures a new connection per
 # request.
@@ -70,7 +71,7 @@ PY
 wrk_client() {
   # WRK_ARGS: more wrk options, e.g. -H "Connection: close" for a new
   # connection per request.
-  wrk -t1 -c64 -d"$1"s ${WRK_ARGS:+"$WRK_ARGS"} http://127.0.0.1:$PORT/ | awk '/requests in/ {print $1}'
+  wrk -t1 -c"${CONNECTIONS:-64}" -d"$1"s ${WRK_ARGS:+"$WRK_ARGS"} http://127.0.0.1:$PORT/ | awk '/requests in/ {print $1}'
 }
 
 run() {

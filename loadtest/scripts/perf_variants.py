@@ -6,14 +6,14 @@ callgrind counts user-space instructions only; the harness's CPU figures
 cannot say which kernel paths a proxy's choices cost. perf's software clock
 event samples both (no hardware counters needed, so it works in VMs). Each
 variant is NAME=PATH (a ringway binary, or a wrapper script that execs one
-with more flags), or `floor`, or `nginx`; runs are interleaved, each proxy
+with more flags), or `floor`, `http-floor` or `nginx`; runs are interleaved, each proxy
 alone on CPU 0 with the config compare gives it, wrk and the backend on
 CPU 1. Prints, per run, CPU microseconds per request from the samples (total,
 user, kernel), then the medians, then the functions whose cost per request
 differs most between the first two variants (samples of all runs merged).
 
 usage: loadtest/scripts/perf_variants.py [--body 100] [--post N] [--reps 3] [--duration 5]
-       [--bin target/release] [--top 30] NAME=PATH|floor|nginx ...
+       [--bin target/release] [--top 30] NAME=PATH|floor|http-floor|nginx ...
 
 Needs perf (apt-get install linux-perf), wrk and root (or
 kernel.perf_event_paranoid <= 1). Loopback only.
@@ -72,8 +72,10 @@ def main():
     write_configs(load, port, bport, work)
     commands = {}
     for v in args.variants:
-        if v == "floor":
-            commands[v] = ["taskset", "-c", "0", load, "floor", "--listen", f"127.0.0.1:{port}",
+        if v in ("floor", "http-floor"):
+            http = ["--http"] if v == "http-floor" else []
+            commands[v] = ["taskset", "-c", "0", load, "floor", *http,
+                           "--listen", f"127.0.0.1:{port}",
                            "--upstream", f"127.0.0.1:{bport}", "--threads", "1"]
         elif v == "nginx":
             commands[v] = ["nginx", "-c", f"{work}/nginx.conf", "-e", f"{work}/error.log"]
