@@ -19,11 +19,11 @@ use crate::vars::with_edits;
 
 use super::COALESCE_LIMIT;
 
-/// Body bytes that came with the response head are copied behind it, for one
-/// `send` instead of a `writev`, when there are at most this many. Measured
-/// with perf on loopback (docs/benchmarks.md): at 100 B the copy saves about
-/// 0.5 µs of kernel time per response; at 16 KiB it costs more user time than
-/// it saves.
+/// Body bytes that came with a response head that cannot be written in front
+/// of them (`join_head`) are copied behind it, for one `send` instead of a
+/// `writev`, when there are at most this many. Measured with perf on loopback
+/// (docs/benchmarks.md): at 100 B the copy saves about 0.5 µs of kernel time
+/// per response; at 16 KiB it costs more user time than it saves.
 const COPY_BEHIND_HEAD: usize = 1024;
 
 /// Write the response head and stream the body to the client. Returns the body
@@ -93,14 +93,15 @@ pub(super) async fn relay_response(
     let mid = |e: String, sent: u64| (ProxyError::UpstreamMidResponse(e), sent);
     let mut reads = BodyReads::new(conn.worker.buffer_size);
     loop {
-        // A small run of body bytes is copied behind the head in `out`, so
+        // Body bytes go out as a slice of the upstream buffer, never
+        // copied, with the head written in front of them when it fits
+        // (`join_head`). When it does not (a head longer than the
+        // upstream's), a small run is copied behind the head in `out`, so
         // that both leave in one `send`: the kernel's vectored-write path
-        // costs more than copying up to `COPY_BEHIND_HEAD`. Larger runs go
-        // out as slices of the upstream buffer, never copied: with the head
-        // written in front of them when it fits (`join_head`), else with a
-        // `writev`. Over TLS, when the head cannot be joined, runs up to
-        // 16 KiB are copied behind it so that head and body make one
-        // record. De-chunked payload is always copied.
+        // costs more than copying up to `COPY_BEHIND_HEAD`; a larger run
+        // goes with a `writev`. Over TLS, runs up to 16 KiB are copied
+        // behind such a head so that head and body make one record.
+        // De-chunked payload is always copied.
         if !up.buf.is_empty() && !decoder.is_done() {
             let n = if dechunk {
                 decoder.advance(&up.buf, |payload| out.extend_from_slice(payload))
@@ -110,16 +111,6 @@ pub(super) async fn relay_response(
             .map_err(|e| mid(e.reason().to_string(), sent))?;
             if dechunk {
                 // The decoder has appended the payload to `out` already.
-                up.buf.advance(n);
-            } else if n <= COPY_BEHIND_HEAD && head_pending > 0 {
-                if out.is_empty() {
-                    // The unchanged head, copied: cheaper than joining
-                    // buffers for so few body bytes.
-                    out.extend_from_slice(&raw_head);
-                }
-                // Copied from where it is, not split off: a split and its
-                // drop are two atomic reference count updates.
-                out.extend_from_slice(&up.buf[..n]);
                 up.buf.advance(n);
             } else {
                 // A run that is all of the buffer is taken whole, spare room
@@ -141,7 +132,11 @@ pub(super) async fn relay_response(
                         written.clear();
                         up.buf = written;
                     }
-                    Err(mut run) if n <= COALESCE_LIMIT && conn.stream.is_tls() => {
+                    // Not joined: the head is in `out`, if one is pending.
+                    Err(mut run)
+                        if (head_pending > 0 && n <= COPY_BEHIND_HEAD)
+                            || (n <= COALESCE_LIMIT && conn.stream.is_tls()) =>
+                    {
                         out.extend_from_slice(&run);
                         if whole {
                             run.clear();

@@ -92,10 +92,10 @@ fn content_length_body_is_byte_exact(driver: Driver) {
 
 /// The proxy writes its response head over the tail of the upstream's, right in front of the
 /// body bytes that came with it, when it is no longer (the echo backend's hop-by-hop fields
-/// are dropped), and writes head and body with a writev when it is (a route adds a long
-/// field). Bodies from just above the size copied behind the head to several reads' worth,
-/// several on one connection so that the upstream's buffer is reused: every head and body
-/// byte-exact.
+/// are dropped); when it is (a route adds a long field), it copies a small body behind the
+/// head and writes a larger one with a writev. Bodies from none, through the largest copied
+/// (1024 bytes) and the smallest written with a writev, to several reads' worth, several on
+/// one connection so that the upstream's buffer is reused: every head and body byte-exact.
 fn response_heads_shorter_and_longer_than_the_upstreams(driver: Driver) {
     let backend = backend::echo_backend();
     let long = "l".repeat(300);
@@ -108,7 +108,7 @@ fn response_heads_shorter_and_longer_than_the_upstreams(driver: Driver) {
         }
         let proxy = Ringway::start(&config, driver);
         let mut client = proxy.connect();
-        for len in [1025, 16 * 1024, 16 * 1024 + 1, 60_000, 1025] {
+        for len in [0, 100, 1024, 1025, 16 * 1024, 16 * 1024 + 1, 60_000, 100, 1025] {
             let body = pseudo_random_body(len, len as u64);
             let resp = client.roundtrip(&request::with_body("POST", "/up", &[], &body));
             // In any order: the proxy writes the length it relays last.
