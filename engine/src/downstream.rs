@@ -4,6 +4,7 @@
 //! connection are served strictly one after another, so pipelined requests are
 //! answered in order.
 
+use std::borrow::Cow;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -23,6 +24,7 @@ use crate::buffer::{self, IoVecPair, read_more, write_vec};
 use crate::clock::Stamp;
 use crate::deadline::Deadline;
 use crate::proxy;
+use crate::route::Found;
 use crate::shutdown::Wait;
 use crate::snapshot::{Action, HeaderEdits, Limits, Route, Server, Snapshot};
 use crate::stream::ClientStream;
@@ -71,6 +73,23 @@ pub struct Outcome {
     pub body_bytes: u64,
     pub keep_alive: bool,
     pub upstream: Option<SocketAddr>,
+}
+
+/// Where `Connection::route` sends a request.
+enum Routed<'s, 'h> {
+    /// Answered with `status` on `server` (and `route`, once one matched).
+    Refused {
+        server: &'s Server,
+        route: Option<&'s Route>,
+        status: u16,
+        close: bool,
+    },
+    To {
+        server: &'s Server,
+        found: Found<'s>,
+        path: Cow<'h, [u8]>,
+        body: BodyDecoder,
+    },
 }
 
 pub async fn serve(
@@ -342,7 +361,25 @@ impl Connection<'_> {
     /// Route one request and answer it. Returns whether the connection may
     /// carry another request.
     async fn handle(&mut self, snapshot: &Snapshot, head: &RequestHead, started: Stamp) -> bool {
-        let outcome = self.dispatch(snapshot, head).await;
+        let outcome = match self.route(snapshot, head) {
+            Routed::Refused {
+                server,
+                route,
+                status,
+                close,
+            } => self.respond_error(head, server, route, status, close).await,
+            Routed::To {
+                server,
+                found,
+                path,
+                body,
+            } => match &found.route.action {
+                Action::Proxy(target) => {
+                    proxy::forward(self, snapshot, server, &found, &path, head, body, target).await
+                }
+                _ => self.answer_locally(head, server, found.route, &path).await,
+            },
+        };
         let elapsed = self.worker.clock.now() - started;
         let metrics = &self.worker.metrics;
         metrics.request(self.metric, outcome.status, elapsed);
@@ -377,7 +414,19 @@ impl Connection<'_> {
         outcome.keep_alive
     }
 
-    async fn dispatch(&mut self, snapshot: &Snapshot, head: &RequestHead) -> Outcome {
+    /// Where a request goes: its server, route and normalised path, or the
+    /// error it is refused with. Decided before anything is awaited, so that
+    /// the answer's future is polled straight from `handle`: each level of
+    /// futures between a connection's task and its operation is one more
+    /// cache line (or two) that every wake-up reads back (callgrind: about 6
+    /// first-level data misses and 30 instructions per proxied request).
+    fn route<'s, 'h>(&mut self, snapshot: &'s Snapshot, head: &'h RequestHead) -> Routed<'s, 'h> {
+        let refused = |server, route, status, close| Routed::Refused {
+            server,
+            route,
+            status,
+            close,
+        };
         let index = snapshot.server_for(self.listener, head.host());
         if let Some(sni) = self.stream.sni() {
             // The certificate came from the server the SNI named; a Host naming
@@ -386,86 +435,75 @@ impl Connection<'_> {
             // current snapshot, so a reload between requests cannot confuse them.
             let by_sni = snapshot.server_for(self.listener, Some(sni));
             if head.host().is_some() && by_sni != index {
-                let server = &snapshot.servers[by_sni];
-                return self.respond_error(head, server, None, 421, false).await;
+                return refused(&snapshot.servers[by_sni], None, 421, false);
             }
         }
         let server = &snapshot.servers[index];
         self.metric = server.metric;
         let path = match normalize_path(head.path()) {
             Ok(path) => path,
-            Err(error) => {
-                return self
-                    .respond_error(head, server, None, error.status(), true)
-                    .await;
-            }
+            Err(error) => return refused(server, None, error.status(), true),
         };
         let Some(found) = server.routes.find(&path) else {
-            return self.respond_error(head, server, None, 404, false).await;
+            return refused(server, None, 404, false);
         };
         let route = found.route;
         self.metric = route.metric;
         if !route.access.permits(self.peer.ip()) {
-            return self
-                .respond_error(head, server, Some(route), 403, false)
-                .await;
+            return refused(server, Some(route), 403, false);
         }
         let body = BodyDecoder::new(head.framing(), route.max_body_size);
         if let Err(error) = body.check_declared() {
             // Refused before a byte of the body is read, so 100-continue
             // clients never send it (RFC 9110 §10.1.1).
-            return self
-                .respond_error(head, server, Some(route), error.status(), true)
-                .await;
+            return refused(server, Some(route), error.status(), true);
         }
-        match &route.action {
-            Action::Respond { status, body: text } => {
-                let vars = self.vars(head, &path);
-                let close = !head.keep_alive() || head.framing() != BodyFraming::Empty;
-                let tls = self.stream.is_tls();
-                let lists = [server.response_headers_for(tls), &route.response_headers];
-                let content_type = b"text/plain; charset=utf-8";
-                let head_only = head.method() == Method::Head;
-                self.answer(
-                    *status,
-                    content_type,
-                    text,
-                    &lists,
-                    Some(&vars),
-                    close,
-                    head_only,
-                )
-                .await
+        Routed::To {
+            server,
+            found,
+            path,
+            body,
+        }
+    }
+
+    /// Answer a request a route answers itself: `respond` or `redirect`.
+    async fn answer_locally(
+        &mut self,
+        head: &RequestHead,
+        server: &Server,
+        route: &Route,
+        path: &[u8],
+    ) -> Outcome {
+        let (status, content_type, text, location) = match &route.action {
+            Action::Respond { status, body } => {
+                (*status, &b"text/plain; charset=utf-8"[..], body, None)
             }
             Action::Redirect {
                 status,
                 location,
-                body: page,
-            } => {
-                let vars = self.vars(head, &path);
-                let close = !head.keep_alive() || head.framing() != BodyFraming::Empty;
-                let tls = self.stream.is_tls();
-                let lists = [
-                    server.response_headers_for(tls),
-                    &route.response_headers,
-                    location,
-                ];
-                let head_only = head.method() == Method::Head;
-                self.answer(
-                    *status,
-                    b"text/html",
-                    page,
-                    &lists,
-                    Some(&vars),
-                    close,
-                    head_only,
-                )
-                .await
-            }
-            Action::Proxy(target) => {
-                proxy::forward(self, snapshot, server, &found, &path, head, body, target).await
-            }
-        }
+                body,
+            } => (*status, &b"text/html"[..], body, Some(location)),
+            Action::Proxy(_) => unreachable!("proxied requests are forwarded by `handle`"),
+        };
+        let vars = self.vars(head, path);
+        let close = !head.keep_alive() || head.framing() != BodyFraming::Empty;
+        let tls = self.stream.is_tls();
+        let head_only = head.method() == Method::Head;
+        let own = [server.response_headers_for(tls), &route.response_headers];
+        let lists: &[&HeaderEdits] = match location {
+            Some(location) => &[own[0], own[1], location],
+            None => &own,
+        };
+        self.answer(
+            status,
+            content_type,
+            text,
+            lists,
+            Some(&vars),
+            close,
+            head_only,
+        )
+        .await
     }
 
     pub fn vars<'a>(&self, head: &'a RequestHead, uri: &'a [u8]) -> RequestVars<'a> {

@@ -108,7 +108,17 @@ fn response_heads_shorter_and_longer_than_the_upstreams(driver: Driver) {
         }
         let proxy = Ringway::start(&config, driver);
         let mut client = proxy.connect();
-        for len in [0, 100, 1024, 1025, 16 * 1024, 16 * 1024 + 1, 60_000, 100, 1025] {
+        for len in [
+            0,
+            100,
+            1024,
+            1025,
+            16 * 1024,
+            16 * 1024 + 1,
+            60_000,
+            100,
+            1025,
+        ] {
             let body = pseudo_random_body(len, len as u64);
             let resp = client.roundtrip(&request::with_body("POST", "/up", &[], &body));
             // In any order: the proxy writes the length it relays last.
