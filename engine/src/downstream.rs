@@ -14,6 +14,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use monoio::net::TcpStream;
 use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, Version,
 };
@@ -30,7 +31,7 @@ use crate::snapshot::{Action, HeaderEdits, Limits, Route, Server, Snapshot};
 use crate::stream::ClientStream;
 use crate::tunnel::{self, Pending};
 use crate::vars::{RequestVars, with_edits};
-use crate::worker::Worker;
+use crate::worker::{Active, Worker, client_stream};
 
 /// Per-connection state, reused by every request on the connection.
 pub struct Connection<'w> {
@@ -92,13 +93,20 @@ enum Routed<'s, 'h> {
     },
 }
 
+/// Serve an accepted connection (after its TLS handshake, on a TLS
+/// address) until it closes or becomes a tunnel.
 pub async fn serve(
-    worker: &Rc<Worker>,
-    stream: ClientStream,
+    worker: Rc<Worker>,
+    socket: TcpStream,
     peer: SocketAddr,
     listen: SocketAddr,
     local_port: u16,
 ) {
+    let _active = Active(&worker);
+    let Some(stream) = client_stream(&worker, socket, peer, listen).await else {
+        return;
+    };
+    let worker = &worker;
     let mut conn = Connection {
         worker,
         stream,
