@@ -222,15 +222,3 @@ fn is_open(stream: &TcpStream) -> bool {
     };
     n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
-
-/// Is `e` the kind of failure a server that closed an idle keep-alive
-/// connection produces?
-pub fn is_stale_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionAborted
-    )
-}

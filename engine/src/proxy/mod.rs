@@ -5,21 +5,22 @@
 
 use std::net::SocketAddr;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use ringway_protocol::h1::{
-    BodyDecoder, BodyFraming, HeadLimits, RequestHead, ResponseHead, Version,
+    BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, ResponseHead, Version,
 };
 use ringway_protocol::{
     Forwarded, UpstreamRequest, connection_lines, parse_response_into, write_request_head,
 };
 
 use crate::buffer::{read_more, write_all, write_keep};
+use crate::deadline::Elapsed;
 use crate::downstream::{Connection, Outcome};
 use crate::error::ProxyError;
 use crate::route::Found;
 use crate::snapshot::{ProxyTarget, Route, Server, Snapshot};
 use crate::upgrade;
-use crate::upstream::{self, RESPONSE_HEAD_ROOM, UpstreamConn, is_stale_error};
+use crate::upstream::{self, RESPONSE_HEAD_ROOM, UpstreamConn};
 use crate::vars::with_edits;
 
 mod request_body;
@@ -331,18 +332,61 @@ async fn exchange(
         };
         // The clock was read when the head arrived, or just now after a connect.
         let sent = conn.worker.clock.recent();
-        let exchanged = send_and_receive(
-            conn,
-            route,
-            &mut up,
-            head,
-            body,
-            request_head,
-            coalesced,
-            upgrading,
-            response,
-        );
-        match exchanged.await {
+        // Write the request head (with a body copied behind it when
+        // `coalesced`, see `copy_whole_body`), the rest of the body, and
+        // read the response head into `response`: in this loop itself, not
+        // in a future of its own, as every level of futures is work and a
+        // cache line or two more on each wake-up.
+        let exchanged: Result<(), ProxyError> = 'exchanged: {
+            // A failed write means no response byte arrived: retryable if replayable.
+            let closed = |source: std::io::Error| ProxyError::UpstreamClosed {
+                source,
+                retryable: true,
+            };
+            let write = write_keep(&mut up.stream, request_head);
+            match conn
+                .deadline
+                .run(conn.worker.clock.deadline(route.send_timeout), write)
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break 'exchanged Err(closed(e)),
+                Err(_) => break 'exchanged Err(ProxyError::UpstreamTimeout),
+            }
+            if let Some((len, past)) = coalesced
+                && !body.is_done()
+            {
+                // The whole body went out behind the head: consume it.
+                *body = past.clone();
+                conn.bufs.buf.advance(*len);
+            }
+            if !body.is_done()
+                && let Err(error) = send_body(conn, route, &mut up, body).await
+            {
+                break 'exchanged Err(error);
+            }
+            // The response head, read into `response`. The buffer of a reused
+            // connection is empty but may have only the tail of its allocation
+            // left: take all of it back (nothing else holds it by now, so this
+            // neither allocates nor copies).
+            if up.buf.is_empty() {
+                up.buf.reserve(conn.worker.buffer_size + RESPONSE_HEAD_ROOM);
+            }
+            loop {
+                let scratch = &mut conn.bufs.response_scratch;
+                if let Some(parsed) =
+                    final_head(&mut up.buf, scratch, head.method(), upgrading, response)
+                {
+                    break 'exchanged parsed;
+                }
+                let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
+                let at = conn.worker.clock.deadline(route.read_timeout);
+                if let Some(error) = head_read_failed(conn.deadline.run(at, read).await, &up.buf) {
+                    break 'exchanged Err(error);
+                }
+            }
+        };
+        match exchanged {
             Ok(()) => {
                 let arrived = conn.worker.clock.now();
                 conn.worker.metrics.upstream_response[upstream.metric].observe(arrived - sent);
@@ -369,118 +413,60 @@ async fn exchange(
     }
 }
 
+/// Parse the response head at the start of `buf` into `slot`, skipping
+/// interim responses (100, 103: not relayed, the final one follows). `None`
+/// while the final head is incomplete.
+fn final_head(
+    buf: &mut BytesMut,
+    scratch: &mut Vec<HeaderField>,
+    method: Method,
+    upgrading: bool,
+    slot: &mut Option<ResponseHead>,
+) -> Option<Result<(), ProxyError>> {
+    while !buf.is_empty() {
+        let parsed = parse_response_into(buf, &RESPONSE_HEAD_LIMITS, method, scratch, slot);
+        match (parsed, slot.as_ref().map(ResponseHead::status)) {
+            (Ok(true), Some(101)) if upgrading => return Some(Ok(())),
+            (Ok(true), Some(101)) => {
+                // A 101 to a request that asked for no upgrade (RFC 9110 §15.2.2).
+                *scratch = slot.take().expect("parsed").into_scratch();
+                let error = ringway_protocol::ProtocolError::BadStatus;
+                return Some(Err(ProxyError::UpstreamProtocol(error)));
+            }
+            (Ok(true), Some(status)) if status < 200 => {
+                *scratch = slot.take().expect("parsed").into_scratch();
+            }
+            (Ok(true), _) => return Some(Ok(())),
+            (Ok(false), _) => return None,
+            (Err(e), _) => return Some(Err(ProxyError::UpstreamProtocol(e))),
+        }
+    }
+    None
+}
+
+/// What a read for the response head that brought nothing means: a closed
+/// connection, retryable when no byte of an answer had arrived (`buffered`
+/// empty: a stale keep-alive connection fails so), or a timeout. `None` for
+/// a read that brought bytes.
+fn head_read_failed(
+    read: Result<std::io::Result<usize>, Elapsed>,
+    buffered: &[u8],
+) -> Option<ProxyError> {
+    let retryable = buffered.is_empty();
+    match read {
+        Ok(Ok(0)) => Some(ProxyError::UpstreamClosed {
+            source: std::io::ErrorKind::UnexpectedEof.into(),
+            retryable,
+        }),
+        Ok(Ok(_)) => None,
+        Ok(Err(source)) => Some(ProxyError::UpstreamClosed { source, retryable }),
+        Err(Elapsed) => Some(ProxyError::UpstreamTimeout),
+    }
+}
+
 /// Has any of the request body been consumed (so the request can no longer be replayed)?
 fn sent_body(body: &BodyDecoder, head: &RequestHead) -> bool {
     head.framing() != BodyFraming::Empty && (body.payload_len() > 0 || body.is_done())
-}
-
-/// Write `request_head` (with a body copied behind it when `coalesced`, see
-/// `copy_whole_body`), the rest of the body, and read the response head into
-/// `response`. One async function for the three, not one each: every level of
-/// futures is work and a cache line or two more on each wake-up (callgrind:
-/// 51 instructions per proxied request).
-#[allow(clippy::too_many_arguments)]
-async fn send_and_receive(
-    conn: &mut Connection<'_>,
-    route: &Route,
-    up: &mut UpstreamConn,
-    head: &RequestHead,
-    body: &mut BodyDecoder,
-    request_head: &mut Vec<u8>,
-    coalesced: Option<&(usize, BodyDecoder)>,
-    upgrading: bool,
-    response: &mut Option<ResponseHead>,
-) -> Result<(), ProxyError> {
-    // A failed write means no response byte arrived: retryable if replayable.
-    let closed = |source: std::io::Error| ProxyError::UpstreamClosed {
-        source,
-        retryable: true,
-    };
-    let write = write_keep(&mut up.stream, request_head);
-    match conn
-        .deadline
-        .run(conn.worker.clock.deadline(route.send_timeout), write)
-        .await
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(closed(e)),
-        Err(_) => return Err(ProxyError::UpstreamTimeout),
-    }
-    if let Some((len, past)) = coalesced
-        && !body.is_done()
-    {
-        // The whole body went out behind the head: consume it.
-        *body = past.clone();
-        conn.bufs.buf.advance(*len);
-    }
-    if !body.is_done() {
-        send_body(conn, route, up, body).await?;
-    }
-    // The response head, read into `response`; interim answers are skipped.
-    let method = head.method();
-    // The buffer of a reused connection is empty but may have only the tail
-    // of its allocation left: take all of it back (nothing else holds it by
-    // now, so this neither allocates nor copies).
-    if up.buf.is_empty() {
-        up.buf.reserve(conn.worker.buffer_size + RESPONSE_HEAD_ROOM);
-    }
-    loop {
-        if !up.buf.is_empty() {
-            let scratch = &mut conn.bufs.response_scratch;
-            let parsed = parse_response_into(
-                &mut up.buf,
-                &RESPONSE_HEAD_LIMITS,
-                method,
-                scratch,
-                response,
-            );
-            match (parsed, response.as_ref().map(ResponseHead::status)) {
-                (Ok(true), Some(101)) if upgrading => return Ok(()),
-                (Ok(true), Some(101)) => {
-                    // A 101 to a request that asked for no upgrade (RFC 9110 §15.2.2).
-                    *scratch = response.take().expect("parsed").into_scratch();
-                    return Err(ProxyError::UpstreamProtocol(
-                        ringway_protocol::ProtocolError::BadStatus,
-                    ));
-                }
-                (Ok(true), Some(status)) if status < 200 => {
-                    // Interim responses (100, 103) are not relayed; the final one follows.
-                    *scratch = response.take().expect("parsed").into_scratch();
-                    continue;
-                }
-                (Ok(true), _) => return Ok(()),
-                (Ok(false), _) => {}
-                (Err(e), _) => return Err(ProxyError::UpstreamProtocol(e)),
-            }
-        }
-        let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
-        match conn
-            .deadline
-            .run(conn.worker.clock.deadline(route.read_timeout), read)
-            .await
-        {
-            Ok(Ok(0)) => {
-                return Err(ProxyError::UpstreamClosed {
-                    source: std::io::ErrorKind::UnexpectedEof.into(),
-                    retryable: up.buf.is_empty(),
-                });
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(source)) if is_stale_error(&source) || up.buf.is_empty() => {
-                return Err(ProxyError::UpstreamClosed {
-                    source,
-                    retryable: up.buf.is_empty(),
-                });
-            }
-            Ok(Err(source)) => {
-                return Err(ProxyError::UpstreamClosed {
-                    source,
-                    retryable: false,
-                });
-            }
-            Err(_) => return Err(ProxyError::UpstreamTimeout),
-        }
-    }
 }
 
 /// Answer a failure that happened before any of the response reached the client.
