@@ -217,7 +217,7 @@ pub async fn forward(
 /// is copied behind the upstream request head, so that both leave in one
 /// write and one segment instead of two. Returns how many bytes of `buf` were
 /// copied and the decoder as it is past them. The bytes stay in `buf` and
-/// `body` does not move until that write has succeeded (`send_and_receive`),
+/// `body` does not move until that write has succeeded (in `exchange`),
 /// so a request whose write failed still counts as unsent and may be retried.
 fn copy_whole_body(
     request_head: &mut Vec<u8>,
