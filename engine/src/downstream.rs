@@ -85,6 +85,8 @@ enum Routed<'s, 'h> {
         status: u16,
         close: bool,
     },
+    /// Answered by `found.route` on `server`; `path` is the normalised one
+    /// it matched, `body` the request body's decoder.
     To {
         server: &'s Server,
         found: Found<'s>,
@@ -495,7 +497,7 @@ impl Connection<'_> {
                 location,
                 body,
             } => (*status, &b"text/html"[..], body, Some(location)),
-            Action::Proxy(_) => unreachable!("proxied requests are forwarded by `handle`"),
+            Action::Proxy(_) => unreachable!("proxied requests are forwarded from `serve`"),
         };
         let vars = self.vars(head, path);
         let close = !head.keep_alive() || head.framing() != BodyFraming::Empty;
