@@ -2,6 +2,7 @@
 //! coalesced, copied a buffer at a time, de-chunked for HTTP/1.0 clients, or
 //! spliced socket to socket when large.
 
+use std::future::Future;
 use std::os::fd::AsRawFd;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -10,6 +11,7 @@ use ringway_protocol::h1::{BodyDecoder, BodyFraming, RequestHead, ResponseHead, 
 use ringway_protocol::{ClientResponse, response_head_passes_unchanged, write_response_head};
 
 use crate::buffer::{BodyReads, read_more, write_buf, write_head_body};
+use crate::deadline::{Elapsed, Run};
 use crate::downstream::Connection;
 use crate::error::ProxyError;
 use crate::snapshot::{Route, Server};
@@ -125,12 +127,12 @@ pub(super) async fn relay_response(
                 };
                 match join_head(&mut out, head_pending, &mut raw_head, run) {
                     Ok(joined) if whole => {
-                        let mut written =
-                            send_buf(conn, route, joined, &mut head_pending, &mut sent)
-                                .await
-                                .map_err(|e| mid(e, sent))?;
-                        written.clear();
-                        up.buf = written;
+                        let body_len = joined.len() - head_pending;
+                        let write = write_to_client(conn, route, joined).await;
+                        let mut back = written(write, body_len, &mut head_pending, &mut sent)
+                            .map_err(|e| mid(e, sent))?;
+                        back.clear();
+                        up.buf = back;
                     }
                     // Not joined: the head is in `out`, if one is pending.
                     Err(mut run)
@@ -168,9 +170,14 @@ pub(super) async fn relay_response(
             // No body run carried the unchanged head: it goes alone.
             out.extend_from_slice(&raw_head);
         }
-        flush(conn, route, &mut out, &mut head_pending, &mut sent)
-            .await
-            .map_err(|e| mid(e, sent))?;
+        if !out.is_empty() {
+            // What `out` holds: a written head, copied body bytes, or both.
+            let body_len = out.len() - head_pending;
+            let write = write_to_client(conn, route, std::mem::take(&mut out)).await;
+            out =
+                written(write, body_len, &mut head_pending, &mut sent).map_err(|e| mid(e, sent))?;
+            out.clear();
+        }
         // The head is out: let go of the upstream's, so that the next read
         // can take back the whole of the buffer it shares with `up.buf`.
         if head_pending == 0 {
@@ -289,23 +296,6 @@ async fn splice_body(
     Ok(())
 }
 
-/// Write what `out` holds to the client (if anything), counting body bytes.
-async fn flush(
-    conn: &mut Connection<'_>,
-    route: &Route,
-    out: &mut Vec<u8>,
-    head_pending: &mut usize,
-    sent: &mut u64,
-) -> Result<(), String> {
-    if out.is_empty() {
-        return Ok(());
-    }
-    let mut written = send_buf(conn, route, std::mem::take(out), head_pending, sent).await?;
-    written.clear();
-    *out = written;
-    Ok(())
-}
-
 /// Give back the pending head and `run` as one buffer (taking `raw_head`,
 /// the upstream's head, which sits in memory right before `run`): they then
 /// leave in one `send` instead of a `writev`, which costs the kernel more
@@ -345,30 +335,31 @@ fn join_head(
     Ok(joined)
 }
 
-/// Write all of `buf` to the client, counting body bytes (all but the
-/// `head_pending` first), and hand it back.
-async fn send_buf<T: IoBuf + 'static>(
-    conn: &mut Connection<'_>,
+/// Write all of `buf` to the client within `send_timeout`. A plain function
+/// returning the write's future, not an `async fn`: awaited where it is
+/// called, it adds no level of futures to the response's wake-ups.
+fn write_to_client<'c, T: IoBuf + 'static>(
+    conn: &'c mut Connection<'_>,
     route: &Route,
     buf: T,
+) -> Run<'c, impl Future<Output = (std::io::Result<()>, T)> + 'c> {
+    let at = conn.worker.clock.deadline(route.send_timeout);
+    conn.deadline.run(at, write_buf(&mut conn.stream, buf))
+}
+
+/// The buffer a finished `write_to_client` hands back, with its body bytes
+/// (`body_len`) counted in `sent` and the head no longer pending.
+fn written<T>(
+    write: Result<(std::io::Result<()>, T), Elapsed>,
+    body_len: usize,
     head_pending: &mut usize,
     sent: &mut u64,
 ) -> Result<T, String> {
-    let body_len = buf.bytes_init() - *head_pending;
-    let write = write_buf(&mut conn.stream, buf);
-    match conn
-        .deadline
-        .run(conn.worker.clock.deadline(route.send_timeout), write)
-        .await
-    {
-        Ok((result, buf)) => {
-            result.map_err(|e| format!("client: {e}"))?;
-            *head_pending = 0;
-            *sent += body_len as u64;
-            Ok(buf)
-        }
-        Err(_) => Err("client write timed out".into()),
-    }
+    let (result, buf) = write.map_err(|_| "client write timed out".to_string())?;
+    result.map_err(|e| format!("client: {e}"))?;
+    *head_pending = 0;
+    *sent += body_len as u64;
+    Ok(buf)
 }
 
 /// Write what `out` holds followed by `body` to the client in one vectored
