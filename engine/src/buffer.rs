@@ -173,14 +173,6 @@ pub async fn write_vec(
     (result.map(drop), vec)
 }
 
-/// Write all of `vec`, leaving its contents in place (to resend them on a
-/// retry). If the future is dropped, `vec` is left empty.
-pub async fn write_keep(stream: &mut impl AsyncWriteRent, vec: &mut Vec<u8>) -> io::Result<()> {
-    let (result, owned) = stream.write_all(std::mem::take(vec)).await;
-    *vec = owned;
-    result.map(drop)
-}
-
 /// The two-entry iovec array of `write_head_body`, kept by a connection and
 /// reused write after write. It lives on the heap because the runtime reads it
 /// after the future owning it has moved (the `IoVecBuf` contract).

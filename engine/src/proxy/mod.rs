@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use bytes::{Buf, Bytes, BytesMut};
+use monoio::io::AsyncWriteRentExt;
 use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, ResponseHead, Version,
 };
@@ -13,7 +14,7 @@ use ringway_protocol::{
     Forwarded, UpstreamRequest, connection_lines, parse_response_into, write_request_head,
 };
 
-use crate::buffer::{read_more, write_all, write_keep};
+use crate::buffer::{read_more, write_all};
 use crate::deadline::Elapsed;
 use crate::downstream::{Connection, Outcome};
 use crate::error::ProxyError;
@@ -343,14 +344,18 @@ async fn exchange(
                 source,
                 retryable: true,
             };
-            let write = write_keep(&mut up.stream, request_head);
-            match conn
-                .deadline
-                .run(conn.worker.clock.deadline(route.send_timeout), write)
-                .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => break 'exchanged Err(closed(e)),
+            // The head is lent to the write and comes back with its result,
+            // kept for a retry (a write cut short by its deadline takes it
+            // along, and is not retried).
+            let write = up.stream.write_all(std::mem::take(request_head));
+            let at = conn.worker.clock.deadline(route.send_timeout);
+            match conn.deadline.run(at, write).await {
+                Ok((result, owned)) => {
+                    *request_head = owned;
+                    if let Err(e) = result {
+                        break 'exchanged Err(closed(e));
+                    }
+                }
                 Err(_) => break 'exchanged Err(ProxyError::UpstreamTimeout),
             }
             if let Some((len, past)) = coalesced
