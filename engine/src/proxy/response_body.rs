@@ -376,21 +376,17 @@ async fn send(
     let body_len = out.len() + body.len() - *head_pending;
     let iov = conn.bufs.iov.take().unwrap_or_default();
     let write = write_head_body(&mut conn.stream, std::mem::take(out), body, iov);
-    match conn
+    let at = conn.worker.clock.deadline(route.send_timeout);
+    let write = conn
         .deadline
-        .run(conn.worker.clock.deadline(route.send_timeout), write)
+        .run(at, write)
         .await
-    {
-        Ok((result, buf, iov)) => {
+        .map(|(result, buf, iov)| {
             *out = buf;
             conn.bufs.iov = Some(iov);
-            result.map_err(|e| format!("client: {e}"))?;
-            *head_pending = 0;
-            *sent += body_len as u64;
-            Ok(())
-        }
-        Err(_) => Err("client write timed out".into()),
-    }
+            (result, ())
+        });
+    written(write, body_len, head_pending, sent)
 }
 
 #[cfg(test)]
