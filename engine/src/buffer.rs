@@ -5,12 +5,14 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::BufResult;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, SliceMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+
+use crate::clock::Stamp;
+use crate::deadline::Deadline;
 
 /// Free space below which a read first makes room for another `buffer_size` bytes.
 const MIN_READ_SPACE: usize = 1024;
@@ -109,22 +111,25 @@ impl BodyReads {
 
 /// nginx's lingering close: after a final answer on a connection that is
 /// closing, stop sending and discard what the peer still sends for up to
-/// `time` (and at most `LINGER_MAX_BYTES`). Closing a socket with unread
-/// input makes the kernel send a reset, which can destroy the answer before
-/// the peer has read it. `buf` is used as scratch and left empty.
+/// `until` (and at most `LINGER_MAX_BYTES`), timed by the connection's
+/// `deadline`. Closing a socket with unread input makes the kernel send a
+/// reset, which can destroy the answer before the peer has read it. `buf` is
+/// used as scratch and left empty.
 pub async fn linger(
     stream: &mut (impl AsyncReadRent + AsyncWriteRent),
     buf: &mut BytesMut,
     buffer_size: usize,
-    time: Duration,
+    deadline: &mut Deadline,
+    until: Stamp,
 ) {
     let _ = stream.shutdown().await;
-    let until = Instant::now() + time;
     let mut discarded = 0;
     while discarded < LINGER_MAX_BYTES {
         buf.clear();
-        let wait = until.saturating_duration_since(Instant::now());
-        match monoio::time::timeout(wait, read_more(stream, buf, buffer_size)).await {
+        match deadline
+            .run(until, read_more(stream, buf, buffer_size))
+            .await
+        {
             Ok(Ok(n)) if n > 0 => discarded += n,
             _ => break,
         }

@@ -8,6 +8,14 @@
 //! deadline is checked and the timer re-armed to it. With the usual timeouts
 //! (seconds to minutes) the wheel is touched about once per timeout period
 //! instead of once per operation.
+//!
+//! Every wait of a connection's task goes through it: the TLS handshake, the
+//! upstream connect, the request body, the lingering close. A timer of
+//! monoio's own (`monoio::time::timeout`) anywhere in the task would also
+//! give the whole task future the timer's 128-byte alignment: monoio then
+//! puts the future 128 bytes past its task header, and every poll reads one
+//! cache line more for its stage (callgrind: about 5 first-level data
+//! misses per proxied request).
 
 use std::future::Future;
 use std::pin::Pin;

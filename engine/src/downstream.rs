@@ -105,7 +105,8 @@ pub async fn serve(
     local_port: u16,
 ) {
     let _active = Active(&worker);
-    let Some(stream) = client_stream(&worker, socket, peer, listen).await else {
+    let mut deadline = Deadline::new(worker.clock.base());
+    let Some(stream) = client_stream(&worker, &mut deadline, socket, peer, listen).await else {
         return;
     };
     let worker = &worker;
@@ -119,7 +120,7 @@ pub async fn serve(
         bufs: worker.take_buffers(),
         metric: 0,
         upgrade: None,
-        deadline: Deadline::new(worker.clock.base()),
+        deadline,
         stop: worker.shutdown.wait(),
     };
     let mut first = true;
@@ -661,7 +662,9 @@ impl Connection<'_> {
     /// reset, which can destroy the answer before the client has read it.
     pub async fn linger(&mut self) {
         let size = self.worker.buffer_size;
-        buffer::linger(&mut self.stream, &mut self.bufs.buf, size, LINGER_TIME).await;
+        let until = self.worker.clock.deadline(LINGER_TIME);
+        let (stream, buf) = (&mut self.stream, &mut self.bufs.buf);
+        buffer::linger(stream, buf, size, &mut self.deadline, until).await;
     }
 }
 

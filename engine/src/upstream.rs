@@ -14,6 +14,7 @@ use bytes::BytesMut;
 use monoio::net::TcpStream;
 
 use crate::clock::Stamp;
+use crate::deadline::Deadline;
 use crate::error::ProxyError;
 use crate::snapshot::Upstream;
 
@@ -175,13 +176,14 @@ impl UpstreamPool {
     }
 }
 
-/// Open a new connection to `addr` within `timeout`.
+/// Open a new connection to `addr` by `at` (the connection's `deadline`).
 pub async fn connect(
     addr: SocketAddr,
-    timeout: Duration,
+    deadline: &mut Deadline,
+    at: Stamp,
     buffer_size: usize,
 ) -> Result<Box<UpstreamConn>, ProxyError> {
-    let stream = match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+    let stream = match deadline.run(at, TcpStream::connect_addr(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(ProxyError::Connect(e)),
         Err(_) => return Err(ProxyError::ConnectTimeout),

@@ -17,6 +17,7 @@ use monoio::net::{TcpListener, TcpStream};
 use crate::access_log::{AccessLog, Entry};
 use crate::buffer;
 use crate::clock::Clock;
+use crate::deadline::Deadline;
 use crate::downstream;
 use crate::metrics::WorkerMetrics;
 use crate::shutdown::Shutdown;
@@ -293,9 +294,11 @@ fn drain_backlog(worker: &Rc<Worker>, socket: &TcpListener, addr: SocketAddr, lo
 
 /// The client stream for an accepted socket: as is on a plain address; on a
 /// TLS address after a handshake on this worker, bounded by
-/// `handshake_timeout`. `None` when the connection is already dealt with.
+/// `handshake_timeout` (timed by the connection's `deadline`). `None` when
+/// the connection is already dealt with.
 pub(crate) async fn client_stream(
     worker: &Worker,
+    deadline: &mut Deadline,
     stream: TcpStream,
     peer: SocketAddr,
     addr: SocketAddr,
@@ -311,10 +314,11 @@ pub(crate) async fn client_stream(
         (config, snapshot.limits.handshake_timeout)
     };
     let started = std::time::Instant::now();
-    match monoio::time::timeout(timeout, tls::accept(stream, config)).await {
+    let at = worker.clock.deadline(timeout);
+    match deadline.run(at, tls::accept(stream, config)).await {
         Ok(Ok(tls::Accepted::Tls { stream, sni })) => Some(ClientStream::Tls { stream, sni }),
         Ok(Ok(tls::Accepted::Plain(stream))) => {
-            plain_http_on_tls_port(stream).await;
+            plain_http_on_tls_port(worker, deadline, stream).await;
             let elapsed = started.elapsed();
             worker
                 .metrics
@@ -346,17 +350,22 @@ const PLAIN_HTTP_BODY: &str = "<html>\r\n<head><title>400 The plain HTTP request
 
 /// nginx's answer to plain HTTP on a TLS port: a 400 in plain text, then a
 /// short lingering close so the client reads it instead of a reset.
-async fn plain_http_on_tls_port(mut stream: TcpStream) {
+async fn plain_http_on_tls_port(worker: &Worker, deadline: &mut Deadline, mut stream: TcpStream) {
     let answer = format!(
         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PLAIN_HTTP_BODY}",
         PLAIN_HTTP_BODY.len()
     );
     let write = stream.write_all(answer.into_bytes());
-    if monoio::time::timeout(LINGER, write).await.is_err() {
+    if deadline
+        .run(worker.clock.deadline(LINGER), write)
+        .await
+        .is_err()
+    {
         return;
     }
     let mut scratch = BytesMut::new();
-    buffer::linger(&mut stream, &mut scratch, 4096, LINGER).await;
+    let until = worker.clock.deadline(LINGER);
+    buffer::linger(&mut stream, &mut scratch, 4096, deadline, until).await;
 }
 
 /// How long the plain-HTTP answer may take to write and to drain.

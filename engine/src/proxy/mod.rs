@@ -311,8 +311,9 @@ async fn exchange(
                 // The connect's start is an exact reading, its end the pass's:
                 // a connect done within its pass counts as 0 (stamps saturate).
                 let opened = conn.worker.clock.exact();
+                let at = conn.worker.clock.deadline(route.connect_timeout);
                 let connecting =
-                    upstream::connect(addr, route.connect_timeout, conn.worker.buffer_size);
+                    upstream::connect(addr, &mut conn.deadline, at, conn.worker.buffer_size);
                 match connecting.await {
                     Ok(up) => {
                         let connected = conn.worker.clock.now();

@@ -6,6 +6,8 @@ use std::os::fd::AsRawFd;
 use ringway_protocol::h1::BodyDecoder;
 
 use crate::buffer::{BodyReads, read_more, write_all};
+use crate::clock::Stamp;
+use crate::deadline::Deadline;
 use crate::downstream::Connection;
 use crate::error::ProxyError;
 use crate::snapshot::Route;
@@ -38,7 +40,10 @@ pub(super) async fn send_body(
             .map_err(ProxyError::ClientProtocol)?;
         if body.is_done() {
             let chunk = conn.bufs.buf.split_to(n).freeze();
-            return match monoio::time::timeout(route.send_timeout, write_all(&mut up.stream, chunk))
+            let at = conn.worker.clock.deadline(route.send_timeout);
+            return match conn
+                .deadline
+                .run(at, write_all(&mut up.stream, chunk))
                 .await
             {
                 Ok(Ok(())) => Ok(()),
@@ -92,7 +97,8 @@ async fn stream_body(
             let chunk = conn.bufs.buf.split_to(ready).freeze();
             ready = 0;
             let write = write_all(&mut up.stream, chunk);
-            if !written_unless_answered(route, &watch, write).await? {
+            let at = conn.worker.clock.deadline(route.send_timeout);
+            if !written_unless_answered(&mut conn.deadline, at, &watch, write).await? {
                 return Ok(());
             }
         }
@@ -106,7 +112,8 @@ async fn stream_body(
             return splice_request_body(conn, route, up, body, &watch).await;
         }
         let read = read_more(&mut conn.stream, &mut conn.bufs.buf, reads.size());
-        let read = monoio::time::timeout(route.read_timeout, read);
+        let at = conn.worker.clock.deadline(route.read_timeout);
+        let read = conn.deadline.run(at, read);
         let result = monoio::select! {
             result = read => result,
             () = watch.readable() => return Ok(()),
@@ -124,15 +131,16 @@ async fn stream_body(
     }
 }
 
-/// A write of request body bytes upstream, bounded by `send_timeout`, that
-/// gives way when the upstream answers meanwhile: `Ok(false)` then (the
-/// caller stops sending and reads the answer).
+/// A write of request body bytes upstream, bounded by `at` (from
+/// `send_timeout`), that gives way when the upstream answers meanwhile:
+/// `Ok(false)` then (the caller stops sending and reads the answer).
 async fn written_unless_answered(
-    route: &Route,
+    deadline: &mut Deadline,
+    at: Stamp,
     watch: &ReadWatch,
     write: impl std::future::Future<Output = std::io::Result<()>>,
 ) -> Result<bool, ProxyError> {
-    let write = monoio::time::timeout(route.send_timeout, write);
+    let write = deadline.run(at, write);
     let written = monoio::select! {
         written = write => written,
         () = watch.readable() => return Ok(false),
@@ -184,7 +192,8 @@ async fn splice_request_body(
                 ));
             }
             Ok((Step::SourceEmpty, _)) => {
-                let wait = monoio::time::timeout(route.read_timeout, client.readable(false));
+                let at = conn.worker.clock.deadline(route.read_timeout);
+                let wait = conn.deadline.run(at, client.readable(false));
                 // `None`: the upstream answered meanwhile.
                 let waited = monoio::select! {
                     waited = wait => Some(waited.is_ok()),
@@ -202,7 +211,8 @@ async fn splice_request_body(
                     let _ = up.stream.writable(false).await;
                     Ok(())
                 };
-                match written_unless_answered(route, watch, wait).await {
+                let at = conn.worker.clock.deadline(route.send_timeout);
+                match written_unless_answered(&mut conn.deadline, at, watch, wait).await {
                     Ok(written) => !written,
                     Err(e) => break Err(e),
                 }

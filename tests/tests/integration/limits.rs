@@ -23,6 +23,7 @@ both_drivers!(
     too_many_headers_is_431,
     incomplete_head_is_408,
     slowloris_trickle_is_408,
+    stalled_request_body_is_408,
     one_gib_upload_streams_in_bounded_memory,
     one_gib_download_to_a_slow_reader_in_bounded_memory,
     idle_keep_alive_connection_is_closed,
@@ -270,6 +271,44 @@ fn slowloris_trickle_is_408(driver: Driver) {
         "header_timeout covers the whole head: 408 came after {waited:?}"
     );
     assert_eq!(backend.request_count(), 0);
+}
+
+/// A request body that stops arriving is answered 408 once the route's
+/// `read_timeout` (2 s in `proxy_config`) has passed without a byte (nginx:
+/// client_body_timeout), and the connection closes: whether the body is copied
+/// (a small one) or spliced (one above `splice_threshold`, io_uring).
+fn stalled_request_body_is_408(driver: Driver) {
+    let backend = backend::echo_backend();
+    let proxy = Ringway::start(&proxy_config(backend.addr(), TEST_LIMITS), driver);
+    for (declared, sent) in [(1_000, 100), (1_000_000, 100 << 10)] {
+        let mut client = proxy.connect();
+        client.set_patience(Duration::from_secs(8));
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: test.local\r\nContent-Length: {declared}\r\n\r\n"
+        );
+        client.send(head.as_bytes()).expect("send the head");
+        client
+            .send(&pseudo_random_body(sent, 7))
+            .expect("send part of the body");
+        let began = Instant::now();
+        let resp = client
+            .read_response("POST")
+            .expect("408 for a stalled body");
+        let waited = began.elapsed();
+        assert_eq!(resp.status, 408, "{declared} B declared, {sent} sent");
+        assert!(
+            waited >= Duration::from_millis(1500) && waited <= Duration::from_secs(5),
+            "408 after {waited:?}, read_timeout is 2s ({declared} B declared)"
+        );
+        client
+            .expect_close(Duration::from_secs(3))
+            .expect("closed after 408");
+    }
+    assert_eq!(
+        backend.request_count(),
+        0,
+        "no request was completed upstream"
+    );
 }
 
 fn one_gib_upload_streams_in_bounded_memory(driver: Driver) {
