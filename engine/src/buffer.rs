@@ -119,7 +119,7 @@ pub async fn linger(
     stream: &mut (impl AsyncReadRent + AsyncWriteRent),
     buf: &mut BytesMut,
     buffer_size: usize,
-    deadline: &mut Deadline,
+    deadline: &mut Deadline<'_>,
     until: Stamp,
 ) {
     let _ = stream.shutdown().await;

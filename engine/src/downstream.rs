@@ -50,7 +50,7 @@ pub struct Connection<'w> {
     /// Set when the upstream switched protocols: the connection becomes a tunnel.
     pub upgrade: Option<Pending>,
     /// The one timer bounding every read and write of the request in progress.
-    pub deadline: Deadline,
+    pub deadline: Deadline<'w>,
     /// The worker's shutdown signal, waited on between requests; registered
     /// once for the connection's life.
     stop: Wait<'w>,
@@ -105,7 +105,7 @@ pub async fn serve(
     local_port: u16,
 ) {
     let _active = Active(&worker);
-    let mut deadline = Deadline::new(worker.clock.base());
+    let mut deadline = Deadline::new(&worker.clock);
     let Some(stream) = client_stream(&worker, &mut deadline, socket, peer, listen).await else {
         return;
     };

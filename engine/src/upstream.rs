@@ -179,7 +179,7 @@ impl UpstreamPool {
 /// Open a new connection to `addr` by `at` (the connection's `deadline`).
 pub async fn connect(
     addr: SocketAddr,
-    deadline: &mut Deadline,
+    deadline: &mut Deadline<'_>,
     at: Stamp,
     buffer_size: usize,
 ) -> Result<Box<UpstreamConn>, ProxyError> {

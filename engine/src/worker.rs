@@ -298,7 +298,7 @@ fn drain_backlog(worker: &Rc<Worker>, socket: &TcpListener, addr: SocketAddr, lo
 /// the connection is already dealt with.
 pub(crate) async fn client_stream(
     worker: &Worker,
-    deadline: &mut Deadline,
+    deadline: &mut Deadline<'_>,
     stream: TcpStream,
     peer: SocketAddr,
     addr: SocketAddr,
@@ -350,7 +350,11 @@ const PLAIN_HTTP_BODY: &str = "<html>\r\n<head><title>400 The plain HTTP request
 
 /// nginx's answer to plain HTTP on a TLS port: a 400 in plain text, then a
 /// short lingering close so the client reads it instead of a reset.
-async fn plain_http_on_tls_port(worker: &Worker, deadline: &mut Deadline, mut stream: TcpStream) {
+async fn plain_http_on_tls_port(
+    worker: &Worker,
+    deadline: &mut Deadline<'_>,
+    mut stream: TcpStream,
+) {
     let answer = format!(
         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PLAIN_HTTP_BODY}",
         PLAIN_HTTP_BODY.len()

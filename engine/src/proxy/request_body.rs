@@ -135,7 +135,7 @@ async fn stream_body(
 /// `send_timeout`), that gives way when the upstream answers meanwhile:
 /// `Ok(false)` then (the caller stops sending and reads the answer).
 async fn written_unless_answered(
-    deadline: &mut Deadline,
+    deadline: &mut Deadline<'_>,
     at: Stamp,
     watch: &ReadWatch,
     write: impl std::future::Future<Output = std::io::Result<()>>,

@@ -338,11 +338,11 @@ fn join_head(
 /// Write all of `buf` to the client within `send_timeout`. A plain function
 /// returning the write's future, not an `async fn`: awaited where it is
 /// called, it adds no level of futures to the response's wake-ups.
-fn write_to_client<'c, T: IoBuf + 'static>(
-    conn: &'c mut Connection<'_>,
+fn write_to_client<'c, 'w, T: IoBuf + 'static>(
+    conn: &'c mut Connection<'w>,
     route: &Route,
     buf: T,
-) -> Run<'c, impl Future<Output = (std::io::Result<()>, T)> + 'c> {
+) -> Run<'c, 'w, impl Future<Output = (std::io::Result<()>, T)> + 'c> {
     let at = conn.worker.clock.deadline(route.send_timeout);
     conn.deadline.run(at, write_buf(&mut conn.stream, buf))
 }
