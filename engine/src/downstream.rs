@@ -5,9 +5,9 @@
 //! answered in order.
 
 use std::borrow::Cow;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
@@ -360,28 +360,24 @@ impl Connection<'_> {
             // A new connection is expected to send a request, even while the
             // worker drains (it may have been taken from the accept queue then).
             let between_requests = self.bufs.buf.is_empty() && !first;
-            let read = read_more(
-                &mut self.stream,
-                &mut self.bufs.buf,
-                self.worker.buffer_size,
-            );
-            let read = self.deadline.run(until, read);
-            let result = if between_requests {
-                // Between requests: a stopping worker closes the connection.
-                let mut read = pin!(read);
-                let stop = &mut self.stop;
-                let first_done = poll_fn(|cx| {
-                    if let Poll::Ready(result) = read.as_mut().poll(cx) {
-                        return Poll::Ready(Some(result));
-                    }
-                    Pin::new(&mut *stop).poll(cx).map(|()| None)
-                });
-                match first_done.await {
-                    Some(result) => result,
-                    None => return HeadRead::Closed,
+            // Between requests, a stopping worker closes the connection.
+            let stop = between_requests.then_some(&mut self.stop);
+            let size = self.worker.buffer_size;
+            let buf = &mut self.bufs.buf;
+            // A plain socket is read directly, not through `ClientStream`'s
+            // read: a level of futures less on every request's first wake-up.
+            let read = match &mut self.stream {
+                ClientStream::Plain(tcp) => {
+                    let read = self.deadline.run(until, read_more(tcp, buf, size));
+                    UnlessStopped { read, stop }.await
                 }
-            } else {
-                read.await
+                tls => {
+                    let read = self.deadline.run(until, read_more(tls, buf, size));
+                    UnlessStopped { read, stop }.await
+                }
+            };
+            let Some(result) = read else {
+                return HeadRead::Closed;
             };
             match result {
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
@@ -678,4 +674,31 @@ pub fn error_page(status: u16) -> String {
     format!(
         "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n<center><h1>{line}</h1></center>\r\n<hr><center>ringway</center>\r\n</body>\r\n</html>\r\n"
     )
+}
+
+/// A read that gives way to the worker's stop signal when `stop` is given:
+/// `None` then. The read is polled first, so bytes that arrived are never
+/// dropped for a stop.
+struct UnlessStopped<'s, 'w, F> {
+    read: F,
+    stop: Option<&'s mut Wait<'w>>,
+}
+
+impl<F: Future> Future for UnlessStopped<'_, '_, F> {
+    type Output = Option<F::Output>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `read` is pinned with `self` and never moved out of it;
+        // `stop` is a reference, never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above.
+        if let Poll::Ready(result) = unsafe { Pin::new_unchecked(&mut this.read) }.poll(cx) {
+            return Poll::Ready(Some(result));
+        }
+        match this.stop.as_deref_mut() {
+            Some(stop) => Pin::new(stop).poll(cx).map(|()| None),
+            None => Poll::Pending,
+        }
+    }
 }
