@@ -107,6 +107,10 @@ impl std::fmt::Debug for Backend {
 impl Backend {
     fn spawn(behaviour: Arc<Behaviour>) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a backend on 127.0.0.1:0");
+        Backend::spawn_on(listener, behaviour)
+    }
+
+    fn spawn_on(listener: TcpListener, behaviour: Arc<Behaviour>) -> Backend {
         listener
             .set_nonblocking(true)
             .expect("non-blocking backend listener");
@@ -373,6 +377,37 @@ pub fn slow_sink_backend(delay: Duration) -> Backend {
             }
         }
     }))
+}
+
+/// Reads nothing for `delay` after it accepts a connection, then answers each request 200
+/// with the length of its `X-Big` field as the body: an upstream that takes a head larger
+/// than the sockets hold more slowly than the proxy writes it, so the proxy's first write
+/// of the head ends short.
+///
+/// Loopback's 64 KiB segments would size the proxy's send buffer in megabytes
+/// (Linux sizes it by segments): the listener asks for 536-byte ones, which
+/// keeps it at tens of KiB, as on a real network.
+pub fn slow_reader_backend(delay: Duration) -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a backend on 127.0.0.1:0");
+    socket2::SockRef::from(&listener)
+        .set_mss(536)
+        .expect("TCP_MAXSEG on the backend listener");
+    Backend::spawn_on(
+        listener,
+        Arc::new(move |conn: &mut Connection<'_>| {
+            conn.shared.pause(delay);
+            while let Some(req) = conn.next_request(false) {
+                let body = req.headers.get("x-big").map_or(0, str::len).to_string();
+                let out = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if conn.write(out.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }),
+    )
 }
 
 /// Waits `delay` after each request before answering 200 with the request target as the

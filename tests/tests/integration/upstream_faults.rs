@@ -23,6 +23,7 @@ both_drivers!(
     early_upstream_response_reaches_the_client,
     round_robin_spreads_requests_by_weight,
     refused_server_is_skipped,
+    a_head_the_upstream_reads_slowly_arrives_whole,
 );
 
 fn refused_connection_is_502(driver: Driver) {
@@ -414,4 +415,26 @@ listen = ["{LISTEN}"]
         assert_eq!(resp.body_text(), "body");
     }
     assert_eq!(backend.request_count(), 8);
+}
+
+/// A head far larger than the sockets between proxy and upstream hold, to an upstream that
+/// reads nothing for a while: the proxy's first write of it ends short, and the rest must
+/// follow without the response to wake anything (on io_uring the write runs behind the read
+/// of the response, `engine/src/behind.rs`). Stuck, the request would end in a 504 at the
+/// 2 s `read_timeout`.
+fn a_head_the_upstream_reads_slowly_arrives_whole(driver: Driver) {
+    let backend = backend::slow_reader_backend(Duration::from_millis(500));
+    let limits = "header_timeout = \"3s\"\nmax_header_size = \"1MiB\"";
+    let proxy = Ringway::start(&proxy_config(backend.addr(), limits), driver);
+    let mut client = proxy.connect();
+    client.set_patience(Duration::from_secs(10));
+    let big = "b".repeat(300 * 1024);
+    let raw = format!("GET /big HTTP/1.1\r\nHost: test.local\r\nX-Big: {big}\r\n\r\n");
+    let resp = client.roundtrip(raw.as_bytes());
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, big.len().to_string().as_bytes());
+    // The connection goes on, and so does the next request on it.
+    let resp = client.roundtrip(&request::get("/small"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, b"0");
 }
