@@ -41,6 +41,9 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 
+use crate::clock::Stamp;
+use crate::deadline::{Deadline, Elapsed};
+
 /// How long a write behind a read may go unlooked at.
 pub const WRITE_CHECK: Duration = Duration::from_millis(100);
 
@@ -107,6 +110,30 @@ impl<'a> WriteHalf<'a> {
         let stream: &'a mut TcpStream = unsafe { &mut *self.stream.as_ptr() };
         stream.write(buf)
     }
+}
+
+/// Write what is left of `buf` after a write that took its first `done`
+/// bytes, each write waited for: a short write is rare enough (a send buffer
+/// full of a head of hundreds of KiB) not to be left behind again.
+pub async fn write_rest(
+    writing: &mut WriteHalf<'_>,
+    deadline: &mut Deadline<'_>,
+    at: Stamp,
+    buf: &mut Vec<u8>,
+    mut done: usize,
+) -> Result<io::Result<()>, Elapsed> {
+    while done < buf.len() {
+        let (result, rest) = deadline
+            .run(at, writing.write(std::mem::take(buf).slice(done..)))
+            .await?;
+        *buf = rest.into_inner();
+        match result {
+            Ok(0) => return Ok(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// The read of an answer with the write that asked for it behind it.

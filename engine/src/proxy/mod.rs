@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::pin::pin;
 
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::buf::IoBuf;
 use monoio::io::AsyncWriteRentExt;
 use ringway_protocol::h1::{
     BodyDecoder, BodyFraming, HeadLimits, HeaderField, Method, RequestHead, ResponseHead, Version,
@@ -385,26 +384,26 @@ async fn exchange(
                     },
                 };
                 *request_head = owned;
-                let mut done = match result {
-                    Ok(n) => n,
-                    Err(e) => break 'exchanged Err(closed(e)),
-                };
-                // Short: the rest, waited for, before the response.
-                while done < request_head.len() {
-                    let rest = std::mem::take(request_head).slice(done..);
-                    let (result, rest) = match conn.deadline.run(send_at, writing.write(rest)).await
-                    {
-                        Ok(wrote) => wrote,
-                        Err(Elapsed) => break 'exchanged Err(ProxyError::UpstreamTimeout),
-                    };
-                    *request_head = rest.into_inner();
-                    match result {
-                        Ok(0) => {
-                            break 'exchanged Err(closed(std::io::ErrorKind::WriteZero.into()));
+                match result {
+                    Ok(done) if done == request_head.len() => {}
+                    // Short: the rest, waited for, before the response.
+                    Ok(done) => {
+                        let deadline = &mut conn.deadline;
+                        match behind::write_rest(
+                            &mut writing,
+                            deadline,
+                            send_at,
+                            request_head,
+                            done,
+                        )
+                        .await
+                        {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => break 'exchanged Err(closed(e)),
+                            Err(Elapsed) => break 'exchanged Err(ProxyError::UpstreamTimeout),
                         }
-                        Ok(n) => done += n,
-                        Err(e) => break 'exchanged Err(closed(e)),
                     }
+                    Err(e) => break 'exchanged Err(closed(e)),
                 }
                 first_read = Some(match got {
                     Ok(Some(read)) => Ok(read),
