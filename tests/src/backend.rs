@@ -379,10 +379,11 @@ pub fn slow_sink_backend(delay: Duration) -> Backend {
     }))
 }
 
-/// Reads nothing for `delay` after it accepts a connection, then answers each request 200
-/// with the length of its `X-Big` field as the body: an upstream that takes a head larger
-/// than the sockets hold more slowly than the proxy writes it, so the proxy's first write
-/// of the head ends short.
+/// Reads nothing for `delay` after it accepts a connection, then answers one request 200
+/// with the length of its `X-Big` field and of its body (`"307200 5"`) and closes: an
+/// upstream that takes a head larger than the sockets hold more slowly than the proxy
+/// writes it, so the proxy's first write of the head, on a new connection every time,
+/// ends short.
 ///
 /// Loopback's 64 KiB segments would size the proxy's send buffer in megabytes
 /// (Linux sizes it by segments): the listener asks for 536-byte ones, which
@@ -396,15 +397,17 @@ pub fn slow_reader_backend(delay: Duration) -> Backend {
         listener,
         Arc::new(move |conn: &mut Connection<'_>| {
             conn.shared.pause(delay);
-            while let Some(req) = conn.next_request(false) {
-                let body = req.headers.get("x-big").map_or(0, str::len).to_string();
-                let out = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                if conn.write(out.as_bytes()).is_err() {
-                    return;
-                }
+            let Some(req) = conn.next_request(false) else {
+                return;
+            };
+            let big = req.headers.get("x-big").map_or(0, str::len);
+            let body = format!("{big} {}", req.body_len);
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            if conn.write(out.as_bytes()).is_ok() {
+                conn.close();
             }
         }),
     )
