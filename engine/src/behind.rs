@@ -3,10 +3,18 @@
 //! On io_uring a write is an operation of its own: the kernel takes the
 //! bytes, posts a completion, and monoio wakes the task for it, which then
 //! submits the read of the answer and sleeps again. Each wake-up walks the
-//! task's futures from the top and touches their cache lines (callgrind: about
-//! 220 instructions and 13 first-level data misses per proxied request for
-//! the upstream request head's write alone). nginx, readiness-based, writes a
-//! small head with one `writev` and never waits for it.
+//! task's futures from the top and touches their cache lines (callgrind,
+//! wrk -c64: about 400 instructions and 9 first-level data misses per
+//! proxied request for the upstream request head's write alone, a twentieth
+//! of the user-space work). nginx, readiness-based, writes a small head with
+//! one `writev` and never waits for it.
+//!
+//! The price is in the kernel: the read now reaches it before the peer can
+//! have answered, so it arms a poll instead of finding the answer there.
+//! Measured against each other, the two orders cost about the same at
+//! saturation, this one 1–1.5 % less (docs/benchmarks.md, twenty-first
+//! pass; the ninth pass had found the opposite); below saturation, where
+//! reads arm polls anyway, it saves the wake-up outright.
 //!
 //! Here the write and the read are both submitted in the same pass, and the
 //! task waits for the read only: a completion nobody waits for wakes nobody
