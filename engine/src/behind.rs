@@ -245,42 +245,66 @@ mod tests {
         })
     }
 
-    fn poll<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-        f.poll(&mut Context::from_waker(Waker::noop()))
+    /// What a `ReadBehind` gave: each poll's answer while it was pending
+    /// (`None`) up to the one that was ready, how often the write was
+    /// polled, and the write's result as kept.
+    struct Run {
+        answers: Vec<Option<Option<io::Result<usize>>>>,
+        write_polls: usize,
+        wrote: Option<BufResult<usize, Vec<u8>>>,
+    }
+
+    /// Poll a `ReadBehind` over a write ready with `result` from its
+    /// `ready_from`th poll on: `wake_ups` times with the read pending, then
+    /// once with it ready, or until it answers.
+    fn drive(ready_from: usize, result: io::Result<usize>, wake_ups: usize) -> Run {
+        let (polls, ready) = (Cell::new(0), Cell::new(false));
+        let mut w = pin!(write(&polls, ready_from, result));
+        let mut r = pin!(read(&ready));
+        let mut wrote = None;
+        let mut answers = Vec::new();
+        {
+            let mut behind = pin!(ReadBehind::new(r.as_mut(), w.as_mut(), &mut wrote));
+            for wake_up in 0..=wake_ups {
+                ready.set(wake_up == wake_ups);
+                let cx = &mut Context::from_waker(Waker::noop());
+                match behind.as_mut().poll(cx) {
+                    Poll::Pending => answers.push(None),
+                    Poll::Ready(answer) => {
+                        answers.push(Some(answer));
+                        break;
+                    }
+                }
+            }
+        }
+        Run {
+            answers,
+            write_polls: polls.get(),
+            wrote,
+        }
     }
 
     #[test]
     fn the_write_is_left_alone_until_the_task_wakes_for_something_else() {
-        let (polls, ready) = (Cell::new(0), Cell::new(false));
-        let mut w = pin!(write(&polls, 1, Ok(10)));
-        let mut r = pin!(read(&ready));
-        let mut wrote = None;
-        let mut behind = pin!(ReadBehind::new(r.as_mut(), w.as_mut(), &mut wrote));
-        assert!(poll(behind.as_mut()).is_pending());
-        assert_eq!(polls.get(), 0, "the first poll does not touch the write");
-        // Woken for the read: its result, the write still to be looked at.
-        ready.set(true);
-        assert!(matches!(poll(behind.as_mut()), Poll::Ready(Some(Ok(5)))));
-        assert_eq!(polls.get(), 0);
+        // Submitted, then woken for the read: its result, the write not
+        // touched, left to the caller.
+        let run = drive(1, Ok(10), 1);
+        assert!(matches!(run.answers[..], [None, Some(Some(Ok(5)))]));
+        assert_eq!(run.write_polls, 0);
+        assert!(run.wrote.is_none());
     }
 
     #[test]
     fn a_whole_write_seen_on_a_later_wake_is_kept_and_the_read_awaited() {
-        let (polls, ready) = (Cell::new(0), Cell::new(false));
-        let mut w = pin!(write(&polls, 1, Ok(10)));
-        let mut r = pin!(read(&ready));
-        let mut wrote = None;
-        {
-            let mut behind = pin!(ReadBehind::new(r.as_mut(), w.as_mut(), &mut wrote));
-            assert!(poll(behind.as_mut()).is_pending());
-            // Woken by the check: the write is looked at, once.
-            assert!(poll(behind.as_mut()).is_pending());
-            assert!(poll(behind.as_mut()).is_pending());
-            assert_eq!(polls.get(), 1);
-            ready.set(true);
-            assert!(matches!(poll(behind.as_mut()), Poll::Ready(Some(Ok(5)))));
-        }
-        assert!(matches!(wrote, Some((Ok(10), _))));
+        // Woken by the check twice before the read completes: the write is
+        // looked at once and kept.
+        let run = drive(1, Ok(10), 3);
+        assert!(matches!(
+            run.answers[..],
+            [None, None, None, Some(Some(Ok(5)))]
+        ));
+        assert_eq!(run.write_polls, 1);
+        assert!(matches!(run.wrote, Some((Ok(10), _))));
     }
 
     #[test]
@@ -290,13 +314,9 @@ mod tests {
             (1, Err(io::ErrorKind::BrokenPipe.into())),
             (usize::MAX, Ok(10)),
         ] {
-            let (polls, ready) = (Cell::new(0), Cell::new(false));
-            let mut w = pin!(write(&polls, ready_from, result));
-            let mut r = pin!(read(&ready));
-            let mut wrote = None;
-            let mut behind = pin!(ReadBehind::new(r.as_mut(), w.as_mut(), &mut wrote));
-            assert!(poll(behind.as_mut()).is_pending());
-            assert!(matches!(poll(behind.as_mut()), Poll::Ready(None)));
+            let run = drive(ready_from, result, 3);
+            assert!(matches!(run.answers[..], [None, Some(None)]));
+            assert_eq!(run.write_polls, 1);
         }
     }
 }
