@@ -9,7 +9,6 @@
 pub mod access_log;
 pub mod acl;
 pub mod admin;
-pub mod behind;
 pub mod buffer;
 pub mod cli;
 pub mod clock;
