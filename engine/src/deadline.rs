@@ -68,6 +68,15 @@ impl<'c> Deadline<'c> {
         }
     }
 
+    /// Make the task wake by `at` at the latest, whatever it is waiting
+    /// for: an operation run after this fails at its own deadline all the
+    /// same, and is polled again at `at` (see `behind`).
+    pub fn wake_by(&mut self, at: Stamp) {
+        if self.timer.is_none() || at < self.armed {
+            self.arm(at);
+        }
+    }
+
     fn arm(&mut self, at: Stamp) {
         let at_monoio = monoio::time::Instant::from_std(at.instant(self.clock.base()));
         match self.timer.as_mut() {

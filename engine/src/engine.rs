@@ -180,6 +180,7 @@ impl Engine {
                         tunnels: Default::default(),
                         clock: Default::default(),
                         spare_buffers: Default::default(),
+                        completion_io: Default::default(),
                     });
                     run_on_driver(
                         runtime.driver,

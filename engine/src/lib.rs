@@ -9,6 +9,7 @@
 pub mod access_log;
 pub mod acl;
 pub mod admin;
+pub mod behind;
 pub mod buffer;
 pub mod cli;
 pub mod clock;

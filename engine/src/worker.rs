@@ -60,6 +60,9 @@ pub struct Worker {
     /// Buffers of closed client connections, for the next ones
     /// (`downstream::Buffers`).
     pub spare_buffers: RefCell<Vec<crate::downstream::Buffers>>,
+    /// The worker runs on io_uring, where a write completes without being
+    /// polled and may be left behind a read (`behind`).
+    pub completion_io: Cell<bool>,
 }
 
 impl Worker {
@@ -108,6 +111,7 @@ pub async fn run(
     listeners: Vec<WorkerListener>,
     inbox: mpsc::Receiver<Command>,
 ) {
+    worker.completion_io.set(!monoio::utils::is_legacy());
     let clock = worker.clone();
     clock
         .clock

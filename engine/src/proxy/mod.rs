@@ -4,6 +4,7 @@
 //! connection to the pool when both messages ended cleanly.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::io::AsyncWriteRentExt;
@@ -14,6 +15,7 @@ use ringway_protocol::{
     Forwarded, UpstreamRequest, connection_lines, parse_response_into, write_request_head,
 };
 
+use crate::behind::{self, ReadBehind};
 use crate::buffer::{read_more, write_all};
 use crate::deadline::Elapsed;
 use crate::downstream::{Connection, Outcome};
@@ -345,19 +347,82 @@ async fn exchange(
                 source,
                 retryable: true,
             };
+            // The buffer of a reused connection is empty but may have only
+            // the tail of its allocation left: take all of it back (nothing
+            // else holds it by now, so this neither allocates nor copies).
+            if up.buf.is_empty() {
+                up.buf.reserve(conn.worker.buffer_size + RESPONSE_HEAD_ROOM);
+            }
+            // The first read of the response when it was made behind the
+            // head's write.
+            let mut first_read = None;
             // The head is lent to the write and comes back with its result,
             // kept for a retry (a write cut short by its deadline takes it
             // along, and is not retried).
-            let write = up.stream.write_all(std::mem::take(request_head));
-            let at = conn.worker.clock.deadline(route.send_timeout);
-            match conn.deadline.run(at, write).await {
-                Ok((result, owned)) => {
-                    *request_head = owned;
-                    if let Err(e) = result {
-                        break 'exchanged Err(closed(e));
+            if (body.is_done() || coalesced.is_some()) && conn.worker.completion_io.get() {
+                // Nothing follows the head: its write completes behind the
+                // first read of the response (`behind`).
+                let (mut reading, mut writing) = behind::halves(&mut up.stream);
+                let mut write = pin!(writing.write(std::mem::take(request_head)));
+                let mut read = pin!(read_more(
+                    &mut reading,
+                    &mut up.buf,
+                    conn.worker.buffer_size
+                ));
+                conn.deadline
+                    .wake_by(conn.worker.clock.deadline(behind::WRITE_CHECK));
+                let read_at = conn.worker.clock.deadline(route.read_timeout);
+                let mut wrote = None;
+                let behind = ReadBehind::new(read.as_mut(), write.as_mut(), &mut wrote);
+                let got = conn.deadline.run(read_at, behind).await;
+                let send_at = conn.worker.clock.deadline(route.send_timeout);
+                let (result, owned) = match wrote {
+                    Some(wrote) => wrote,
+                    None => match conn.deadline.run(send_at, write.as_mut()).await {
+                        Ok(wrote) => wrote,
+                        Err(Elapsed) => break 'exchanged Err(ProxyError::UpstreamTimeout),
+                    },
+                };
+                *request_head = owned;
+                match result {
+                    Ok(done) if done == request_head.len() => {}
+                    // Short: the rest, waited for, before the response.
+                    Ok(done) => {
+                        let deadline = &mut conn.deadline;
+                        match behind::write_rest(
+                            &mut writing,
+                            deadline,
+                            send_at,
+                            request_head,
+                            done,
+                        )
+                        .await
+                        {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => break 'exchanged Err(closed(e)),
+                            Err(Elapsed) => break 'exchanged Err(ProxyError::UpstreamTimeout),
+                        }
                     }
+                    Err(e) => break 'exchanged Err(closed(e)),
                 }
-                Err(_) => break 'exchanged Err(ProxyError::UpstreamTimeout),
+                first_read = Some(match got {
+                    Ok(Some(read)) => Ok(read),
+                    // The write needed looking at first; the read goes on.
+                    Ok(None) => conn.deadline.run(read_at, read.as_mut()).await,
+                    Err(Elapsed) => Err(Elapsed),
+                });
+            } else {
+                let write = up.stream.write_all(std::mem::take(request_head));
+                let at = conn.worker.clock.deadline(route.send_timeout);
+                match conn.deadline.run(at, write).await {
+                    Ok((result, owned)) => {
+                        *request_head = owned;
+                        if let Err(e) = result {
+                            break 'exchanged Err(closed(e));
+                        }
+                    }
+                    Err(_) => break 'exchanged Err(ProxyError::UpstreamTimeout),
+                }
             }
             if let Some((len, past)) = coalesced
                 && !body.is_done()
@@ -371,13 +436,7 @@ async fn exchange(
             {
                 break 'exchanged Err(error);
             }
-            // The response head, read into `response`. The buffer of a reused
-            // connection is empty but may have only the tail of its allocation
-            // left: take all of it back (nothing else holds it by now, so this
-            // neither allocates nor copies).
-            if up.buf.is_empty() {
-                up.buf.reserve(conn.worker.buffer_size + RESPONSE_HEAD_ROOM);
-            }
+            // The response head, read into `response`.
             loop {
                 let scratch = &mut conn.bufs.response_scratch;
                 if let Some(parsed) =
@@ -385,9 +444,15 @@ async fn exchange(
                 {
                     break 'exchanged parsed;
                 }
-                let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
-                let at = conn.worker.clock.deadline(route.read_timeout);
-                if let Some(error) = head_read_failed(conn.deadline.run(at, read).await, &up.buf) {
+                let got = match first_read.take() {
+                    Some(got) => got,
+                    None => {
+                        let read = read_more(&mut up.stream, &mut up.buf, conn.worker.buffer_size);
+                        let at = conn.worker.clock.deadline(route.read_timeout);
+                        conn.deadline.run(at, read).await
+                    }
+                };
+                if let Some(error) = head_read_failed(got, &up.buf) {
                     break 'exchanged Err(error);
                 }
             }

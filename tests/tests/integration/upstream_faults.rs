@@ -418,11 +418,10 @@ listen = ["{LISTEN}"]
 }
 
 /// A head far larger than the sockets between proxy and upstream hold, to an upstream that
-/// reads nothing for a while on each new connection: the proxy's first write of it ends
-/// short, and the rest must follow, the response waited for only then. A proxy that left
-/// the write to finish behind the response read without looking at it again (tried in
-/// the ninth and twenty-first passes of docs/benchmarks.md) would end in a 504 at the 2 s
-/// `read_timeout`.
+/// reads nothing for a while on each new connection: the proxy's first write of it ends short, and the rest must
+/// follow without the response to wake anything (on io_uring the write runs behind the read
+/// of the response, `engine/src/behind.rs`). Stuck, the request would end in a 504 at the
+/// 2 s `read_timeout`.
 fn a_head_the_upstream_reads_slowly_arrives_whole(driver: Driver) {
     let backend = backend::slow_reader_backend(Duration::from_millis(500));
     let limits = "header_timeout = \"3s\"\nmax_header_size = \"1MiB\"";
