@@ -32,13 +32,8 @@ BACKEND=$!
 trap 'kill $BACKEND 2>/dev/null || true' EXIT
 "$LOAD" config ringway --listen 127.0.0.1:$PORT --upstream 127.0.0.1:$BPORT > "$OUT/ringway.toml"
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "port $1 never opened" >&2; return 1
-}
+# shellcheck source=wait_port.sh
+source "$(dirname "$0")/wait_port.sh"
 wait_port $BPORT
 
 seq_client() {

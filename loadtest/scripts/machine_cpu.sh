@@ -24,13 +24,8 @@ trap 'rm -rf "$OUT"' EXIT
 
 busy() { awk '/^cpu[01] / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat | paste -sd' '; }
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2; return 1
-}
+# shellcheck source=wait_port.sh
+source "$(dirname "$0")/wait_port.sh"
 
 one() {
   local bin=$1 backend proxy before after requests

@@ -342,7 +342,8 @@ async fn exchange(
         // in a future of its own, as every level of futures is work and a
         // cache line or two more on each wake-up.
         let exchanged: Result<(), ProxyError> = 'exchanged: {
-            // A failed write means no response byte arrived: retryable if replayable.
+            // A failed write means the request never arrived whole: retryable if
+            // replayable (bytes a read behind it got go with the connection).
             let closed = |source: std::io::Error| ProxyError::UpstreamClosed {
                 source,
                 retryable: true,
