@@ -196,7 +196,9 @@ pub async fn serve(
                 };
                 let keep_alive = conn.finish(head, started, outcome);
                 if let Some(head) = parsed.take() {
-                    conn.bufs.scratch = head.into_scratch();
+                    let (bytes, scratch) = head.into_parts();
+                    conn.bufs.scratch = scratch;
+                    conn.bufs.take_back(bytes);
                 }
                 keep_alive
             }
@@ -287,6 +289,17 @@ impl Buffers {
             upstream_head: Vec::with_capacity(1024),
             forwarding_lines: Vec::new(),
             response_scratch: Vec::new(),
+        }
+    }
+
+    /// The buffer a request head took whole (`parse_request_into`), back
+    /// for the next read, unless something had to read meanwhile: it is
+    /// still the one read into (no allocation), and no reference count
+    /// changed hands.
+    fn take_back(&mut self, mut head: BytesMut) {
+        if self.buf.capacity() == 0 {
+            head.clear();
+            self.buf = head;
         }
     }
 

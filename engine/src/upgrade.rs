@@ -133,7 +133,7 @@ pub async fn switch(
 /// A copy of `head` in an allocation of its own size: the original shares
 /// the connection's read buffer, which an idle tunnel should not keep.
 pub fn compact(head: &RequestHead) -> Option<RequestHead> {
-    let mut bytes = BytesMut::from(head.bytes().as_ref());
+    let mut bytes = BytesMut::from(head.bytes());
     let limits = HeadLimits {
         max_head_size: bytes.len() + 1,
         max_headers: head.headers().count() + 1,

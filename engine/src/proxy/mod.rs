@@ -159,7 +159,9 @@ pub async fn forward(
     };
     let addr = up.addr;
     if status == 101 {
-        let response = response.take().expect("the exchange filled the slot");
+        let mut response = response.take().expect("the exchange filled the slot");
+        // Bytes of the new protocol the server sent behind its head.
+        up.buf = response.split_rest();
         // RFC 9110 §7.8: the new protocol starts after the request body.
         let outcome = if body.is_done() {
             upgrade::switch(conn, server, route, head, path, up, &response).await
@@ -487,7 +489,8 @@ async fn exchange(
 
 /// Parse the response head at the start of `buf` into `slot`, skipping
 /// interim responses (100, 103: not relayed, the final one follows). `None`
-/// while the final head is incomplete.
+/// while the final head is incomplete. The final head takes `buf` along
+/// with what came behind it (`parse_response_into`).
 fn final_head(
     buf: &mut BytesMut,
     scratch: &mut Vec<HeaderField>,
@@ -506,7 +509,8 @@ fn final_head(
                 return Some(Err(ProxyError::UpstreamProtocol(error)));
             }
             (Ok(true), Some(status)) if status < 200 => {
-                *scratch = slot.take().expect("parsed").into_scratch();
+                // What came behind it (the final head, perhaps) goes back.
+                *scratch = slot.take().expect("parsed").into_rest(buf);
             }
             (Ok(true), _) => return Some(Ok(())),
             (Ok(false), _) => return None,

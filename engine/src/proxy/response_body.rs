@@ -81,17 +81,20 @@ pub(super) async fn relay_response(
         )
     };
     // The upstream's head is the client's, or no longer needed: either way
-    // its memory, right before the body bytes that came with it, may carry
-    // the head out with them (`join_head`).
-    let (mut raw_head, scratch) = response.into_parts();
+    // it sits in the read buffer right in front of the body bytes that came
+    // with it, and may carry the head out with them (`join_head`). Until the
+    // first body run has been looked at, `up.buf` starts with those
+    // `upstream_head` bytes.
+    let (buf, mut upstream_head, scratch) = response.into_parts();
+    up.buf = buf;
     conn.bufs.response_scratch = scratch;
     let mut decoder = BodyDecoder::new(framing, None);
     // Body bytes written to the client so far, and how much of what is
     // written next is the head (not counted as body) until the head has been
     // flushed. While `out` is empty and a head is pending, the head is
-    // `raw_head` itself.
+    // the upstream's own.
     let mut sent: u64 = 0;
-    let mut head_pending = if unchanged { raw_head.len() } else { out.len() };
+    let mut head_pending = if unchanged { upstream_head } else { out.len() };
     let mid = |e: String, sent: u64| (ProxyError::UpstreamMidResponse(e), sent);
     let mut reads = BodyReads::new(conn.worker.buffer_size);
     loop {
@@ -104,71 +107,60 @@ pub(super) async fn relay_response(
         // goes with a `writev`. Over TLS, runs up to 16 KiB are copied
         // behind such a head so that head and body make one record.
         // De-chunked payload is always copied.
-        if !up.buf.is_empty() && !decoder.is_done() {
+        if up.buf.len() > upstream_head && !decoder.is_done() {
+            let body = &up.buf[upstream_head..];
             let n = if dechunk {
-                decoder.advance(&up.buf, |payload| out.extend_from_slice(payload))
+                decoder.advance(body, |payload| out.extend_from_slice(payload))
             } else {
-                decoder.advance(&up.buf, |_| {})
+                decoder.advance(body, |_| {})
             }
             .map_err(|e| mid(e.reason().to_string(), sent))?;
             if dechunk {
                 // The decoder has appended the payload to `out` already.
-                up.buf.advance(n);
+                up.buf.advance(upstream_head + n);
+                upstream_head = 0;
             } else {
+                // The run to send starts at the client's head when it could
+                // be put in front of the body, else at the body.
+                let joined = upstream_head > 0
+                    && join_head(&mut up.buf, upstream_head, head_pending, &mut out);
+                upstream_head = 0;
+                let len = if joined { head_pending + n } else { n };
                 // A run that is all of the buffer is taken whole, spare room
                 // and all, rather than split off (two atomic reference count
-                // updates): joined to the head it is written and comes back,
-                // emptied, to be read into again.
-                let whole = n == up.buf.len();
-                let run = if whole {
-                    std::mem::take(&mut up.buf)
-                } else {
-                    up.buf.split_to(n)
-                };
-                match join_head(&mut out, head_pending, &mut raw_head, run) {
-                    Ok(joined) if whole => {
-                        let body_len = joined.len() - head_pending;
-                        let write = write_to_client(conn, route, joined).await;
-                        let mut back = written(write, body_len, &mut head_pending, &mut sent)
-                            .map_err(|e| mid(e, sent))?;
-                        back.clear();
-                        up.buf = back;
-                    }
+                // updates): it is written and comes back, emptied, to be
+                // read into again.
+                let whole = len == up.buf.len();
+                if joined && whole {
+                    let run = std::mem::take(&mut up.buf);
+                    let body_len = run.len() - head_pending;
+                    let write = write_to_client(conn, route, run).await;
+                    let mut back = written(write, body_len, &mut head_pending, &mut sent)
+                        .map_err(|e| mid(e, sent))?;
+                    back.clear();
+                    up.buf = back;
+                } else if !joined
+                    && ((head_pending > 0 && n <= COPY_BEHIND_HEAD)
+                        || (n <= COALESCE_LIMIT && conn.stream.is_tls()))
+                {
                     // Not joined: the head is in `out`, if one is pending.
-                    Err(mut run)
-                        if (head_pending > 0 && n <= COPY_BEHIND_HEAD)
-                            || (n <= COALESCE_LIMIT && conn.stream.is_tls()) =>
-                    {
-                        out.extend_from_slice(&run);
-                        if whole {
-                            run.clear();
-                            up.buf = run;
-                        }
-                    }
-                    Ok(run) | Err(run) => {
-                        let run = if whole {
-                            up.buf = run;
-                            up.buf.split_to(n)
-                        } else {
-                            run
-                        };
-                        send(
-                            conn,
-                            route,
-                            &mut out,
-                            run.freeze(),
-                            &mut head_pending,
-                            &mut sent,
-                        )
+                    out.extend_from_slice(&up.buf[..n]);
+                    up.buf.advance(n);
+                } else {
+                    let run = up.buf.split_to(len).freeze();
+                    send(conn, route, &mut out, run, &mut head_pending, &mut sent)
                         .await
                         .map_err(|e| mid(e, sent))?
-                    }
                 }
             }
         }
-        if head_pending > 0 && out.is_empty() {
-            // No body run carried the unchanged head: it goes alone.
-            out.extend_from_slice(&raw_head);
+        if upstream_head > 0 {
+            // No body run came with the head: an unchanged head goes alone.
+            if head_pending > 0 && out.is_empty() {
+                out.extend_from_slice(&up.buf[..upstream_head]);
+            }
+            up.buf.advance(upstream_head);
+            upstream_head = 0;
         }
         if !out.is_empty() {
             // What `out` holds: a written head, copied body bytes, or both.
@@ -177,11 +169,6 @@ pub(super) async fn relay_response(
             out =
                 written(write, body_len, &mut head_pending, &mut sent).map_err(|e| mid(e, sent))?;
             out.clear();
-        }
-        // The head is out: let go of the upstream's, so that the next read
-        // can take back the whole of the buffer it shares with `up.buf`.
-        if head_pending == 0 {
-            raw_head = BytesMut::new();
         }
         if decoder.is_done() {
             break;
@@ -296,43 +283,34 @@ async fn splice_body(
     Ok(())
 }
 
-/// Give back the pending head and `run` as one buffer (taking `raw_head`,
-/// the upstream's head, which sits in memory right before `run`): they then
-/// leave in one `send` instead of a `writev`, which costs the kernel more
-/// (about 0.25 µs per 16 KiB response on loopback, docs/benchmarks.md), and
-/// the body is not copied. The head is `raw_head` itself when `out` is
-/// empty (the upstream's passes unchanged), else all of `out`, written over
-/// the tail of `raw_head`. Gives back `run` unchanged (`Err`) when no head
-/// is pending, the written head is longer than the upstream's, or `run`
-/// does not adjoin it; an unchanged head is then moved into `out`.
+/// Put the pending head in front of the body bytes that follow the
+/// upstream's head in `buf` (its first `upstream_head` bytes), so that head
+/// and body leave in one `send` instead of a `writev`, which costs the
+/// kernel more (about 0.25 µs per 16 KiB response on loopback,
+/// docs/benchmarks.md), and the body is not copied. The head is the
+/// upstream's own when `out` is empty (it passes unchanged), else all of
+/// `out`, written over the tail of the upstream's. True when `buf` then
+/// starts with the head (`head_pending` bytes) and the body behind it;
+/// false when no head is pending or the written head is longer than the
+/// upstream's: `buf` then starts at the body, and the head stays in `out`.
 fn join_head(
-    out: &mut Vec<u8>,
+    buf: &mut BytesMut,
+    upstream_head: usize,
     head_pending: usize,
-    raw_head: &mut BytesMut,
-    run: BytesMut,
-) -> Result<BytesMut, BytesMut> {
-    // `unsplit` would copy `run` if the two did not adjoin.
-    let adjoins = raw_head.as_ptr().wrapping_add(raw_head.len()) == run.as_ptr();
+    out: &mut Vec<u8>,
+) -> bool {
     if head_pending > 0 && out.is_empty() {
-        if !adjoins {
-            out.extend_from_slice(raw_head);
-            return Err(run);
-        }
-        let mut joined = std::mem::take(raw_head);
-        joined.unsplit(run);
-        return Ok(joined);
+        return true;
     }
-    let fits = head_pending > 0 && out.len() == head_pending && out.len() <= raw_head.len();
-    if !fits || !adjoins {
-        return Err(run);
+    if head_pending > 0 && out.len() == head_pending && out.len() <= upstream_head {
+        let start = upstream_head - out.len();
+        buf[start..upstream_head].copy_from_slice(out);
+        buf.advance(start);
+        out.clear();
+        return true;
     }
-    let start = raw_head.len() - out.len();
-    let mut joined = std::mem::take(raw_head);
-    joined[start..].copy_from_slice(out);
-    joined.unsplit(run);
-    joined.advance(start);
-    out.clear();
-    Ok(joined)
+    buf.advance(upstream_head);
+    false
 }
 
 /// Write all of `buf` to the client within `send_timeout`. A plain function
@@ -395,14 +373,13 @@ mod tests {
 
     use super::join_head;
 
-    /// A read buffer as `parse_response` leaves it: the upstream's head split
-    /// off the front, the body bytes behind it.
-    fn read(head: &[u8], body: &[u8]) -> (BytesMut, BytesMut) {
+    /// A read buffer as `parse_response_into` leaves it to the head: the
+    /// upstream's head, then the body bytes behind it.
+    fn read(head: &[u8], body: &[u8]) -> BytesMut {
         let mut buf = BytesMut::with_capacity(head.len() + body.len() + 100);
         buf.extend_from_slice(head);
         buf.extend_from_slice(body);
-        let raw_head = buf.split_to(head.len());
-        (raw_head, buf)
+        buf
     }
 
     #[test]
@@ -410,60 +387,45 @@ mod tests {
         let upstream = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 4\r\n\r\n";
         let shorter = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
         for client in [&shorter[..], &upstream[..]] {
-            let (mut raw_head, run) = read(upstream, b"body");
-            let body_at = run.as_ptr();
+            let mut buf = read(upstream, b"body");
+            let body_at = buf[upstream.len()..].as_ptr();
             let mut out = client.to_vec();
-            let joined = join_head(&mut out, client.len(), &mut raw_head, run).unwrap();
-            assert_eq!(&joined[..client.len()], client);
-            assert_eq!(&joined[client.len()..], b"body");
-            assert_eq!(joined.as_ptr().wrapping_add(client.len()), body_at);
+            assert!(join_head(&mut buf, upstream.len(), client.len(), &mut out));
+            assert_eq!(&buf[..client.len()], client);
+            assert_eq!(&buf[client.len()..], b"body");
+            assert_eq!(buf[client.len()..].as_ptr(), body_at);
             assert!(out.is_empty());
-            assert!(raw_head.is_empty());
         }
     }
 
     #[test]
     fn an_unchanged_head_carries_the_body_as_it_came() {
         let upstream = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
-        let (mut raw_head, run) = read(upstream, b"body");
-        let head_at = raw_head.as_ptr();
+        let mut buf = read(upstream, b"body");
+        let head_at = buf.as_ptr();
         let mut out = Vec::new();
-        let joined = join_head(&mut out, upstream.len(), &mut raw_head, run).unwrap();
+        assert!(join_head(
+            &mut buf,
+            upstream.len(),
+            upstream.len(),
+            &mut out
+        ));
         assert_eq!(
-            &joined[..],
+            &buf[..],
             b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody"
         );
-        assert_eq!(joined.as_ptr(), head_at, "neither head nor body copied");
-        assert!(out.is_empty() && raw_head.is_empty());
-        // A run that does not adjoin it: the head moves into `out`.
-        let (mut raw_head, _) = read(upstream, b"body");
-        let elsewhere = BytesMut::from(&b"more"[..]);
-        let run = join_head(&mut out, upstream.len(), &mut raw_head, elsewhere).unwrap_err();
-        assert_eq!(&run[..], b"more");
-        assert_eq!(&out[..], upstream);
+        assert_eq!(buf.as_ptr(), head_at, "neither head nor body copied");
+        assert!(out.is_empty());
     }
 
     #[test]
-    fn anything_else_gives_the_run_back_untouched() {
+    fn a_longer_head_stays_in_out_and_the_buffer_starts_at_the_body() {
         let upstream = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
         let longer = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Added: 1\r\n\r\n";
-        // The client's head is longer than the upstream's.
-        let (mut raw_head, run) = read(upstream, b"body");
+        let mut buf = read(upstream, b"body");
         let mut out = longer.to_vec();
-        let run = join_head(&mut out, longer.len(), &mut raw_head, run).unwrap_err();
-        assert_eq!(&run[..], b"body");
+        assert!(!join_head(&mut buf, upstream.len(), longer.len(), &mut out));
+        assert_eq!(&buf[..], b"body");
         assert_eq!(&out[..], longer);
-        assert_eq!(&raw_head[..], upstream);
-        // The head has been sent already.
-        let mut out = Vec::new();
-        let run = join_head(&mut out, 0, &mut raw_head, run).unwrap_err();
-        assert_eq!(&run[..], b"body");
-        // The run is not what followed the head (a later read).
-        let (mut raw_head, _) = read(upstream, b"body");
-        let mut out = upstream.to_vec();
-        let elsewhere = BytesMut::from(&b"more"[..]);
-        let run = join_head(&mut out, upstream.len(), &mut raw_head, elsewhere).unwrap_err();
-        assert_eq!(&run[..], b"more");
-        assert_eq!(&raw_head[..], upstream);
     }
 }

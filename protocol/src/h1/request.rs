@@ -1,7 +1,7 @@
 //! Request heads (RFC 9112 §3): parse once, validate everything that decides
 //! routing and framing, then answer questions from spans into the raw head.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 
 use super::fields::{Fields, HeaderField, Span, Summary, collect_fields};
 use super::framing::framing_for_request;
@@ -18,7 +18,10 @@ use crate::error::ProtocolError;
 /// returns a slice of it.
 #[derive(Debug)]
 pub struct RequestHead {
-    bytes: Bytes,
+    /// The raw head. A head with no body and nothing behind it took its
+    /// whole read buffer, spare room and all (see `parse_request_into`);
+    /// `into_parts` gives it back.
+    bytes: BytesMut,
     method: Method,
     method_span: Span,
     target: Span,
@@ -37,7 +40,7 @@ pub struct RequestHead {
 
 impl RequestHead {
     /// The raw head, from the request line through the final CRLFCRLF.
-    pub fn bytes(&self) -> &Bytes {
+    pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
@@ -118,9 +121,16 @@ impl RequestHead {
 
     /// Give back the headers Vec, cleared, for the next parse.
     pub fn into_scratch(self) -> Vec<HeaderField> {
+        self.into_parts().1
+    }
+
+    /// The raw head's buffer and the headers Vec, cleared. When the head
+    /// took its whole read buffer, the buffer is that one (`clear` it to
+    /// read the next request into all of it).
+    pub fn into_parts(self) -> (BytesMut, Vec<HeaderField>) {
         let mut fields = self.fields;
         fields.clear();
-        fields
+        (self.bytes, fields)
     }
 
     pub(crate) fn fields(&self) -> Fields<'_> {
@@ -137,7 +147,10 @@ impl RequestHead {
 /// `Ok(None)`: incomplete, read more; once `buf` holds `max_head_size` bytes
 /// without a complete head this is `Err(HeadTooLarge)` instead.
 /// `Ok(Some(head))`: `buf` now starts after the head, at the body or the next
-/// pipelined request. `buf` is untouched on `Ok(None)` and on errors.
+/// pipelined request; when nothing follows a head that has no body, the head
+/// takes the buffer itself and leaves `buf` empty and without room
+/// (`RequestHead::into_parts` gives it back). `buf` is untouched on
+/// `Ok(None)` and on errors.
 /// Leading empty lines are skipped (RFC 9112 §2.2). `scratch` is reused for
 /// the field spans.
 pub fn parse_request(
@@ -167,7 +180,17 @@ pub fn parse_request_into(
     let window = &buf[..buf.len().min(max_head_size)];
     let fast = parse_validated(window, Delimited::Window, limits.max_headers, scratch, slot)?;
     if let (Some(len), Some(head)) = (fast, slot.as_mut()) {
-        head.bytes = buf.split_to(len).freeze();
+        // Nearly every GET: the head is all the buffer holds and no body
+        // will be read into it, so it takes the buffer whole. Splitting it
+        // off would make the buffer's memory shared, and every split and
+        // every drop of a part an atomic update of a reference count on a
+        // line no other request touched since this connection's last one
+        // (perf: 0.5 % of the proxy's CPU per request, in `split_to`).
+        head.bytes = if len == buf.len() && head.framing == BodyFraming::Empty {
+            std::mem::take(buf)
+        } else {
+            buf.split_to(len)
+        };
         return Ok(true);
     }
     let Some(extent) = find_head(buf, max_head_size, LeadingEmptyLines::Skip)? else {
@@ -179,7 +202,7 @@ pub fn parse_request_into(
         unreachable!("an exact head is parsed or refused");
     };
     buf.advance(extent.skip);
-    head.bytes = buf.split_to(extent.len).freeze();
+    head.bytes = buf.split_to(extent.len);
     Ok(true)
 }
 
@@ -248,7 +271,7 @@ fn parse_validated(
     let wants_upgrade = version == Version::Http11 && upgrade.is_some() && options.upgrade;
 
     *slot = Some(RequestHead {
-        bytes: Bytes::new(),
+        bytes: BytesMut::new(),
         method,
         method_span,
         target: target_span,

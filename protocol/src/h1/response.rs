@@ -1,7 +1,7 @@
 //! Response heads (RFC 9112 §4), parsed as strictly as requests: an upstream
 //! that sends a bare LF, obs-fold or a CTL gets a 502, not a guess.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use super::fields::{Fields, HeaderField, Span, Summary, collect_fields, is_field_vchar};
 use super::framing::framing_for_response;
@@ -13,12 +13,18 @@ use super::{BodyFraming, HeadLimits, Method, Version};
 use crate::error::ProtocolError;
 
 /// A parsed, validated response head. Owns the raw head; every accessor
-/// returns a slice of it. The raw head stays a `BytesMut`, split off the
-/// front of the read buffer: a proxy done with it may write over it
-/// (`into_parts`).
+/// returns a slice of it. The head keeps the whole read buffer it arrived
+/// in, with whatever came behind it (most often the body, or all of a small
+/// one): a proxy done with the head may write over it and send what it
+/// writes and the body behind it as one run of memory (`into_parts`).
+/// Splitting the head off the buffer instead would make the buffer's memory
+/// shared, and each split and each drop of a part an atomic update of a
+/// reference count on a line the connection last touched a request ago.
 #[derive(Debug)]
 pub struct ResponseHead {
+    /// The read buffer: the head (`len` bytes), then what followed it.
     bytes: BytesMut,
+    len: usize,
     version: Version,
     status: u16,
     reason: Span,
@@ -34,7 +40,7 @@ impl ResponseHead {
 
     /// The raw head, from the status line through the final CRLFCRLF.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..self.len]
     }
 
     pub fn version(&self) -> Version {
@@ -47,7 +53,7 @@ impl ResponseHead {
 
     /// The reason phrase as sent (possibly empty).
     pub fn reason(&self) -> &[u8] {
-        self.reason.get(&self.bytes)
+        self.reason.get(self.bytes())
     }
 
     /// (name as sent, value trimmed), in order.
@@ -72,25 +78,38 @@ impl ResponseHead {
         self.keep_alive
     }
 
-    /// Give back the headers Vec, cleared, for the next parse.
+    /// Give back the headers Vec, cleared, for the next parse; the head and
+    /// what followed it are dropped.
     pub fn into_scratch(self) -> Vec<HeaderField> {
-        self.into_parts().1
+        self.into_parts().2
     }
 
-    /// Give back the raw head and the headers Vec (cleared, for the next
-    /// parse). The raw head is the part of the read buffer that came right
-    /// before whatever followed the head: a proxy can write the head it sends
-    /// over the tail of it, to send that head and the body behind it as one
-    /// run of memory.
-    pub fn into_parts(self) -> (BytesMut, Vec<HeaderField>) {
+    /// Put what followed the head back into `buf` (left empty by the parse),
+    /// as `parse_response` leaves it, and give back the headers Vec, cleared.
+    pub fn into_rest(self, buf: &mut BytesMut) -> Vec<HeaderField> {
+        let (mut bytes, len, fields) = self.into_parts();
+        bytes.advance(len);
+        *buf = bytes;
+        fields
+    }
+
+    /// Split what followed the head off into a buffer of its own; the head
+    /// keeps its bytes.
+    pub fn split_rest(&mut self) -> BytesMut {
+        self.bytes.split_off(self.len)
+    }
+
+    /// Give back the read buffer (the head first, then what followed it),
+    /// the head's length, and the headers Vec, cleared, for the next parse.
+    pub fn into_parts(self) -> (BytesMut, usize, Vec<HeaderField>) {
         let mut fields = self.fields;
         fields.clear();
-        (self.bytes, fields)
+        (self.bytes, self.len, fields)
     }
 
     pub(crate) fn fields(&self) -> Fields<'_> {
         Fields {
-            bytes: &self.bytes,
+            bytes: self.bytes(),
             list: &self.fields,
             summary: self.summary,
         }
@@ -106,13 +125,19 @@ pub fn parse_response(
     request_method: Method,
     mut scratch: Vec<HeaderField>,
 ) -> Result<Option<ResponseHead>, ProtocolError> {
-    let mut slot = None;
+    let mut slot: Option<ResponseHead> = None;
     parse_response_into(buf, limits, request_method, &mut scratch, &mut slot)?;
+    if let Some(head) = slot.as_mut() {
+        *buf = head.split_rest();
+    }
     Ok(slot)
 }
 
 /// `parse_response`, with the head written into `slot` (`Ok(true)`) instead
-/// of returned; same contract as `parse_request_into`.
+/// of returned, and one difference: the head takes all of `buf`, the bytes
+/// behind it included, and leaves `buf` empty. `ResponseHead::into_rest`
+/// puts those bytes back; `into_parts` gives the buffer with the head in
+/// front. `buf` is untouched on `Ok(false)` and on errors.
 pub fn parse_response_into(
     buf: &mut BytesMut,
     limits: &HeadLimits,
@@ -132,7 +157,8 @@ pub fn parse_response_into(
         slot,
     )?;
     if let (Some(len), Some(head)) = (fast, slot.as_mut()) {
-        head.bytes = buf.split_to(len);
+        head.bytes = std::mem::take(buf);
+        head.len = len;
         return Ok(true);
     }
     let Some(extent) = find_head(buf, max_head_size, LeadingEmptyLines::Reject)? else {
@@ -150,7 +176,8 @@ pub fn parse_response_into(
     let (Some(_), Some(head)) = (parsed, slot.as_mut()) else {
         unreachable!("an exact head is parsed or refused");
     };
-    head.bytes = buf.split_to(extent.len);
+    head.bytes = std::mem::take(buf);
+    head.len = extent.len;
     Ok(true)
 }
 
@@ -216,6 +243,7 @@ fn parse_validated(
     let keep_alive = persistent && framing != BodyFraming::UntilClose && !tunnel;
     *slot = Some(ResponseHead {
         bytes: BytesMut::new(),
+        len: 0,
         version,
         status,
         reason,

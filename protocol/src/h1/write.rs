@@ -127,7 +127,7 @@ fn verbatim_start(
     target: &[u8],
     host_edited: bool,
 ) -> Option<StartRun> {
-    let raw = &head.bytes()[..];
+    let raw = head.bytes();
     let sent = head.target();
     if target.as_ptr() != sent.as_ptr() || target.len() != sent.len() {
         return None;

@@ -49,7 +49,7 @@ fn parses_origin_form_request_rfc9112_3() {
     );
     assert_eq!(head.framing(), BodyFraming::Empty);
     assert!(head.keep_alive());
-    assert_eq!(&head.bytes()[..], &raw[..]);
+    assert_eq!(head.bytes(), &raw[..]);
 }
 
 #[test]
@@ -148,10 +148,7 @@ fn parse_into_a_slot_keeps_the_scratch_until_a_head_is_whole() {
     let head = slot.take().unwrap();
     assert_eq!(head.path(), b"/a");
     assert_eq!(head.header(b"x"), Some(&b"1"[..]));
-    assert_eq!(
-        &head.bytes()[..],
-        b"GET /a HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n"
-    );
+    assert_eq!(head.bytes(), b"GET /a HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n");
     // The next one, after leading empty lines (the exact path).
     scratch = head.into_scratch();
     let mut buf2 = BytesMut::from(&b"\r\n"[..]);
@@ -162,6 +159,52 @@ fn parse_into_a_slot_keeps_the_scratch_until_a_head_is_whole() {
     );
     assert_eq!(slot.as_ref().unwrap().path(), b"/b");
     assert!(buf2.is_empty());
+}
+
+#[test]
+fn a_head_alone_in_its_buffer_without_a_body_takes_the_buffer_whole() {
+    // A GET and nothing behind it: the head takes the buffer, spare room
+    // and all, and `into_parts` gives back that same memory.
+    let raw = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut buf = BytesMut::with_capacity(4096);
+    buf.extend_from_slice(raw);
+    let at = buf.as_ptr();
+    let head = parse_request(&mut buf, &LIMITS, Vec::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(buf.capacity(), 0, "the buffer went with the head");
+    assert_eq!(head.bytes(), raw);
+    let (mut back, _) = head.into_parts();
+    back.clear();
+    assert_eq!(back.as_ptr(), at);
+    assert_eq!(back.capacity(), 4096);
+    // Read into again and parsed again: still the same memory.
+    back.extend_from_slice(raw);
+    let mut buf = back;
+    let head = parse_request(&mut buf, &LIMITS, Vec::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.into_parts().0.as_ptr(), at);
+
+    // A head with a body to come, or bytes behind it, is split off: the
+    // buffer stays for what follows.
+    for (raw, rest) in [
+        (
+            &b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"[..],
+            &b""[..],
+        ),
+        (b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n", b"GET /b"),
+    ] {
+        let mut buf = BytesMut::with_capacity(4096);
+        buf.extend_from_slice(raw);
+        buf.extend_from_slice(rest);
+        let head = parse_request(&mut buf, &LIMITS, Vec::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.bytes(), raw);
+        assert_eq!(&buf[..], rest);
+        assert!(buf.capacity() >= 4096 - raw.len(), "buf keeps its room");
+    }
 }
 
 #[test]
@@ -688,7 +731,7 @@ fn validated(
     let len = super::parse_validated(input, delimited, LIMITS.max_headers, &mut fields, &mut slot)?;
     Ok(len.map(|len| {
         let head = slot.expect("a length comes with a head");
-        let bytes = bytes::Bytes::copy_from_slice(&input[..len]);
+        let bytes = bytes::BytesMut::from(&input[..len]);
         (RequestHead { bytes, ..head }, len)
     }))
 }

@@ -292,13 +292,46 @@ fn parse_into_a_slot_keeps_the_scratch_until_a_head_is_whole() {
         Ok(true)
     );
     assert_eq!(scratch.capacity(), 0, "the head took the scratch");
+    // The head took the buffer, the body bytes behind it included.
+    assert_eq!(buf.capacity(), 0);
     let head = slot.take().unwrap();
     assert_eq!(head.framing(), BodyFraming::Length(3));
-    assert_eq!(
-        head.bytes(),
-        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
-    );
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
+    assert_eq!(head.bytes(), raw);
+    // `into_rest` puts them back, as `parse_response` leaves them.
+    let scratch = head.into_rest(&mut buf);
+    assert!(scratch.is_empty() && scratch.capacity() > 0);
     assert_eq!(&buf[..], b"abc");
+}
+
+#[test]
+fn into_parts_gives_the_buffer_with_the_head_in_front_of_the_body() {
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
+    let mut buf = BytesMut::with_capacity(4096);
+    buf.extend_from_slice(raw);
+    buf.extend_from_slice(b"body");
+    let at = buf.as_ptr();
+    let mut slot = None;
+    let into = super::parse_response_into;
+    assert_eq!(
+        into(&mut buf, &LIMITS, Method::Get, &mut Vec::new(), &mut slot),
+        Ok(true)
+    );
+    let (whole, len, _) = slot.take().unwrap().into_parts();
+    assert_eq!(len, raw.len());
+    assert_eq!(&whole[..len], raw);
+    assert_eq!(&whole[len..], b"body");
+    // The same memory, spare room and all: nothing was split or copied.
+    assert_eq!(whole.as_ptr(), at);
+    assert_eq!(whole.capacity(), 4096);
+    // `parse_response` keeps the contract of `parse_request`: `buf` starts
+    // after the head.
+    let mut buf = BytesMut::from(&whole[..]);
+    let head = parse_response(&mut buf, &LIMITS, Method::Get, Vec::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.bytes(), raw);
+    assert_eq!(&buf[..], b"body");
 }
 
 type Parsed = Result<Option<(ResponseHead, usize)>, ProtocolError>;
@@ -326,7 +359,7 @@ fn validated(input: &[u8], delimited: crate::h1::head::Delimited) -> Parsed {
     Ok(len.map(|len| {
         let head = slot.expect("a length comes with a head");
         let bytes = bytes::BytesMut::from(&input[..len]);
-        (ResponseHead { bytes, ..head }, len)
+        (ResponseHead { bytes, len, ..head }, len)
     }))
 }
 
