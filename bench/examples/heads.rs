@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use ringway_bench::upstream_request;
 use ringway_protocol::h1::{HeadLimits, Method, Version};
 use ringway_protocol::{
-    ClientResponse, Forwarded, parse_request, parse_response, write_request_head,
+    ClientResponse, Forwarded, parse_request, parse_response_into, write_request_head,
     write_response_head,
 };
 
@@ -47,6 +47,7 @@ fn main() {
     let (mut req_buf, mut resp_buf) =
         (BytesMut::with_capacity(4096), BytesMut::with_capacity(4096));
     let mut out = Vec::with_capacity(2048);
+    let mut slot = None;
     for _ in 0..n {
         req_buf.extend_from_slice(black_box(REQUEST));
         let head = parse_request(&mut req_buf, &LIMITS, std::mem::take(&mut req_scratch))
@@ -56,20 +57,27 @@ fn main() {
         out.clear();
         write_request_head(&mut out, black_box(&head), &request);
         black_box(&out);
-        req_scratch = head.into_scratch();
+        // The head took the buffer (nothing followed it): back, as the
+        // proxy takes it back.
+        let (mut bytes, fields) = head.into_parts();
+        bytes.clear();
+        (req_buf, req_scratch) = (bytes, fields);
 
         resp_buf.extend_from_slice(black_box(RESPONSE));
-        let response = parse_response(
+        parse_response_into(
             &mut resp_buf,
             &LIMITS,
             Method::Get,
-            std::mem::take(&mut resp_scratch),
+            &mut resp_scratch,
+            &mut slot,
         )
-        .unwrap()
         .unwrap();
+        let response = slot.take().unwrap();
         out.clear();
         write_response_head(&mut out, black_box(&response), &client);
         black_box(&out);
-        resp_scratch = response.into_scratch();
+        let (mut bytes, _, fields) = response.into_parts();
+        bytes.clear();
+        (resp_buf, resp_scratch) = (bytes, fields);
     }
 }
