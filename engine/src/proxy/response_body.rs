@@ -33,7 +33,8 @@ const COPY_BEHIND_HEAD: usize = 1024;
 /// client connection must close. The response's headers Vec goes back to
 /// `conn.bufs` for the next parse.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn relay_response(
+#[allow(clippy::manual_async_fn)] // its arguments kept once, see `forward`
+pub(super) fn relay_response(
     conn: &mut Connection<'_>,
     route: &Route,
     server: &Server,
@@ -42,170 +43,172 @@ pub(super) async fn relay_response(
     up: &mut UpstreamConn,
     slot: &mut Option<ResponseHead>,
     force_close: bool,
-) -> Result<(u64, bool, bool), (ProxyError, u64)> {
-    let response = slot.take().expect("the exchange filled the slot");
-    let framing = response.framing();
-    let keep_alive = response.keep_alive();
-    // An HTTP/1.0 client cannot read chunked framing: de-chunk and close.
-    let dechunk = head.version() == Version::Http10 && framing == BodyFraming::Chunked;
-    let close = force_close
-        || !head.keep_alive()
-        || framing == BodyFraming::UntilClose
-        || dechunk
-        || conn.worker.shutdown.is_stopping();
-    let mut out = std::mem::take(&mut conn.bufs.out);
-    // The client gets the upstream's head byte for byte (`unchanged`), or
-    // the head written into `out`.
-    let unchanged = {
-        let vars = conn.vars(head, path);
-        with_edits(
-            &[
-                server.response_headers_for(conn.stream.is_tls()),
-                &route.response_headers,
-            ],
-            Some(&vars),
-            &mut conn.bufs.arena,
-            |edits| {
-                let client = ClientResponse {
-                    client_version: head.version(),
-                    close,
-                    dechunk,
-                    edits,
-                };
-                let unchanged = response_head_passes_unchanged(&response, &client);
-                if !unchanged {
-                    write_response_head(&mut out, &response, &client);
-                }
-                unchanged
-            },
-        )
-    };
-    // The upstream's head is the client's, or no longer needed: either way
-    // it sits in the read buffer right in front of the body bytes that came
-    // with it, and may carry the head out with them (`join_head`). Until the
-    // first body run has been looked at, `up.buf` starts with those
-    // `upstream_head` bytes.
-    let (buf, mut upstream_head, scratch) = response.into_parts();
-    up.buf = buf;
-    conn.bufs.response_scratch = scratch;
-    let mut decoder = BodyDecoder::new(framing, None);
-    // Body bytes written to the client so far, and how much of what is
-    // written next is the head (not counted as body) until the head has been
-    // flushed. While `out` is empty and a head is pending, the head is
-    // the upstream's own.
-    let mut sent: u64 = 0;
-    let mut head_pending = if unchanged { upstream_head } else { out.len() };
-    let mid = |e: String, sent: u64| (ProxyError::UpstreamMidResponse(e), sent);
-    let mut reads = BodyReads::new(conn.worker.buffer_size);
-    loop {
-        // Body bytes go out as a slice of the upstream buffer, never
-        // copied, with the head written in front of them when it fits
-        // (`join_head`). When it does not (a head longer than the
-        // upstream's), a small run is copied behind the head in `out`, so
-        // that both leave in one `send`: the kernel's vectored-write path
-        // costs more than copying up to `COPY_BEHIND_HEAD`; a larger run
-        // goes with a `writev`. Over TLS, runs up to 16 KiB are copied
-        // behind such a head so that head and body make one record.
-        // De-chunked payload is always copied.
-        if up.buf.len() > upstream_head && !decoder.is_done() {
-            let body = &up.buf[upstream_head..];
-            let n = if dechunk {
-                decoder.advance(body, |payload| out.extend_from_slice(payload))
-            } else {
-                decoder.advance(body, |_| {})
-            }
-            .map_err(|e| mid(e.reason().to_string(), sent))?;
-            if dechunk {
-                // The decoder has appended the payload to `out` already.
-                up.buf.advance(upstream_head + n);
-                upstream_head = 0;
-            } else {
-                // The run to send starts at the client's head when it could
-                // be put in front of the body, else at the body.
-                let joined = upstream_head > 0
-                    && join_head(&mut up.buf, upstream_head, head_pending, &mut out);
-                upstream_head = 0;
-                let len = if joined { head_pending + n } else { n };
-                // A run that is all of the buffer is taken whole, spare room
-                // and all, rather than split off (two atomic reference count
-                // updates): it is written and comes back, emptied, to be
-                // read into again.
-                let whole = len == up.buf.len();
-                if joined && whole {
-                    let run = std::mem::take(&mut up.buf);
-                    let body_len = run.len() - head_pending;
-                    let write = write_to_client(conn, route, run).await;
-                    let mut back = written(write, body_len, &mut head_pending, &mut sent)
-                        .map_err(|e| mid(e, sent))?;
-                    back.clear();
-                    up.buf = back;
-                } else if !joined
-                    && ((head_pending > 0 && n <= COPY_BEHIND_HEAD)
-                        || (n <= COALESCE_LIMIT && conn.stream.is_tls()))
-                {
-                    // Not joined: the head is in `out`, if one is pending.
-                    out.extend_from_slice(&up.buf[..n]);
-                    up.buf.advance(n);
+) -> impl Future<Output = Result<(u64, bool, bool), (ProxyError, u64)>> {
+    async move {
+        let response = slot.take().expect("the exchange filled the slot");
+        let framing = response.framing();
+        let keep_alive = response.keep_alive();
+        // An HTTP/1.0 client cannot read chunked framing: de-chunk and close.
+        let dechunk = head.version() == Version::Http10 && framing == BodyFraming::Chunked;
+        let close = force_close
+            || !head.keep_alive()
+            || framing == BodyFraming::UntilClose
+            || dechunk
+            || conn.worker.shutdown.is_stopping();
+        let mut out = std::mem::take(&mut conn.bufs.out);
+        // The client gets the upstream's head byte for byte (`unchanged`), or
+        // the head written into `out`.
+        let unchanged = {
+            let vars = conn.vars(head, path);
+            with_edits(
+                &[
+                    server.response_headers_for(conn.stream.is_tls()),
+                    &route.response_headers,
+                ],
+                Some(&vars),
+                &mut conn.bufs.arena,
+                |edits| {
+                    let client = ClientResponse {
+                        client_version: head.version(),
+                        close,
+                        dechunk,
+                        edits,
+                    };
+                    let unchanged = response_head_passes_unchanged(&response, &client);
+                    if !unchanged {
+                        write_response_head(&mut out, &response, &client);
+                    }
+                    unchanged
+                },
+            )
+        };
+        // The upstream's head is the client's, or no longer needed: either way
+        // it sits in the read buffer right in front of the body bytes that came
+        // with it, and may carry the head out with them (`join_head`). Until the
+        // first body run has been looked at, `up.buf` starts with those
+        // `upstream_head` bytes.
+        let (buf, mut upstream_head, scratch) = response.into_parts();
+        up.buf = buf;
+        conn.bufs.response_scratch = scratch;
+        let mut decoder = BodyDecoder::new(framing, None);
+        // Body bytes written to the client so far, and how much of what is
+        // written next is the head (not counted as body) until the head has been
+        // flushed. While `out` is empty and a head is pending, the head is
+        // the upstream's own.
+        let mut sent: u64 = 0;
+        let mut head_pending = if unchanged { upstream_head } else { out.len() };
+        let mid = |e: String, sent: u64| (ProxyError::UpstreamMidResponse(e), sent);
+        let mut reads = BodyReads::new(conn.worker.buffer_size);
+        loop {
+            // Body bytes go out as a slice of the upstream buffer, never
+            // copied, with the head written in front of them when it fits
+            // (`join_head`). When it does not (a head longer than the
+            // upstream's), a small run is copied behind the head in `out`, so
+            // that both leave in one `send`: the kernel's vectored-write path
+            // costs more than copying up to `COPY_BEHIND_HEAD`; a larger run
+            // goes with a `writev`. Over TLS, runs up to 16 KiB are copied
+            // behind such a head so that head and body make one record.
+            // De-chunked payload is always copied.
+            if up.buf.len() > upstream_head && !decoder.is_done() {
+                let body = &up.buf[upstream_head..];
+                let n = if dechunk {
+                    decoder.advance(body, |payload| out.extend_from_slice(payload))
                 } else {
-                    let run = up.buf.split_to(len).freeze();
-                    send(conn, route, &mut out, run, &mut head_pending, &mut sent)
-                        .await
-                        .map_err(|e| mid(e, sent))?
+                    decoder.advance(body, |_| {})
+                }
+                .map_err(|e| mid(e.reason().to_string(), sent))?;
+                if dechunk {
+                    // The decoder has appended the payload to `out` already.
+                    up.buf.advance(upstream_head + n);
+                    upstream_head = 0;
+                } else {
+                    // The run to send starts at the client's head when it could
+                    // be put in front of the body, else at the body.
+                    let joined = upstream_head > 0
+                        && join_head(&mut up.buf, upstream_head, head_pending, &mut out);
+                    upstream_head = 0;
+                    let len = if joined { head_pending + n } else { n };
+                    // A run that is all of the buffer is taken whole, spare room
+                    // and all, rather than split off (two atomic reference count
+                    // updates): it is written and comes back, emptied, to be
+                    // read into again.
+                    let whole = len == up.buf.len();
+                    if joined && whole {
+                        let run = std::mem::take(&mut up.buf);
+                        let body_len = run.len() - head_pending;
+                        let write = write_to_client(conn, route, run).await;
+                        let mut back = written(write, body_len, &mut head_pending, &mut sent)
+                            .map_err(|e| mid(e, sent))?;
+                        back.clear();
+                        up.buf = back;
+                    } else if !joined
+                        && ((head_pending > 0 && n <= COPY_BEHIND_HEAD)
+                            || (n <= COALESCE_LIMIT && conn.stream.is_tls()))
+                    {
+                        // Not joined: the head is in `out`, if one is pending.
+                        out.extend_from_slice(&up.buf[..n]);
+                        up.buf.advance(n);
+                    } else {
+                        let run = up.buf.split_to(len).freeze();
+                        send(conn, route, &mut out, run, &mut head_pending, &mut sent)
+                            .await
+                            .map_err(|e| mid(e, sent))?
+                    }
                 }
             }
-        }
-        if upstream_head > 0 {
-            // No body run came with the head: an unchanged head goes alone.
-            if head_pending > 0 && out.is_empty() {
-                out.extend_from_slice(&up.buf[..upstream_head]);
+            if upstream_head > 0 {
+                // No body run came with the head: an unchanged head goes alone.
+                if head_pending > 0 && out.is_empty() {
+                    out.extend_from_slice(&up.buf[..upstream_head]);
+                }
+                up.buf.advance(upstream_head);
+                upstream_head = 0;
             }
-            up.buf.advance(upstream_head);
-            upstream_head = 0;
-        }
-        if !out.is_empty() {
-            // What `out` holds: a written head, copied body bytes, or both.
-            let body_len = out.len() - head_pending;
-            let write = write_to_client(conn, route, std::mem::take(&mut out)).await;
-            out =
-                written(write, body_len, &mut head_pending, &mut sent).map_err(|e| mid(e, sent))?;
-            out.clear();
-        }
-        if decoder.is_done() {
-            break;
-        }
-        if let BodyFraming::Length(total) = framing {
-            // What is left of a large body goes socket to socket through a
-            // pipe: all of it was declared, none of it needs looking at.
-            let left = total - decoder.payload_len();
-            if up.buf.is_empty() && splices(conn, left) {
-                splice_body(conn, route, up, left, &mut sent)
-                    .await
+            if !out.is_empty() {
+                // What `out` holds: a written head, copied body bytes, or both.
+                let body_len = out.len() - head_pending;
+                let write = write_to_client(conn, route, std::mem::take(&mut out)).await;
+                out = written(write, body_len, &mut head_pending, &mut sent)
                     .map_err(|e| mid(e, sent))?;
+                out.clear();
+            }
+            if decoder.is_done() {
                 break;
             }
-        }
-        let read = read_more(&mut up.stream, &mut up.buf, reads.size());
-        match conn
-            .deadline
-            .run(conn.worker.clock.deadline(route.read_timeout), read)
-            .await
-        {
-            Ok(Ok(0)) => {
-                decoder
-                    .finish_on_eof()
-                    .map_err(|_| mid("upstream closed before the end of the body".into(), sent))?;
-                break;
+            if let BodyFraming::Length(total) = framing {
+                // What is left of a large body goes socket to socket through a
+                // pipe: all of it was declared, none of it needs looking at.
+                let left = total - decoder.payload_len();
+                if up.buf.is_empty() && splices(conn, left) {
+                    splice_body(conn, route, up, left, &mut sent)
+                        .await
+                        .map_err(|e| mid(e, sent))?;
+                    break;
+                }
             }
-            Ok(Ok(_)) => reads.read_into(&up.buf),
-            Ok(Err(e)) => return Err(mid(e.to_string(), sent)),
-            Err(_) => return Err(mid("upstream read timed out mid-body".into(), sent)),
+            let read = read_more(&mut up.stream, &mut up.buf, reads.size());
+            match conn
+                .deadline
+                .run(conn.worker.clock.deadline(route.read_timeout), read)
+                .await
+            {
+                Ok(Ok(0)) => {
+                    decoder.finish_on_eof().map_err(|_| {
+                        mid("upstream closed before the end of the body".into(), sent)
+                    })?;
+                    break;
+                }
+                Ok(Ok(_)) => reads.read_into(&up.buf),
+                Ok(Err(e)) => return Err(mid(e.to_string(), sent)),
+                Err(_) => return Err(mid("upstream read timed out mid-body".into(), sent)),
+            }
         }
+        conn.bufs.out = out;
+        reads.release(&mut up.buf, conn.worker.buffer_size + RESPONSE_HEAD_ROOM);
+        conn.stream.release_write_buffer();
+        let reusable = keep_alive && framing != BodyFraming::UntilClose && up.buf.is_empty();
+        Ok((sent, reusable, close))
     }
-    conn.bufs.out = out;
-    reads.release(&mut up.buf, conn.worker.buffer_size + RESPONSE_HEAD_ROOM);
-    conn.stream.release_write_buffer();
-    let reusable = keep_alive && framing != BodyFraming::UntilClose && up.buf.is_empty();
-    Ok((sent, reusable, close))
 }
 
 /// Does a body remainder of `left` bytes (request or response) go by splice?
