@@ -292,10 +292,11 @@ impl Buffers {
         }
     }
 
-    /// The buffer a request head took whole (`parse_request_into`), back
-    /// for the next read, unless something had to read meanwhile: it is
-    /// still the one read into (no allocation), and no reference count
-    /// changed hands.
+    /// Take back, for the next read, the buffer a request head took whole
+    /// (`parse_request_into`): the same memory, so no allocation, and never
+    /// shared, so no reference count to update. Unless the connection read
+    /// into a new one meanwhile (`linger` does, after an error): the head's
+    /// is then let go, as is a head split off a buffer that still has room.
     fn take_back(&mut self, mut head: BytesMut) {
         if self.buf.capacity() == 0 {
             head.clear();
