@@ -63,7 +63,13 @@ for path in ringway..proxy..forward ringway_load..floor.. ringway_load..http_flo
 done
 
 echo "== optimised build"
-RUSTFLAGS="-Cprofile-use=$work/ringway.profdata" \
+# -pgso=false: LLVM otherwise optimises for size every block outside the
+# hottest 95 % of the profile's counts, and the training's crypto and copy
+# loops put the whole keep-alive request path there. Its moves of 72 to 112
+# bytes (futures, heads) then became `rep movsq`, whose start-up cost perf
+# showed in about 0.7 % of the proxy's CPU time (docs/benchmarks.md,
+# twenty-third pass).
+RUSTFLAGS="-Cprofile-use=$work/ringway.profdata -Cllvm-args=-pgso=false" \
   CARGO_TARGET_DIR="$work/optimised" cargo build --release --locked -p ringway -p ringway-load
 cp "$work/optimised/release/ringway" "$out/bin/ringway"
 cp "$work/optimised/release/ringway-load" "$out/bin/ringway-load"
